@@ -1,0 +1,124 @@
+"""The real Snakemake on a tiny config, in a temporary copy of the repository."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, SKY_DIR
+
+TINY = {
+    "demo": {"sky_dir": str(SKY_DIR)},
+    "sdss": {"limit": 60},
+    "labels": {"uncertain_max": 10},
+    "scrape": {"chunks": 2},
+    "shards": {"total": 240, "train_shards": 1},
+    "train": {"epochs": 1},
+    "report": {"examples_per_class": 2},
+}
+OUTPUTS = [
+    "results/catalog/gz1_votes.csv",
+    "results/labels/labels.csv",
+    "results/labels/summary.json",
+    "results/images/chunk_0.tar",
+    "results/images/chunk_0.manifest.csv",
+    "results/images/chunk_1.tar",
+    "results/images/chunk_1.manifest.csv",
+    "results/shards/train_0.npz",
+    "results/shards/val.npz",
+    "results/shards/test.npz",
+    "results/shards/uncertain.npz",
+    "results/shards/manifest.json",
+    "results/model/model.pt",
+    "results/model/history.csv",
+    "results/eval/metrics.json",
+    "results/eval/predictions_test.csv",
+    "results/eval/predictions_uncertain.csv",
+    "results/eval/confusion_matrix.png",
+    "results/eval/uncertain_vs_votes.png",
+    "results/report/report.html",
+]
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=workdir, capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def planned_jobs(workdir: Path, *args: str) -> set[str]:
+    """Rule names a dry run would run (from its 'Job stats' table)."""
+    out = snakemake(workdir, "-n", *args).stdout
+    if "Nothing to be done" in out:
+        return set()
+    table = out.split("Job stats:", 1)[1]
+    return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", table, re.M)} - {"total"}
+
+
+def copy_repo(dest: Path) -> Path:
+    dest.mkdir()
+    for item in ("Snakefile", "config.yaml", "envs"):
+        src = REPO / item
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / item)
+    shutil.copytree(REPO / "workflow", dest / "workflow", ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    work = copy_repo(tmp_path_factory.mktemp("e2e") / "repo")
+    (work / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    snakemake(work, "--configfile", "tiny.yaml")
+    return work
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_every_declared_output(tiny_run):
+    missing = [p for p in OUTPUTS if not (tiny_run / p).is_file()]
+    assert not missing
+    catalog = pd.read_csv(tiny_run / "results/catalog/gz1_votes.csv")
+    assert len(catalog) == 60
+    labels = pd.read_csv(tiny_run / "results/labels/labels.csv")
+    assert set(labels["split"]) <= {"train", "val", "test", "uncertain"}
+    with np.load(tiny_run / "results/shards/train_0.npz") as z:
+        assert z["images"].shape == (240, 60, 60, 3) and z["images"].dtype == np.uint8
+    metrics = json.loads((tiny_run / "results/eval/metrics.json").read_text())
+    assert 0 <= metrics["accuracy"] <= 1 and set(metrics["per_class"]) == {"elliptical", "face_on_spiral", "edge_on_spiral", "merger"}
+    history = pd.read_csv(tiny_run / "results/model/history.csv")
+    assert len(history) == 1
+    html = (tiny_run / "results/report/report.html").read_text()
+    assert "simulated" in html and html.count("data:image/png;base64,") >= 4
+    for rule in ("query", "labels", "shards", "train", "evaluate", "report"):
+        assert (tiny_run / f"results/logs/{rule}.log").is_file()
+        assert (tiny_run / f"results/benchmarks/{rule}.tsv").is_file()
+
+
+@pytest.mark.slow
+def test_nothing_to_do_after_a_complete_run(tiny_run):
+    assert planned_jobs(tiny_run, "--configfile", "tiny.yaml") == set()
+
+
+@pytest.mark.slow
+def test_changing_a_shards_parameter_reruns_exactly_shards_and_what_follows(tiny_run):
+    changed = {**TINY, "shards": {**TINY["shards"], "max_shift": 3}}
+    (tiny_run / "changed.yaml").write_text(yaml.safe_dump(changed))
+    assert planned_jobs(tiny_run, "--configfile", "changed.yaml") == {"shards", "train", "evaluate", "report", "all"}
+
+
+@pytest.mark.slow
+def test_bad_config_stops_with_a_line_naming_the_key(tiny_run):
+    (tiny_run / "bad.yaml").write_text(yaml.safe_dump({"shards": {"total": -5}, "trian": {}}))
+    proc = snakemake(tiny_run, "-n", "--configfile", "bad.yaml", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "config key shards.total = -5: -5 is less than the minimum of 1" in out
+    assert "unknown config key trian" in out

@@ -1,0 +1,145 @@
+"""``python -m nightskynet <command>``: one command per workflow stage, the demo SkyServer, and predict.
+
+The Snakefile's rules call these commands; so can a person, with the same arguments. Stage
+settings come as one JSON object (``--settings``) holding the config sections the stage reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+
+from .demo_sky import DemoSkyError
+from .http_retry import FetchError
+from .query import SkyServerError
+
+EXPECTED_ERRORS = (ValueError, FileNotFoundError, FetchError, DemoSkyError, SkyServerError)
+
+
+def _settings(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"--settings is not JSON: {err}")
+    if not isinstance(value, dict):
+        raise SystemExit("--settings must be a JSON object")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m nightskynet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("demo-sky", help="serve the demo SkyServer (SqlSearch + getjpeg) over the bundled galaxies")
+    s.add_argument("--sky-dir", default="resources/demo_sky")
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=0, help="0 picks a free port; the URL is printed on stdout")
+    s.add_argument("--max-rows", type=int, default=500_000, help="row cap per SQL answer (the real service: 500,000)")
+    s.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every answer")
+
+    s = sub.add_parser("query", help="stage query: Galaxy Zoo 1 votes from SqlSearch")
+    s.add_argument("--settings", type=_settings, required=True)
+    s.add_argument("--out", required=True)
+
+    s = sub.add_parser("labels", help="stage labels: the confidence cut and the splits")
+    s.add_argument("--settings", type=_settings, required=True)
+    s.add_argument("--catalog", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--summary", required=True)
+
+    s = sub.add_parser("scrape", help="stage scrape: one chunk of cutouts")
+    s.add_argument("--settings", type=_settings, required=True)
+    s.add_argument("--labels", required=True)
+    s.add_argument("--chunk", type=int, required=True)
+    s.add_argument("--tar", required=True)
+    s.add_argument("--manifest", required=True)
+
+    s = sub.add_parser("shards", help="stage shards: augmented uint8 .npz shards")
+    s.add_argument("--settings", type=_settings, required=True)
+    s.add_argument("--labels", required=True)
+    s.add_argument("--chunk-tars", nargs="+", required=True)
+    s.add_argument("--train", nargs="+", required=True)
+    s.add_argument("--val", required=True)
+    s.add_argument("--test", required=True)
+    s.add_argument("--uncertain", required=True)
+    s.add_argument("--manifest", required=True)
+
+    s = sub.add_parser("train", help="stage train: fit the network")
+    s.add_argument("--settings", type=_settings, required=True)
+    s.add_argument("--train-shards", nargs="+", required=True)
+    s.add_argument("--val", required=True)
+    s.add_argument("--model", required=True)
+    s.add_argument("--history", required=True)
+    s.add_argument("--threads", type=int, default=1)
+
+    s = sub.add_parser("evaluate", help="stage evaluate: metrics, predictions, figures")
+    s.add_argument("--settings", type=_settings, required=True)
+    s.add_argument("--model", required=True)
+    s.add_argument("--test", required=True)
+    s.add_argument("--uncertain", required=True)
+    s.add_argument("--labels", required=True)
+    for name in ("metrics", "predictions-test", "predictions-uncertain", "confusion", "votes"):
+        s.add_argument(f"--{name}", required=True)
+    s.add_argument("--threads", type=int, default=1)
+
+    s = sub.add_parser("report", help="stage report: the self-contained HTML page")
+    s.add_argument("--settings", type=_settings, required=True)
+    for name in ("catalog", "labels", "labels-summary", "shards-manifest", "history", "metrics", "model", "confusion", "votes", "out"):
+        s.add_argument(f"--{name}", required=True)
+    s.add_argument("--scrape-manifests", nargs="+", required=True)
+    s.add_argument("--chunk-tars", nargs="+", required=True)
+    return p
+
+
+def dispatch(args: argparse.Namespace) -> None:
+    if args.command == "demo-sky":
+        from .demo_server import serve
+
+        asyncio.run(serve(args.sky_dir, args.seed, args.host, args.port, args.max_rows, args.latency_ms / 1000))
+    elif args.command == "query":
+        from . import query
+
+        query.run(args.out, args.settings)
+    elif args.command == "labels":
+        from . import labels
+
+        labels.run(args.catalog, args.out, args.summary, args.settings)
+    elif args.command == "scrape":
+        from . import scrape
+
+        scrape.run(args.labels, args.chunk, args.tar, args.manifest, args.settings)
+    elif args.command == "shards":
+        from . import shards
+
+        shards.run(args.labels, args.chunk_tars, args.train, args.val, args.test, args.uncertain, args.manifest, args.settings)
+    elif args.command == "train":
+        from . import train
+
+        train.run(args.train_shards, args.val, args.model, args.history, args.settings, args.threads)
+    elif args.command == "evaluate":
+        from . import evaluate
+
+        out = {"metrics": args.metrics, "predictions_test": args.predictions_test, "predictions_uncertain": args.predictions_uncertain, "confusion": args.confusion, "votes": args.votes}
+        evaluate.run(args.model, args.test, args.uncertain, args.labels, out, args.settings, args.threads)
+    elif args.command == "report":
+        from . import report
+
+        inputs = {k: getattr(args, k) for k in ("catalog", "labels", "labels_summary", "shards_manifest", "history", "metrics", "model", "confusion", "votes", "scrape_manifests", "chunk_tars")}
+        report.run(inputs, args.out, args.settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        dispatch(args)
+    except KeyboardInterrupt:
+        return 130
+    except EXPECTED_ERRORS as err:
+        logging.getLogger("nightskynet").error("%s failed: %s", args.command, err)
+        return 1
+    return 0

@@ -1,0 +1,265 @@
+"""A local SkyServer over the demo sky: the two endpoints the workflow uses, answered as the real one does.
+
+* ``GET /{release}/SkyServerWS/SearchTools/SqlSearch?cmd=<sql>&format=csv|json`` answers the query
+  stage's paged SQL (``SELECT TOP n z.<cols>[, p.petroR90_r] FROM zooSpec|zooNoSpec AS z
+  [JOIN PhotoObj AS p ON p.objid = z.objid] WHERE z.objid > N ORDER BY z.objid``) with a
+  ``#Table1`` CSV body, capped at ``max_rows`` rows like the real 500,000-row cap (silently).
+  Anything else is a 400 with the real JSON error body.
+* ``GET /{release}/SkyServerWS/ImgCutout/getjpeg?ra=&dec=&scale=&width=&height=`` answers a JPEG
+  cutout resampled from the stored images around (ra, dec); width and height are silently clipped
+  to [64, 2048]; off the demo footprint it is a 404 with a JPEG body; bad ra/dec/scale is a 400 JSON.
+
+Run it alone with ``python -m nightskynet demo-sky``; the workflow starts it with ``running_demo_sky``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from aiohttp import web
+from PIL import Image, ImageDraw
+
+from .demo_sky import (
+    FOOTPRINT_DEC,
+    FOOTPRINT_RA,
+    NATIVE_SCALE,
+    STORED_SIZE_PX,
+    TABLES,
+    ZOO_COLUMNS,
+    DemoSky,
+    build_demo_sky,
+    unit_vector,
+)
+
+READY_PREFIX = "NIGHTSKYNET_DEMO_SKY_READY "
+RELEASE_RE = re.compile(r"^dr([7-9]|1[0-9])$", re.I)
+SQL_RE = re.compile(
+    r"^\s*SELECT\s+TOP\s+(?P<top>\d+)\s+(?P<cols>.+?)\s+FROM\s+(?P<table>\w+)\s+AS\s+z"
+    r"(?P<join>\s+JOIN\s+PhotoObj\s+AS\s+p\s+ON\s+p\.objid\s*=\s*z\.objid)?"
+    r"\s+WHERE\s+z\.objid\s*>\s*(?P<after>-?\d+)\s+ORDER\s+BY\s+z\.objid\s*;?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+DEFAULT_MAX_ROWS = 500_000
+_FORMATS = {"objid": "{:d}", "dr7objid": "{:d}", "nvote": "{:d}", "ra": "{:.6f}", "dec": "{:.6f}", "petroR90_r": "{:.4f}"}
+
+
+def _json_error(status: int, error_type: str, message: str) -> web.Response:
+    body = {"ErrorCode": status, "ErrorType": error_type, "ErrorMessage": message, "LogMessage": ""}
+    return web.Response(status=status, text=json.dumps(body), content_type="application/json")
+
+
+class SqlRejected(ValueError):
+    pass
+
+
+class DemoSkyServer:
+    """The demo sky's answers, independent of HTTP (so tests can call them directly too)."""
+
+    def __init__(self, sky: DemoSky, max_rows: int = DEFAULT_MAX_ROWS, jpeg_quality: int = 90):
+        self.sky = sky
+        self.max_rows = max_rows
+        self.jpeg_quality = jpeg_quality
+        cat = sky.catalog.sort_values("objid").reset_index(drop=True)
+        self.tables = {name: cat[cat["table"] == name].reset_index(drop=True) for name in TABLES}
+        self.catalog = cat
+        self._vectors = unit_vector(cat["ra"].to_numpy(), cat["dec"].to_numpy())
+        self._resized: OrderedDict[tuple[int, int], Image.Image] = OrderedDict()
+
+    # ---- SQL -------------------------------------------------------------------------------
+    def sql_rows(self, sql: str) -> tuple[list[str], list[list[object]]]:
+        m = SQL_RE.match(sql)
+        if not m:
+            raise SqlRejected("Incorrect syntax: the demo sky answers only SELECT TOP n z.<cols> FROM zooSpec|zooNoSpec AS z [JOIN PhotoObj AS p ON p.objid = z.objid] WHERE z.objid > N ORDER BY z.objid")
+        table_name = next((t for t in TABLES if t.lower() == m["table"].lower()), None)
+        if table_name is None:
+            raise SqlRejected(f"Invalid object name '{m['table']}'.")
+        joined = m["join"] is not None
+        columns: list[str] = []
+        for raw in m["cols"].split(","):
+            prefix, _, name = raw.strip().partition(".")
+            name = name.strip()
+            known = {c.lower(): c for c in ZOO_COLUMNS} if prefix.lower() == "z" else ({"petror90_r": "petroR90_r"} if prefix.lower() == "p" and joined else {})
+            if name.lower() not in known:
+                raise SqlRejected(f"Invalid column name '{raw.strip()}'.")
+            columns.append(known[name.lower()])
+        top = min(int(m["top"]), self.max_rows)
+        table = self.tables[table_name]
+        rows = table[table["objid"] > int(m["after"])].head(top)
+        # column by column, so 64-bit objids never pass through float64
+        return columns, [list(r) for r in zip(*(rows[c].tolist() for c in columns))]
+
+    @staticmethod
+    def rows_as_csv(columns: list[str], rows: list[list[object]]) -> str:
+        out = ["#Table1", ",".join(columns)]
+        fmts = [_FORMATS.get(c, "{:.3f}") for c in columns]
+        for row in rows:
+            out.append(",".join(fmt.format(int(v) if fmt == "{:d}" else float(v)) for fmt, v in zip(fmts, row)))
+        return "\n".join(out) + "\n"
+
+    @staticmethod
+    def rows_as_json(columns: list[str], rows: list[list[object]]) -> str:
+        records = [{c: (int(v) if c in ("objid", "dr7objid", "nvote") else float(v)) for c, v in zip(columns, row)} for row in rows]
+        return json.dumps([{"TableName": "Table1", "Rows": records}, {"TableName": "SqlQuery", "Rows": []}])
+
+    # ---- cutouts ---------------------------------------------------------------------------
+    def in_footprint(self, ra: float, dec: float) -> bool:
+        return FOOTPRINT_RA[0] <= ra <= FOOTPRINT_RA[1] and FOOTPRINT_DEC[0] <= dec <= FOOTPRINT_DEC[1]
+
+    def _stored_resized(self, index: int, size: int) -> Image.Image:
+        key = (index, size)
+        if key in self._resized:
+            self._resized.move_to_end(key)
+            return self._resized[key]
+        path = self.sky.sky_dir / self.catalog.at[index, "image"]
+        with Image.open(path) as im:
+            im.draft("RGB", (size, size))  # let libjpeg decode at a reduced scale when shrinking
+            img = im.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
+        self._resized[key] = img
+        if len(self._resized) > 2048:
+            self._resized.popitem(last=False)
+        return img
+
+    def cutout(self, ra: float, dec: float, scale: float, width: int, height: int) -> bytes:
+        """A JPEG of width x height pixels at ``scale`` arcsec/px centred on (ra, dec), north up, east left."""
+        canvas = Image.new("RGB", (width, height), (0, 0, 0))
+        field_radius = math.hypot(width, height) * scale / 2 + STORED_SIZE_PX * NATIVE_SCALE / math.sqrt(2)
+        centre = unit_vector(np.array([ra]), np.array([dec]))[0]
+        sep_deg = np.degrees(np.arccos(np.clip(self._vectors @ centre, -1.0, 1.0)))
+        near = np.flatnonzero(sep_deg * 3600 < field_radius)
+        size = max(1, round(STORED_SIZE_PX * NATIVE_SCALE / scale))
+        for index in near[np.argsort(-sep_deg[near])]:  # nearest galaxy drawn last, on top
+            g_ra, g_dec = self.catalog.at[index, "ra"], self.catalog.at[index, "dec"]
+            d_ra = ((g_ra - ra + 180.0) % 360.0) - 180.0
+            x = width / 2 - d_ra * math.cos(math.radians(dec)) * 3600 / scale
+            y = height / 2 - (g_dec - dec) * 3600 / scale
+            canvas.paste(self._stored_resized(int(index), size), (round(x - size / 2), round(y - size / 2)))
+        buf = io.BytesIO()
+        canvas.save(buf, format="JPEG", quality=self.jpeg_quality)
+        return buf.getvalue()
+
+    @staticmethod
+    def error_jpeg(width: int, height: int, text: str) -> bytes:
+        img = Image.new("RGB", (width, height), (40, 40, 40))
+        ImageDraw.Draw(img).text((4, height // 2 - 6), text, fill=(255, 80, 80))
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=75)
+        return buf.getvalue()
+
+
+def make_app(server: DemoSkyServer, latency_s: float = 0.0) -> web.Application:
+    """The aiohttp application serving ``server`` on the real SkyServer paths."""
+
+    async def sql_search(request: web.Request) -> web.Response:
+        if latency_s:
+            await asyncio.sleep(latency_s)
+        release = request.match_info["release"]
+        if not RELEASE_RE.match(release):
+            return web.Response(status=404, text="<html><body><h1>Skyserver Error</h1>Unknown release</body></html>", content_type="text/html")
+        cmd = request.query.get("cmd")
+        fmt = request.query.get("format", "csv").lower()
+        if not cmd:
+            return _json_error(400, "SqlSearch", "The cmd parameter is required.")
+        try:
+            columns, rows = server.sql_rows(cmd)
+        except SqlRejected as err:
+            return _json_error(400, "System.Data.SqlClient.SqlException", str(err))
+        if fmt == "json":
+            return web.Response(text=server.rows_as_json(columns, rows), content_type="application/json")
+        return web.Response(text=server.rows_as_csv(columns, rows), content_type="text/plain")
+
+    async def getjpeg(request: web.Request) -> web.Response:
+        if latency_s:
+            await asyncio.sleep(latency_s)
+        if not RELEASE_RE.match(request.match_info["release"]):
+            return web.Response(status=404, text="<html><body><h1>Skyserver Error</h1>Unknown release</body></html>", content_type="text/html")
+        q = request.query
+        try:
+            ra = float(q.get("ra", "nan"))
+            dec = float(q.get("dec", "nan"))
+            scale = float(q.get("scale", "0.396127"))
+            width = int(float(q.get("width", "128")))
+            height = int(float(q.get("height", "128")))
+        except ValueError as err:
+            return _json_error(400, "ImgCutout", f"Bad parameter: {err}")
+        if not 0.0 <= ra <= 360.0:
+            return _json_error(400, "ImgCutout", f"ra must be in [0, 360], got {ra}")
+        if not -90.0 <= dec <= 90.0:
+            return _json_error(400, "ImgCutout", f"dec must be in [-90, 90], got {dec}")
+        if not 0.015 <= scale <= 60.0:
+            return _json_error(400, "ImgCutout", f"scale must be in [0.015, 60], got {scale}")
+        width = min(max(width, 64), 2048)
+        height = min(max(height, 64), 2048)
+        if not server.in_footprint(ra, dec):
+            body = server.error_jpeg(width, height, "Outside footprint")
+            return web.Response(status=404, body=body, content_type="image/jpeg")
+        body = await asyncio.get_running_loop().run_in_executor(None, server.cutout, ra, dec, scale, width, height)
+        return web.Response(body=body, content_type="image/jpeg")
+
+    app = web.Application()
+    app.router.add_get("/{release}/SkyServerWS/SearchTools/SqlSearch", sql_search)
+    app.router.add_get("/{release}/SkyServerWS/ImgCutout/getjpeg", getjpeg)
+    return app
+
+
+async def serve(sky_dir: str, seed: int, host: str, port: int, max_rows: int, latency_s: float) -> None:
+    server = DemoSkyServer(build_demo_sky(sky_dir, seed), max_rows=max_rows)
+    runner = web.AppRunner(make_app(server, latency_s), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound_host, bound_port = runner.addresses[0][:2]
+    print(f"{READY_PREFIX}http://{bound_host}:{bound_port}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.contextmanager
+def running_demo_sky(sky_dir: str | Path, seed: int = 1, max_rows: int = DEFAULT_MAX_ROWS, latency_s: float = 0.0, startup_timeout_s: float = 60.0) -> Iterator[str]:
+    """Start the demo SkyServer in a child process on a free loopback port; yield its base URL; stop it."""
+    cmd = [sys.executable, "-m", "nightskynet", "demo-sky", "--sky-dir", str(sky_dir), "--seed", str(seed), "--host", "127.0.0.1", "--port", "0", "--max-rows", str(max_rows), "--latency-ms", str(latency_s * 1000)]
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    errors = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, text=True, env=env)
+    try:
+        deadline = time.monotonic() + startup_timeout_s
+        line = ""
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline() if proc.stdout else ""
+            if line.startswith(READY_PREFIX) or not line:
+                break
+        if not line.startswith(READY_PREFIX):
+            proc.kill()
+            proc.wait(timeout=10)
+            errors.seek(0)
+            err = errors.read().strip()[-2000:]
+            raise RuntimeError(f"the demo SkyServer did not start: {err or 'no output'}")
+        yield line[len(READY_PREFIX):].strip()
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+        errors.close()

@@ -1,0 +1,163 @@
+"""Stage ``evaluate``: how well the network does on the test split, and how it compares with
+the human vote fractions on the uncertain galaxies.
+
+Predictions average the softmax over the 8 D4 views of each image (test-time augmentation,
+``evaluate.tta``); the plain single-view score is reported beside it. ``metrics.json`` schema:
+
+    {"n_test": int, "tta": bool, "classes": [4 names],
+     "accuracy": float, "balanced_accuracy": float, "accuracy_single_view": float,
+     "per_class": {name: {"precision", "recall", "f1", "support"}},
+     "confusion_matrix": [[int]] (rows true, columns predicted),
+     "uncertain": {"n": int, "votes": "simulated"|"real",
+                   "per_class": {name: {"pearson_r", "mean_abs_diff"}}}}
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from .augment import d4_torch  # noqa: E402
+from .classes import CLASS_LABELS, CLASS_NAMES, PROB_COLUMNS  # noqa: E402
+from .files import atomic_path, write_csv_atomic, write_json_atomic  # noqa: E402
+from .model import load_model, to_input  # noqa: E402
+from .train import pick_device  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def predict_proba(model: torch.nn.Module, images: np.ndarray, device: torch.device, tta: bool = True, batch_size: int = 256) -> np.ndarray:
+    """(N, 4) class probabilities for (N, H, W, 3) uint8 images; averaged over D4 views if ``tta``."""
+    model.eval()
+    out = np.zeros((len(images), len(CLASS_NAMES)), dtype=np.float64)
+    views = range(8) if tta else (0,)
+    for start in range(0, len(images), batch_size):
+        x = to_input(torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(device))
+        p = sum(torch.softmax(model(d4_torch(x, g)).float(), dim=1) for g in views) / len(views)
+        out[start : start + len(x)] = p.cpu().numpy()
+    return out
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n: int = 4) -> np.ndarray:
+    cm = np.zeros((n, n), dtype=np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    return cm
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+    cm = confusion_matrix(y_true, y_pred)
+    per_class = {}
+    recalls = []
+    for i, name in enumerate(CLASS_NAMES):
+        tp, support, predicted = cm[i, i], cm[i].sum(), cm[:, i].sum()
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / support if support else float("nan")
+        f1 = 2 * precision * recall / (precision + recall) if support and (precision + recall) else 0.0
+        per_class[name] = {"precision": round(float(precision), 4), "recall": round(float(recall), 4) if support else None, "f1": round(float(f1), 4), "support": int(support)}
+        if support:
+            recalls.append(recall)
+    return {
+        "accuracy": round(float((y_true == y_pred).mean()), 4) if len(y_true) else None,
+        "balanced_accuracy": round(float(np.mean(recalls)), 4) if recalls else None,
+        "per_class": per_class,
+        "confusion_matrix": cm.tolist(),
+    }
+
+
+def plot_confusion(cm: np.ndarray, path: str | Path, title: str) -> None:
+    names = [CLASS_LABELS[c] for c in CLASS_NAMES]
+    row_sums = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, row_sums, out=np.zeros_like(cm, dtype=float), where=row_sums > 0)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    for ax, data, fmt, sub in ((axes[0], cm, "{:d}", "counts"), (axes[1], norm, "{:.2f}", "row-normalised (recall on the diagonal)")):
+        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        for i in range(4):
+            for j in range(4):
+                ax.text(j, i, fmt.format(data[i, j]), ha="center", va="center", color="white" if norm[i, j] > 0.6 else "black")
+        ax.set_xticks(range(4), names, rotation=30, ha="right")
+        ax.set_yticks(range(4), names)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true (Galaxy Zoo)")
+        ax.set_title(sub)
+    fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_vote_comparison(probs: np.ndarray, human: np.ndarray, path: str | Path, votes_note: str) -> dict:
+    """Network probability vs human vote fraction per class on the uncertain galaxies."""
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4.2))
+    stats = {}
+    for i, (ax, name) in enumerate(zip(axes, CLASS_NAMES)):
+        h, p = human[:, i], probs[:, i]
+        r = float(np.corrcoef(h, p)[0, 1]) if len(h) > 2 and h.std() > 0 and p.std() > 0 else float("nan")
+        mad = float(np.mean(np.abs(h - p))) if len(h) else float("nan")
+        stats[name] = {"pearson_r": None if np.isnan(r) else round(r, 4), "mean_abs_diff": None if np.isnan(mad) else round(mad, 4)}
+        ax.hexbin(h, p, gridsize=20, extent=(0, 1, 0, 1), cmap="viridis", mincnt=1)
+        ax.plot([0, 1], [0, 1], color="white", lw=1, ls="--")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel(f"human vote fraction ({votes_note})")
+        ax.set_ylabel("network probability")
+        ax.set_title(f"{CLASS_LABELS[name]}: r = {r:.2f}, |diff| = {mad:.2f}")
+    fig.suptitle(f"Uncertain galaxies (n = {len(human)}): network vs human votes")
+    fig.tight_layout()
+    save_figure(fig, path)
+    return stats
+
+
+def save_figure(fig, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def run(model_path: str, test_path: str, uncertain_path: str, labels_csv: str, out: dict[str, str], settings: dict, threads: int = 1) -> dict:
+    cfg = settings["evaluate"]
+    device = pick_device(settings["train"]["device"])
+    torch.set_num_threads(max(1, threads))
+    model, _ = load_model(model_path, device)
+    labels = pd.read_csv(labels_csv, dtype={"objid": "int64"}).set_index("objid")
+    votes_note = "simulated votes" if settings["source"] == "demo" else "Galaxy Zoo 1 votes"
+
+    with np.load(test_path) as z:
+        x_test, y_test, id_test = z["images"], z["labels"].astype(np.int64), z["objids"]
+    p_test = predict_proba(model, x_test, device, tta=cfg["tta"], batch_size=cfg["batch_size"])
+    p_single = predict_proba(model, x_test, device, tta=False, batch_size=cfg["batch_size"])
+    pred = p_test.argmax(1)
+    metrics = {"n_test": int(len(y_test)), "tta": bool(cfg["tta"]), "classes": list(CLASS_NAMES), **classification_metrics(y_test, pred)}
+    metrics["accuracy_single_view"] = round(float((p_single.argmax(1) == y_test).mean()), 4) if len(y_test) else None
+    test_rows = pd.DataFrame({"objid": id_test, "true_class": [CLASS_NAMES[i] for i in y_test]})
+    for k, col in enumerate(PROB_COLUMNS):
+        test_rows[f"human_{col}"] = labels.loc[id_test, col].to_numpy()
+    for k, col in enumerate(PROB_COLUMNS):
+        test_rows[col] = p_test[:, k].round(5)
+    test_rows["predicted"] = [CLASS_NAMES[i] for i in pred]
+    write_csv_atomic(out["predictions_test"], test_rows)
+    plot_confusion(np.array(metrics["confusion_matrix"]), out["confusion"], f"Test split (n = {len(y_test)}), accuracy {metrics['accuracy']}")
+
+    with np.load(uncertain_path) as z:
+        x_unc, id_unc = z["images"], z["objids"]
+    p_unc = predict_proba(model, x_unc, device, tta=cfg["tta"], batch_size=cfg["batch_size"])
+    human = labels.loc[id_unc, list(PROB_COLUMNS)].to_numpy(dtype=float)
+    unc_rows = pd.DataFrame({"objid": id_unc})
+    for k, col in enumerate(PROB_COLUMNS):
+        unc_rows[f"human_{col}"] = human[:, k]
+    for k, col in enumerate(PROB_COLUMNS):
+        unc_rows[col] = p_unc[:, k].round(5)
+    unc_rows["predicted"] = [CLASS_NAMES[i] for i in p_unc.argmax(1)] if len(p_unc) else []
+    write_csv_atomic(out["predictions_uncertain"], unc_rows)
+    stats = plot_vote_comparison(p_unc, human, out["votes"], votes_note)
+    metrics["uncertain"] = {"n": int(len(id_unc)), "votes": "simulated" if settings["source"] == "demo" else "real", "per_class": stats}
+    write_json_atomic(out["metrics"], metrics)
+    log.info("test accuracy %s (single view %s), balanced %s; recall %s", metrics["accuracy"], metrics["accuracy_single_view"], metrics["balanced_accuracy"], ", ".join(f"{c}={v['recall']}" for c, v in metrics["per_class"].items()))
+    return metrics

@@ -1,0 +1,111 @@
+"""Stage ``labels``: the 95% cut and the train / val / test / uncertain split.
+
+Galaxy Zoo 1 votes -> four classes: elliptical (p_el), face-on spiral (p_cw + p_acw), edge-on
+spiral (p_edge), merger (p_mg). Don't-know (p_dk) and the combined-spiral column (p_cs, a sum of
+others) are dropped; the four are renormalised to sum 1. A galaxy is *confident* when its largest
+renormalised probability is >= the threshold (0.95 by default; compared with a 1e-9 tolerance so
+that a fraction that is exactly 0.95 on paper is kept despite floating-point rounding). Galaxies
+with no votes outside don't-know cannot be renormalised and are dropped.
+
+Confident galaxies are split by galaxy, stratified by class, seeded: ``test_fraction`` to test,
+then ``val_fraction`` of the remainder to val (for early stopping), the rest to train. A seeded
+sample of the uncertain galaxies (max < threshold) is kept as ``uncertain``, to compare the
+network's probabilities with the human vote fractions.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .classes import CLASS_NAMES, PROB_COLUMNS
+from .files import write_csv_atomic, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+TOLERANCE = 1e-9
+SPLITS = ("train", "val", "test", "uncertain")
+LABEL_COLUMNS = ("objid", "ra", "dec", "petroR90_r", "nvote", *PROB_COLUMNS, "label", "confidence", "split")
+
+
+def class_probabilities(catalog: pd.DataFrame) -> pd.DataFrame:
+    """Renormalised four-class probabilities, ``label`` (argmax) and ``confidence`` (max).
+
+    Rows whose four raw fractions sum to 0 (all don't-know) get NaN probabilities and no label.
+    """
+    raw = np.stack(
+        [catalog["p_el"], catalog["p_cw"] + catalog["p_acw"], catalog["p_edge"], catalog["p_mg"]], axis=1
+    ).astype(np.float64)
+    total = raw.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        probs = np.where(total > 0, raw / np.where(total > 0, total, 1.0), np.nan)
+    out = pd.DataFrame(probs, columns=list(PROB_COLUMNS), index=catalog.index)
+    defined = total[:, 0] > 0
+    out["label"] = pd.Series([CLASS_NAMES[i] for i in np.nanargmax(np.where(defined[:, None], probs, 0.0), axis=1)], index=catalog.index).where(defined)
+    out["confidence"] = np.where(defined, np.nanmax(np.where(defined[:, None], probs, 0.0), axis=1), np.nan)
+    return out
+
+
+def is_confident(confidence: pd.Series | np.ndarray, threshold: float) -> np.ndarray:
+    return np.asarray(confidence >= threshold - TOLERANCE) & ~np.isnan(np.asarray(confidence, dtype=float))
+
+
+def stratified_split(labels: pd.Series, test_fraction: float, val_fraction: float, rng: np.random.Generator) -> pd.Series:
+    """Assign each row to train / val / test, per class, in seeded random order."""
+    split = pd.Series("train", index=labels.index, dtype=object)
+    for name in CLASS_NAMES:
+        idx = labels.index[labels == name].to_numpy()
+        idx = idx[rng.permutation(len(idx))]
+        n_test = int(round(len(idx) * test_fraction))
+        n_val = int(round((len(idx) - n_test) * val_fraction))
+        split.loc[idx[:n_test]] = "test"
+        split.loc[idx[n_test : n_test + n_val]] = "val"
+    return split
+
+
+def make_labels(catalog: pd.DataFrame, threshold: float, test_fraction: float, val_fraction: float, uncertain_max: int, seed: int) -> tuple[pd.DataFrame, dict]:
+    """The labelled table (one row per galaxy kept) and a summary of counts."""
+    probs = class_probabilities(catalog)
+    table = pd.concat([catalog[["objid", "ra", "dec", "petroR90_r", "nvote"]], probs], axis=1)
+    defined = table["label"].notna()
+    confident = is_confident(table["confidence"], threshold)
+    rng = np.random.default_rng(seed)
+
+    conf = table[confident].copy()
+    conf["split"] = stratified_split(conf["label"], test_fraction, val_fraction, rng)
+
+    unc = table[defined & ~confident]
+    n_unc = min(uncertain_max, len(unc)) if uncertain_max >= 0 else len(unc)
+    unc = unc.iloc[np.sort(rng.choice(len(unc), size=n_unc, replace=False))].copy()
+    unc["split"] = "uncertain"
+
+    out = pd.concat([conf, unc]).sort_values("objid").reset_index(drop=True)[list(LABEL_COLUMNS)]
+    summary = {
+        "threshold": threshold,
+        "catalog_rows": int(len(catalog)),
+        "undefined_all_dont_know": int((~defined).sum()),
+        "confident": int(confident.sum()),
+        "uncertain_total": int((defined & ~confident).sum()),
+        "uncertain_kept": int(n_unc),
+        "confident_by_class": {c: int((conf["label"] == c).sum()) for c in CLASS_NAMES},
+        "by_split": {s: {c: int(((out["split"] == s) & (out["label"] == c)).sum()) for c in CLASS_NAMES} for s in SPLITS},
+    }
+    return out, summary
+
+
+def run(catalog_csv: str | Path, out_csv: str | Path, summary_json: str | Path, settings: dict) -> pd.DataFrame:
+    cfg = settings["labels"]
+    catalog = pd.read_csv(catalog_csv, dtype={"objid": "int64"})
+    labels, summary = make_labels(catalog, cfg["threshold"], cfg["test_fraction"], cfg["val_fraction"], cfg["uncertain_max"], cfg["seed"])
+    if summary["confident"] == 0:
+        raise ValueError(f"no galaxy in {catalog_csv} reaches labels.threshold = {cfg['threshold']}: nothing to train on; lower the threshold or query more galaxies")
+    write_csv_atomic(out_csv, labels)
+    write_json_atomic(summary_json, summary)
+    log.info("%d catalog rows -> %d confident (>= %.3f), %d uncertain (%d kept), %d all don't-know",
+             summary["catalog_rows"], summary["confident"], cfg["threshold"], summary["uncertain_total"], summary["uncertain_kept"], summary["undefined_all_dont_know"])
+    for split, counts in summary["by_split"].items():
+        log.info("%-9s %s", split, "  ".join(f"{c}={n}" for c, n in counts.items()))
+    return labels

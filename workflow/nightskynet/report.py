@@ -1,0 +1,180 @@
+"""Stage ``report``: one self-contained HTML page (figures embedded) that a person reads first.
+
+Data counts at each stage, example galaxies per class, the network, training curves, test
+metrics and the evaluation figures, with credits to SDSS and Galaxy Zoo. Wherever the demo
+sky's votes appear, the page says they are simulated.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+import platform
+import tarfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from . import __version__  # noqa: E402
+from .classes import CLASS_LABELS, CLASS_NAMES  # noqa: E402
+from .files import write_text_atomic  # noqa: E402
+from .model import layer_shapes, load_model  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+CREDIT = (
+    "Imagery: Sloan Digital Sky Survey (SDSS), funded by the Alfred P. Sloan Foundation, the Participating Institutions, "
+    "the National Science Foundation and the U.S. Department of Energy. Classifications: Galaxy Zoo 1 "
+    "(Lintott et al. 2008, MNRAS 389, 1179; Lintott et al. 2011, MNRAS 410, 166)."
+)
+
+
+def png_data_uri(path_or_fig) -> str:
+    if isinstance(path_or_fig, (str, Path)):
+        data = Path(path_or_fig).read_bytes()
+    else:
+        buf = io.BytesIO()
+        path_or_fig.savefig(buf, format="png", dpi=110)
+        plt.close(path_or_fig)
+        data = buf.getvalue()
+    return "data:image/png;base64," + base64.b64encode(data).decode()
+
+
+def training_curves(history: pd.DataFrame):
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    axes[0].plot(history["epoch"], history["train_loss"], "o-", label="train")
+    axes[0].plot(history["epoch"], history["val_loss"], "o-", label="validation")
+    axes[0].set_ylabel("cross-entropy loss")
+    axes[1].plot(history["epoch"], history["train_accuracy"], "o-", label="train")
+    axes[1].plot(history["epoch"], history["val_accuracy"], "o-", label="validation")
+    axes[1].set_ylabel("accuracy")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def example_grid(labels: pd.DataFrame, chunk_tars: list[str], per_class: int, seed: int):
+    """A row of real cutouts per class, from the confident galaxies."""
+    rng = np.random.default_rng(seed)
+    wanted: dict[str, list[int]] = {}
+    confident = labels[labels["split"] != "uncertain"]
+    for c in CLASS_NAMES:
+        ids = confident.loc[confident["label"] == c, "objid"].to_numpy()
+        wanted[c] = [int(i) for i in rng.permutation(ids)[: per_class * 3]]
+    all_ids = {i for ids in wanted.values() for i in ids}
+    found: dict[int, np.ndarray] = {}
+    for path in chunk_tars:
+        with tarfile.open(path) as tar:
+            for m in tar:
+                stem = m.name.removesuffix(".jpg")
+                if stem.isdigit() and int(stem) in all_ids:
+                    found[int(stem)] = np.asarray(Image.open(io.BytesIO(tar.extractfile(m).read())).convert("RGB"))
+    fig, axes = plt.subplots(len(CLASS_NAMES), per_class, figsize=(1.4 * per_class, 1.55 * len(CLASS_NAMES)), squeeze=False)
+    for r, c in enumerate(CLASS_NAMES):
+        ids = [i for i in wanted[c] if i in found][:per_class]
+        for k in range(per_class):
+            ax = axes[r][k]
+            ax.axis("off")
+            if k < len(ids):
+                ax.imshow(found[ids[k]])
+        axes[r][0].set_title(CLASS_LABELS[c], loc="left", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def table(rows: list[list[object]], header: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def figure(uri: str, caption: str) -> str:
+    return f'<figure><img src="{uri}" alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}</figcaption></figure>'
+
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+h1{margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
+table{border-collapse:collapse;margin:.6em 0} td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
+figure{margin:1em 0} figure img{max-width:100%} figcaption{color:#555;font-size:.92em}
+.note{background:#fff6d5;border-left:4px solid #e0b000;padding:.5em .8em} .small{color:#666;font-size:.9em}
+pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.85em}
+"""
+
+
+def run(inputs: dict, out_html: str, settings: dict) -> None:
+    demo = settings["source"] == "demo"
+    votes = "simulated votes" if demo else "Galaxy Zoo 1 votes"
+    catalog = pd.read_csv(inputs["catalog"], dtype={"objid": "int64"})
+    labels = pd.read_csv(inputs["labels"], dtype={"objid": "int64"})
+    summary = json.loads(Path(inputs["labels_summary"]).read_text())
+    manifests = pd.concat([pd.read_csv(p) for p in inputs["scrape_manifests"]], ignore_index=True)
+    shards_manifest = json.loads(Path(inputs["shards_manifest"]).read_text())
+    history = pd.read_csv(inputs["history"])
+    metrics = json.loads(Path(inputs["metrics"]).read_text())
+    model, saved = load_model(inputs["model"])
+
+    ok = set(manifests.loc[manifests["status"] == "ok", "objid"].astype("int64"))
+    labelled = labels.assign(downloaded=labels["objid"].isin(ok))
+    count_rows = [["catalog (SqlSearch, after validation)", len(catalog), "", "", "", ""]]
+    count_rows.append(["confident (max >= %.2f)" % summary["threshold"], summary["confident"], *[summary["confident_by_class"][c] for c in CLASS_NAMES]])
+    count_rows.append(["uncertain (kept sample)", summary["uncertain_kept"], "", "", "", ""])
+    count_rows.append(["cutouts downloaded", int(labelled["downloaded"].sum()), *[int((labelled["downloaded"] & (labelled["label"] == c) & (labelled["split"] != "uncertain")).sum()) for c in CLASS_NAMES]])
+    for split in ("train", "val", "test"):
+        part = labelled[(labelled["split"] == split) & labelled["downloaded"]]
+        count_rows.append([f"{split} galaxies", len(part), *[int((part["label"] == c).sum()) for c in CLASS_NAMES]])
+    count_rows.append(["uncertain galaxies", int(((labelled["split"] == "uncertain") & labelled["downloaded"]).sum()), "", "", "", ""])
+    count_rows.append(["augmented training images", shards_manifest["images"]["train"], *[shards_manifest["copies_per_class"][c]["images"] for c in CLASS_NAMES]])
+    status_counts = manifests["status"].value_counts().to_dict()
+
+    metric_rows = [[CLASS_LABELS[c], v["precision"], v["recall"], v["f1"], v["support"]] for c, v in metrics["per_class"].items()]
+    vote_rows = [[CLASS_LABELS[c], v["pearson_r"], v["mean_abs_diff"]] for c, v in metrics["uncertain"]["per_class"].items()]
+    arch_rows = [[name, " x ".join(str(s) for s in shape)] for name, shape in layer_shapes(model)]
+    n_params = sum(p.numel() for p in model.parameters())
+
+    sim_note = f'<p class="note">Demo sky: the images are real SDSS galaxies, but their <b>votes and sky positions are simulated</b> (from each galaxy\'s Galaxy Zoo 1 class). Every vote fraction on this page is a simulated vote.</p>' if demo else ""
+    parts = [
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Night Sky Net report</title><style>{STYLE}</style></head><body>",
+        "<h1>Night Sky Net: galaxy morphology report</h1>",
+        f"<p class='small'>Source: {'demo sky (local SkyServer over 1,500 bundled Galaxy Zoo 1 galaxies)' if demo else html.escape(settings['sdss']['base_url'] + ' / ' + settings['sdss']['release'])}. "
+        f"nightskynet {__version__}, Python {platform.python_version()}.</p>",
+        sim_note,
+        "<h2>Result</h2>",
+        f"<p>Test accuracy <b>{metrics['accuracy']}</b> (balanced {metrics['balanced_accuracy']}; single view without test-time augmentation {metrics['accuracy_single_view']}) on {metrics['n_test']} test galaxies never used in training.</p>",
+        table(metric_rows, ["class", "precision", "recall", "F1", "test galaxies"]),
+        "<h2>Data through the pipeline</h2>",
+        f"<p>Labels from {votes}: four classes renormalised after dropping don't-know; a galaxy is confident when its top class reaches {summary['threshold']}. "
+        f"Catalog rows whose votes were all don't-know: {summary['undefined_all_dont_know']}. Cutout downloads: " + ", ".join(f"{k} {v}" for k, v in sorted(status_counts.items())) + ".</p>",
+        table(count_rows, ["stage", "total", *[CLASS_LABELS[c] for c in CLASS_NAMES]]),
+        "<h2>Example galaxies</h2>",
+        figure(png_data_uri(example_grid(labels, inputs["chunk_tars"], settings["report"]["examples_per_class"], 0)), f"Confident galaxies of each class, as downloaded ({settings['scrape']['width']} x {settings['scrape']['height']} px cutouts; class from {votes})."),
+        "<h2>The network</h2>",
+        f"<p>{n_params:,} parameters; input {model.input_size} x {model.input_size} x 3 crops; trained {saved.get('epochs_run')} epochs, weights of epoch {saved.get('best_epoch')} (lowest validation loss) kept.</p>",
+        table(arch_rows, ["layer", "output shape"]),
+        "<h2>Training</h2>",
+        figure(png_data_uri(training_curves(history)), "Loss and accuracy per epoch on the augmented training images and the validation galaxies (centre crops); lower loss and higher accuracy are better, a widening gap means overfitting."),
+        "<h2>Evaluation</h2>",
+        figure(png_data_uri(inputs["confusion"]), "Confusion matrix on the test split: rows are the Galaxy Zoo class, columns the network's; the diagonal of the right panel is each class's recall."),
+        f"<h3>Uncertain galaxies: network vs {votes}</h3>",
+        figure(png_data_uri(inputs["votes"]), f"For galaxies below the confidence cut, the network's probability (y) against the human vote fraction (x, {votes}) per class; points on the dashed diagonal agree."),
+        table(vote_rows, ["class", "Pearson r", "mean |network - human|"]),
+        "<h2>Settings</h2>",
+        f"<pre>{html.escape(json.dumps(settings, indent=2))}</pre>",
+        f"<h2>Credits</h2><p class='small'>{html.escape(CREDIT)}</p>",
+        "</body></html>",
+    ]
+    write_text_atomic(out_html, "\n".join(parts))
+    log.info("wrote %s", out_html)

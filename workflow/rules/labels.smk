@@ -1,0 +1,18 @@
+rule labels:
+    input:
+        catalog="results/catalog/gz1_votes.csv",
+        code=code("labels", "classes", "files"),
+    output:
+        labels="results/labels/labels.csv",
+        summary="results/labels/summary.json",
+    params:
+        settings=settings("labels"),
+    log:
+        "results/logs/labels.log",
+    benchmark:
+        "results/benchmarks/labels.tsv"
+    conda:
+        "../../envs/learn.yaml"
+    shell:
+        "python -m nightskynet labels --settings {params.settings:q} --catalog {input.catalog}"
+        " --out {output.labels} --summary {output.summary} > {log} 2>&1"

@@ -1,0 +1,20 @@
+rule train:
+    input:
+        train=expand("results/shards/train_{k}.npz", k=TRAIN_SHARDS),
+        val="results/shards/val.npz",
+        code=code("train", "model", "classes", "files"),
+    output:
+        model="results/model/model.pt",
+        history="results/model/history.csv",
+    params:
+        settings=settings("train"),
+    threads: 8
+    log:
+        "results/logs/train.log",
+    benchmark:
+        "results/benchmarks/train.tsv"
+    conda:
+        "../../envs/learn.yaml"
+    shell:
+        "python -m nightskynet train --settings {params.settings:q} --train-shards {input.train} --val {input.val}"
+        " --model {output.model} --history {output.history} --threads {threads} > {log} 2>&1"
