@@ -15,10 +15,12 @@ min_version("9.0")
 # of the rule takes over) the Python that runs Snakemake, even when its venv is not activated.
 PACKAGE_ROOT = os.path.join(workflow.basedir, "workflow")
 sys.path.insert(0, PACKAGE_ROOT)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (PACKAGE_ROOT, os.environ.get("PYTHONPATH", "")) if p
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(
+        p for p in (PACKAGE_ROOT, os.environ.get("PYTHONPATH", "")) if p
+    ),
+    PATH=os.pathsep.join((os.path.dirname(sys.executable), os.environ.get("PATH", ""))),
 )
-os.environ["PATH"] = os.pathsep.join((os.path.dirname(sys.executable), os.environ["PATH"]))
 
 from nightskynet.config import ConfigError, validate_config
 
@@ -27,9 +29,13 @@ configfile: "config.yaml"
 
 
 try:
-    validate_config(config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml"))
+    validate_config(
+        config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
+    )
 except ConfigError as err:
-    raise WorkflowError(f"invalid config (config.yaml and any --configfile/--config):\n{err}") from None
+    raise WorkflowError(
+        f"invalid config (config.yaml and any --configfile/--config):\n{err}"
+    ) from None
 
 
 include: "workflow/rules/common.smk"
@@ -43,6 +49,6 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         "results/report/report.html",
-    default_target: True

@@ -6,7 +6,8 @@ TRAIN_SHARDS = list(range(config["shards"]["train_shards"]))
 
 
 def code(*modules):
-    """The package modules a rule runs: listed as inputs, so editing one reruns its stage and what follows."""
+    """Package modules that a stage runs. Listed among its inputs, so that editing one
+    reruns that stage and what follows."""
     return [f"{PKG}/{m}.py" for m in modules]
 
 

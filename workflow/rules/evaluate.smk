@@ -11,15 +11,15 @@ rule evaluate:
         predictions_uncertain="results/eval/predictions_uncertain.csv",
         confusion="results/eval/confusion_matrix.png",
         votes="results/eval/uncertain_vs_votes.png",
-    params:
-        settings=settings("source", "evaluate", "train.device"),
-    threads: 2
     log:
         "results/logs/evaluate.log",
     benchmark:
         "results/benchmarks/evaluate.tsv"
     conda:
         "../../envs/learn.yaml"
+    threads: 2
+    params:
+        settings=settings("source", "evaluate", "train.device"),
     shell:
         "python -m nightskynet evaluate --settings {params.settings:q} --model {input.model} --test {input.test}"
         " --uncertain {input.uncertain} --labels {input.labels} --metrics {output.metrics}"

@@ -5,14 +5,14 @@ rule labels:
     output:
         labels="results/labels/labels.csv",
         summary="results/labels/summary.json",
-    params:
-        settings=settings("labels"),
     log:
         "results/logs/labels.log",
     benchmark:
         "results/benchmarks/labels.tsv"
     conda:
         "../../envs/learn.yaml"
+    params:
+        settings=settings("labels"),
     shell:
         "python -m nightskynet labels --settings {params.settings:q} --catalog {input.catalog}"
         " --out {output.labels} --summary {output.summary} > {log} 2>&1"

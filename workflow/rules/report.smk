@@ -14,14 +14,24 @@ rule report:
         code=code("report", "model", "classes", "files"),
     output:
         html="results/report/report.html",
-    params:
-        settings=settings("source", "sdss", "demo", "labels", "scrape", "shards", "train", "evaluate", "report"),
     log:
         "results/logs/report.log",
     benchmark:
         "results/benchmarks/report.tsv"
     conda:
         "../../envs/report.yaml"
+    params:
+        settings=settings(
+            "source",
+            "sdss",
+            "demo",
+            "labels",
+            "scrape",
+            "shards",
+            "train",
+            "evaluate",
+            "report",
+        ),
     shell:
         "python -m nightskynet report --settings {params.settings:q} --catalog {input.catalog} --labels {input.labels}"
         " --labels-summary {input.labels_summary} --scrape-manifests {input.manifests} --chunk-tars {input.chunks}"

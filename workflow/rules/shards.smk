@@ -9,14 +9,14 @@ rule shards:
         test="results/shards/test.npz",
         uncertain="results/shards/uncertain.npz",
         manifest="results/shards/manifest.json",
-    params:
-        settings=settings("shards", "scrape.width"),
     log:
         "results/logs/shards.log",
     benchmark:
         "results/benchmarks/shards.tsv"
     conda:
         "../../envs/learn.yaml"
+    params:
+        settings=settings("shards", "scrape.width"),
     shell:
         "python -m nightskynet shards --settings {params.settings:q} --labels {input.labels}"
         " --chunk-tars {input.chunks} --train {output.train} --val {output.val} --test {output.test}"

@@ -6,15 +6,15 @@ rule train:
     output:
         model="results/model/model.pt",
         history="results/model/history.csv",
-    params:
-        settings=settings("train"),
-    threads: 8
     log:
         "results/logs/train.log",
     benchmark:
         "results/benchmarks/train.tsv"
     conda:
         "../../envs/learn.yaml"
+    threads: 8
+    params:
+        settings=settings("train"),
     shell:
         "python -m nightskynet train --settings {params.settings:q} --train-shards {input.train} --val {input.val}"
         " --model {output.model} --history {output.history} --threads {threads} > {log} 2>&1"
