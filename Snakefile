@@ -48,6 +48,13 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
 
+if config["cluster"]["downloads_on_submit_host"]:
+
+    localrules:
+        query,
+        scrape,
+
+
 rule all:
     default_target: True
     input:

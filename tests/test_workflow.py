@@ -122,3 +122,31 @@ def test_bad_config_stops_with_a_line_naming_the_key(tiny_run):
     assert proc.returncode != 0
     assert "config key shards.total = -5: -5 is less than the minimum of 1" in out
     assert "unknown config key trian" in out
+
+
+def job_counts(out: str) -> dict[str, int]:
+    table = out.split("Job stats:", 1)[1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def test_a_900000_galaxy_catalog_plans_in_under_10_seconds(tmp_path):
+    """The DAG is O(chunks), never O(galaxies): a full Galaxy Zoo 1 sized catalog plans instantly."""
+    import time
+
+    work = copy_repo(tmp_path / "repo")
+    n = 900_000
+    rng = np.random.default_rng(0)
+    objids = np.sort(rng.choice(np.arange(587_722_000_000_000_000, 587_722_000_000_000_000 + 10 * n), n, replace=False))
+    labels = pd.DataFrame({"objid": objids, "ra": rng.uniform(0, 360, n).round(5), "dec": rng.uniform(-10, 70, n).round(5), "petroR90_r": 5.0, "split": "train"})
+    (work / "results/labels").mkdir(parents=True)
+    (work / "results/catalog").mkdir(parents=True)
+    labels.to_csv(work / "results/catalog/gz1_votes.csv", index=False)
+    labels.to_csv(work / "results/labels/labels.csv", index=False)
+    (work / "results/labels/summary.json").write_text("{}")
+    (work / "big.yaml").write_text(yaml.safe_dump({"scrape": {"chunks": 256}, "demo": {"sky_dir": str(SKY_DIR)}}))
+    t0 = time.monotonic()
+    out = snakemake(work, "-n", "--configfile", "big.yaml").stdout
+    elapsed = time.monotonic() - t0
+    counts = job_counts(out)
+    assert counts["scrape"] == 256 and "query" not in counts and "labels" not in counts
+    assert elapsed < 10, f"snakemake -n took {elapsed:.1f} s"

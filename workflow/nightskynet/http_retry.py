@@ -42,6 +42,9 @@ class TransientError(FetchError):
         self.retry_after = retry_after
 
 
+RETRY_AFTER_MAX_S = 300.0  # a Retry-After longer than this is taken as 5 minutes
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = 5
@@ -50,11 +53,11 @@ class RetryPolicy:
     backoff_max_s: float = 60.0
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
-        """Seconds to wait before attempt ``attempt + 1``: full jitter, at least Retry-After."""
+        """Seconds to wait before attempt ``attempt + 1``: jittered exponential backoff, at least Retry-After."""
         backoff = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
         wait = rng.uniform(0.5 * backoff, backoff)
         if retry_after is not None:
-            wait = max(wait, min(retry_after, self.backoff_max_s * 5))
+            wait = max(wait, min(retry_after, RETRY_AFTER_MAX_S))
         return wait
 
 

@@ -1,0 +1,55 @@
+"""A scrape job killed with SIGKILL and started again fetches only what it did not have."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+
+import pandas as pd
+
+from conftest import REPO
+from faulty_skyserver import FaultySkyServer, ServedInThread
+
+N = 120
+CONCURRENCY = 4
+
+
+def test_kill_minus_9_then_resume_downloads_only_the_rest(tmp_path):
+    labels = pd.DataFrame({"objid": range(1000, 1000 + N), "ra": [150.0 + i / 100 for i in range(N)], "dec": [10.0] * N, "petroR90_r": [5.0] * N})
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    server = FaultySkyServer("none", failures=0, latency_s=0.05)
+    cache = tmp_path / "cache"
+    with ServedInThread(server.app()) as served:
+        settings = {
+            "source": "sdss",
+            "sdss": {"base_url": served.url, "release": "dr17"},
+            "demo": {"sky_dir": "unused", "seed": 1},
+            "scrape": {"chunks": 1, "width": 120, "height": 120, "scale_mode": "fixed", "scale": 0.4, "adaptive_k": 0.0846, "concurrency": CONCURRENCY, "max_rate": 0, "timeout_s": 10, "max_attempts": 3, "backoff_base_s": 0.01, "backoff_max_s": 0.05, "cache_dir": str(cache)},
+        }
+        cmd = [sys.executable, "-m", "nightskynet", "scrape", "--settings", json.dumps(settings), "--labels", str(tmp_path / "labels.csv"), "--chunk", "0", "--tar", str(tmp_path / "out/chunk_0.tar"), "--manifest", str(tmp_path / "out/chunk_0.manifest.csv")]
+        env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
+        first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "first.log", "w"))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(list(cache.rglob("*.jpg"))) < 30:
+            time.sleep(0.02)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        have = len(list(cache.rglob("*.jpg")))
+        requests_before = sum(server.requests.values())
+        assert 30 <= have < N, "the kill must land mid-scrape"
+        assert not (tmp_path / "out/chunk_0.tar").exists()
+
+        second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 0, second.stderr[-2000:]
+
+    total_requests = sum(server.requests.values())
+    assert total_requests <= N + CONCURRENCY  # at most the requests in flight at the kill were made twice
+    assert total_requests - requests_before <= N - have + CONCURRENCY
+    with tarfile.open(tmp_path / "out/chunk_0.tar") as tar:
+        assert len(tar.getnames()) == N
+    manifest = pd.read_csv(tmp_path / "out/chunk_0.manifest.csv")
+    assert (manifest["status"] == "ok").all() and len(manifest) == N
+    assert not [p for p in tmp_path.rglob("*.part")]
