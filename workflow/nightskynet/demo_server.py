@@ -76,7 +76,9 @@ class DemoSkyServer:
         cat = sky.catalog.sort_values("objid").reset_index(drop=True)
         self.tables = {name: cat[cat["table"] == name].reset_index(drop=True) for name in TABLES}
         self.catalog = cat
-        self._vectors = unit_vector(cat["ra"].to_numpy(), cat["dec"].to_numpy())
+        self._ra, self._dec = cat["ra"].to_numpy(), cat["dec"].to_numpy()
+        self._images = [sky.sky_dir / name for name in cat["image"]]
+        self._vectors = unit_vector(self._ra, self._dec)
         self._resized: OrderedDict[tuple[int, int], Image.Image] = OrderedDict()
 
     # ---- SQL -------------------------------------------------------------------------------
@@ -124,8 +126,7 @@ class DemoSkyServer:
         if key in self._resized:
             self._resized.move_to_end(key)
             return self._resized[key]
-        path = self.sky.sky_dir / self.catalog.at[index, "image"]
-        with Image.open(path) as im:
+        with Image.open(self._images[index]) as im:
             im.draft("RGB", (size, size))  # let libjpeg decode at a reduced scale when shrinking
             img = im.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
         self._resized[key] = img
@@ -142,7 +143,7 @@ class DemoSkyServer:
         near = np.flatnonzero(sep_deg * 3600 < field_radius)
         size = max(1, round(STORED_SIZE_PX * NATIVE_SCALE / scale))
         for index in near[np.argsort(-sep_deg[near])]:  # nearest galaxy drawn last, on top
-            g_ra, g_dec = self.catalog.at[index, "ra"], self.catalog.at[index, "dec"]
+            g_ra, g_dec = self._ra[index], self._dec[index]
             d_ra = ((g_ra - ra + 180.0) % 360.0) - 180.0
             x = width / 2 - d_ra * math.cos(math.radians(dec)) * 3600 / scale
             y = height / 2 - (g_dec - dec) * 3600 / scale

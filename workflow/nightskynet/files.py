@@ -22,11 +22,16 @@ _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+def atomic_path(path: str | os.PathLike, clean_stale: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    ``clean_stale`` first deletes what a killed writer of the same path left behind; callers that
+    write many files into one folder (the cutout cache) pass False and clean the folder once.
+    """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_parts(final)
+    if clean_stale:
+        remove_stale_parts(final)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -44,8 +49,16 @@ def remove_stale_parts(final: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    with atomic_path(path) as tmp:
+def remove_all_stale_parts(folder: Path) -> int:
+    """Delete every temporary file killed writers left in ``folder``; return how many."""
+    stale = list(folder.glob(".*.part"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes, clean_stale: bool = True) -> None:
+    with atomic_path(path, clean_stale) as tmp:
         tmp.write_bytes(data)
 
 

@@ -27,7 +27,7 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from .files import atomic_path, write_bytes_atomic, write_csv_atomic
+from .files import atomic_path, remove_all_stale_parts, write_bytes_atomic, write_csv_atomic
 from .http_retry import USER_AGENT, FetchError, PermanentError, RateLimiter, RetryPolicy, TransientError, get_with_retries
 from .query import describe_error_body
 from .sky_source import cutout_url, skyserver_base_url
@@ -100,6 +100,8 @@ async def download_all(base_url: str, release: str, galaxies: pd.DataFrame, cach
     rng = random.Random(seed)
     semaphore = asyncio.Semaphore(s["concurrency"])
     cache.mkdir(parents=True, exist_ok=True)
+    if removed := remove_all_stale_parts(cache):
+        log.info("removed %d partial files a killed scrape left in %s", removed, cache)
 
     async def one(session: aiohttp.ClientSession, row) -> Outcome:
         objid = int(row.objid)
@@ -114,7 +116,7 @@ async def download_all(base_url: str, release: str, galaxies: pd.DataFrame, cach
                 return Outcome(objid, "missing" if err.status == 404 else "rejected", err.status, err.attempts, str(err), "")
             except FetchError as err:
                 return Outcome(objid, "failed", err.status, err.attempts, str(err), "")
-        write_bytes_atomic(path, body)
+        write_bytes_atomic(path, body, clean_stale=False)
         return Outcome(objid, "ok", 200, attempts, "", hashlib.sha256(body).hexdigest())
 
     connector = aiohttp.TCPConnector(limit=s["concurrency"])
