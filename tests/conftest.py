@@ -21,3 +21,45 @@ def demo_sky_url():
 
     with running_demo_sky(SKY_DIR, seed=1, max_rows=25) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def scraped(tmp_path_factory):
+    """Labels and chunk files for 160 demo galaxies, downloaded from the real demo SkyServer."""
+    from nightskynet import scrape
+    from nightskynet.demo_sky import build_demo_sky
+    from nightskynet.labels import make_labels
+
+    tmp = tmp_path_factory.mktemp("shards")
+    catalog = build_demo_sky(SKY_DIR, seed=1).catalog.iloc[::9].head(160).reset_index(drop=True)
+    labels, _ = make_labels(catalog, 0.95, 0.2, 0.1, 20, seed=1)
+    labels_csv = tmp / "labels.csv"
+    labels.to_csv(labels_csv, index=False)
+    settings = {
+        "source": "demo", "sdss": {"base_url": "unused", "release": "dr17"}, "demo": {"sky_dir": str(SKY_DIR), "seed": 1},
+        "scrape": {"chunks": 2, "width": 120, "height": 120, "scale_mode": "fixed", "scale": 0.4, "adaptive_k": 0.0846, "concurrency": 8, "max_rate": 0, "timeout_s": 30, "max_attempts": 3, "backoff_base_s": 0.05, "backoff_max_s": 0.5, "cache_dir": str(tmp / "cache")},
+    }
+    tars, manifests = [], []
+    for k in range(2):
+        tars.append(str(tmp / f"chunk_{k}.tar"))
+        manifests.append(str(tmp / f"chunk_{k}.manifest.csv"))
+        scrape.run(labels_csv, k, tars[-1], manifests[-1], settings)
+    return tmp, str(labels_csv), manifests, tars
+
+
+
+
+def build_shards(tmp, labels_csv, manifests, tars, tag, cfg):
+    """Run the three shards commands into tmp/tag; return (train paths, eval paths, manifest)."""
+    from nightskynet import shards
+
+    settings = {"shards": cfg, "scrape": {"width": 120}}
+    out = tmp / tag
+    out.mkdir()
+    train = [str(out / f"train_{k}.npz") for k in range(cfg["train_shards"])]
+    for k, path in enumerate(train):
+        shards.run_train_shard(labels_csv, manifests, tars, k, path, settings)
+    evals = {s: str(out / f"{s}.npz") for s in ("val", "test", "uncertain")}
+    shards.run_eval_shards(labels_csv, manifests, tars, evals, settings)
+    manifest = shards.run_manifest(labels_csv, manifests, train + list(evals.values()), str(out / "manifest.json"), settings)
+    return train, evals, manifest

@@ -97,9 +97,9 @@ def test_tiny_run_writes_every_declared_output(tiny_run):
     assert len(history) == 1
     html = (tiny_run / "results/report/report.html").read_text()
     assert "simulated" in html and html.count("data:image/png;base64,") >= 4
-    for rule in ("query", "labels", "shards", "train", "evaluate", "report"):
-        assert (tiny_run / f"results/logs/{rule}.log").is_file()
-        assert (tiny_run / f"results/benchmarks/{rule}.tsv").is_file()
+    for job in ("query", "labels", "scrape/chunk_0", "shards/train_0", "shards/eval", "shards/manifest", "train", "evaluate", "report"):
+        assert (tiny_run / f"results/logs/{job}.log").is_file()
+        assert (tiny_run / f"results/benchmarks/{job}.tsv").is_file()
 
 
 @pytest.mark.slow
@@ -109,9 +109,14 @@ def test_nothing_to_do_after_a_complete_run(tiny_run):
 
 @pytest.mark.slow
 def test_changing_a_shards_parameter_reruns_exactly_shards_and_what_follows(tiny_run):
+    # the shards stage is three rules: training shards (one job each), eval sets, and the manifest;
+    # max_shift moves the training crops only, so the centre-cropped eval sets stay as they are
     changed = {**TINY, "shards": {**TINY["shards"], "max_shift": 3}}
     (tiny_run / "changed.yaml").write_text(yaml.safe_dump(changed))
-    assert planned_jobs(tiny_run, "--configfile", "changed.yaml") == {"shards", "train", "evaluate", "report", "all"}
+    assert planned_jobs(tiny_run, "--configfile", "changed.yaml") == {"shards_train", "shards", "train", "evaluate", "report", "all"}
+    changed = {**TINY, "shards": {**TINY["shards"], "crop": 56}}
+    (tiny_run / "changed.yaml").write_text(yaml.safe_dump(changed))
+    assert planned_jobs(tiny_run, "--configfile", "changed.yaml") == {"shards_train", "shards_eval", "shards", "train", "evaluate", "report", "all"}
 
 
 @pytest.mark.slow

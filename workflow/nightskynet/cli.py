@@ -58,15 +58,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tar", required=True)
     s.add_argument("--manifest", required=True)
 
-    s = sub.add_parser("shards", help="stage shards: augmented uint8 .npz shards")
-    s.add_argument("--settings", type=_settings, required=True)
-    s.add_argument("--labels", required=True)
+    def shard_inputs(s: argparse.ArgumentParser) -> None:
+        s.add_argument("--settings", type=_settings, required=True)
+        s.add_argument("--labels", required=True)
+        s.add_argument("--scrape-manifests", nargs="+", required=True)
+
+    s = sub.add_parser("shards-train", help="stage shards: one augmented training shard")
+    shard_inputs(s)
     s.add_argument("--chunk-tars", nargs="+", required=True)
-    s.add_argument("--train", nargs="+", required=True)
+    s.add_argument("--shard", type=int, required=True)
+    s.add_argument("--out", required=True)
+
+    s = sub.add_parser("shards-eval", help="stage shards: val, test and uncertain sets (centre crops)")
+    shard_inputs(s)
+    s.add_argument("--chunk-tars", nargs="+", required=True)
     s.add_argument("--val", required=True)
     s.add_argument("--test", required=True)
     s.add_argument("--uncertain", required=True)
-    s.add_argument("--manifest", required=True)
+
+    s = sub.add_parser("shards-manifest", help="stage shards: counts and checksums of every shard")
+    shard_inputs(s)
+    s.add_argument("--shards", nargs="+", required=True)
+    s.add_argument("--out", required=True)
 
     s = sub.add_parser("train", help="stage train: fit the network")
     s.add_argument("--settings", type=_settings, required=True)
@@ -112,10 +125,19 @@ def dispatch(args: argparse.Namespace) -> None:
         from . import scrape
 
         scrape.run(args.labels, args.chunk, args.tar, args.manifest, args.settings)
-    elif args.command == "shards":
+    elif args.command == "shards-train":
         from . import shards
 
-        shards.run(args.labels, args.chunk_tars, args.train, args.val, args.test, args.uncertain, args.manifest, args.settings)
+        shards.run_train_shard(args.labels, args.scrape_manifests, args.chunk_tars, args.shard, args.out, args.settings)
+    elif args.command == "shards-eval":
+        from . import shards
+
+        out = {"val": args.val, "test": args.test, "uncertain": args.uncertain}
+        shards.run_eval_shards(args.labels, args.scrape_manifests, args.chunk_tars, out, args.settings)
+    elif args.command == "shards-manifest":
+        from . import shards
+
+        shards.run_manifest(args.labels, args.scrape_manifests, args.shards, args.out, args.settings)
     elif args.command == "train":
         from . import train
 

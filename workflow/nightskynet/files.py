@@ -7,7 +7,6 @@ once complete (``os.replace`` is atomic on POSIX within one file system).
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import tempfile
@@ -85,8 +84,7 @@ def write_npz_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
             for name, array in arrays.items():
-                buf = io.BytesIO()
-                np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
                 info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
                 info.external_attr = 0o644 << 16
-                zf.writestr(info, buf.getvalue())
+                with zf.open(info, "w", force_zip64=True) as member:  # streamed: no second copy in memory
+                    np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)

@@ -5,7 +5,8 @@ once), CPU otherwise (``threads`` from Snakemake). A checkpoint is written after
 ``train.checkpoint_dir`` (outside Snakemake's outputs, which a failed job loses); a restarted
 training with the same inputs and settings resumes from it, bit for bit on the CPU: the shuffle
 order comes from (seed, epoch) and the dropout RNG state is saved with the checkpoint.
-Outputs: ``model.pt`` (the weights of the epoch with the lowest val loss) and ``history.csv``.
+Outputs: ``model.pt`` (the weights of the epoch with the lowest val loss) and ``history.csv``;
+the checkpoint is deleted once they are written, so ``--forcerun train`` trains afresh.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def pick_device(requested: str) -> torch.device:
 
 def run_key(shard_paths: list[str], cfg: dict) -> str:
     """Identifies a training run: a checkpoint is resumed only by a run with the same key."""
-    h = hashlib.sha256(json.dumps({k: v for k, v in cfg.items() if k not in ("checkpoint_dir", "device")}, sort_keys=True).encode())
+    h = hashlib.sha256(json.dumps({k: v for k, v in cfg.items() if k not in ("checkpoint_dir", "device", "gpus")}, sort_keys=True).encode())
     for path in shard_paths:
         h.update(Path(path).name.encode())
         h.update(str(Path(path).stat().st_size).encode())
@@ -192,5 +193,7 @@ def run(train_paths: list[str], val_path: str, model_path: str, history_path: st
     trainer, history, best = fit(train_paths, val_path, cfg, threads)
     save_model(model_path, trainer.model, cfg["model"], {"classes": list(CLASS_NAMES), "best_epoch": best["epoch"], "best_val_loss": best["val_loss"], "epochs_run": int(len(history))})
     write_csv_atomic(history_path, history)
+    # the checkpoint exists to resume a crashed run; once the model is out, a rerun trains afresh
+    (Path(cfg["checkpoint_dir"]) / "checkpoint.pt").unlink(missing_ok=True)
     log.info("saved %s (best epoch %d of %d)", model_path, best["epoch"], len(history))
     return history

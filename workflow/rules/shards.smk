@@ -1,23 +1,69 @@
-rule shards:
+rule shards_train:
     input:
         labels="results/labels/labels.csv",
+        manifests=expand("results/images/chunk_{k}.manifest.csv", k=CHUNKS),
         chunks=expand("results/images/chunk_{k}.tar", k=CHUNKS),
         code=code("shards", "augment", "classes", "files"),
     output:
-        train=expand("results/shards/train_{k}.npz", k=TRAIN_SHARDS),
-        val="results/shards/val.npz",
-        test="results/shards/test.npz",
-        uncertain="results/shards/uncertain.npz",
-        manifest="results/shards/manifest.json",
+        "results/shards/train_{k}.npz",
     log:
-        "results/logs/shards.log",
+        "results/logs/shards/train_{k}.log",
     benchmark:
-        "results/benchmarks/shards.tsv"
+        "results/benchmarks/shards/train_{k}.tsv"
+    wildcard_constraints:
+        k=r"\d+",
     conda:
         "../../envs/learn.yaml"
     params:
         settings=settings("shards", "scrape.width"),
     shell:
-        "python -m nightskynet shards --settings {params.settings:q} --labels {input.labels}"
-        " --chunk-tars {input.chunks} --train {output.train} --val {output.val} --test {output.test}"
-        " --uncertain {output.uncertain} --manifest {output.manifest} > {log} 2>&1"
+        "python -m nightskynet shards-train --settings {params.settings:q} --labels {input.labels}"
+        " --scrape-manifests {input.manifests} --chunk-tars {input.chunks} --shard {wildcards.k}"
+        " --out {output} > {log} 2>&1"
+
+
+rule shards_eval:
+    input:
+        labels="results/labels/labels.csv",
+        manifests=expand("results/images/chunk_{k}.manifest.csv", k=CHUNKS),
+        chunks=expand("results/images/chunk_{k}.tar", k=CHUNKS),
+        code=code("shards", "augment", "classes", "files"),
+    output:
+        val="results/shards/val.npz",
+        test="results/shards/test.npz",
+        uncertain="results/shards/uncertain.npz",
+    log:
+        "results/logs/shards/eval.log",
+    benchmark:
+        "results/benchmarks/shards/eval.tsv"
+    conda:
+        "../../envs/learn.yaml"
+    params:
+        settings=settings("shards.crop", "scrape.width"),
+    shell:
+        "python -m nightskynet shards-eval --settings {params.settings:q} --labels {input.labels}"
+        " --scrape-manifests {input.manifests} --chunk-tars {input.chunks} --val {output.val}"
+        " --test {output.test} --uncertain {output.uncertain} > {log} 2>&1"
+
+
+rule shards:
+    input:
+        labels="results/labels/labels.csv",
+        manifests=expand("results/images/chunk_{k}.manifest.csv", k=CHUNKS),
+        train=expand("results/shards/train_{k}.npz", k=TRAIN_SHARDS),
+        eval=expand("results/shards/{split}.npz", split=["val", "test", "uncertain"]),
+        code=code("shards", "augment", "classes", "files"),
+    output:
+        manifest="results/shards/manifest.json",
+    log:
+        "results/logs/shards/manifest.log",
+    benchmark:
+        "results/benchmarks/shards/manifest.tsv"
+    conda:
+        "../../envs/learn.yaml"
+    params:
+        settings=settings("shards"),
+    shell:
+        "python -m nightskynet shards-manifest --settings {params.settings:q} --labels {input.labels}"
+        " --scrape-manifests {input.manifests} --shards {input.train} {input.eval}"
+        " --out {output.manifest} > {log} 2>&1"

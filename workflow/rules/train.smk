@@ -2,6 +2,7 @@ rule train:
     input:
         train=expand("results/shards/train_{k}.npz", k=TRAIN_SHARDS),
         val="results/shards/val.npz",
+        manifest="results/shards/manifest.json",
         code=code("train", "model", "classes", "files"),
     output:
         model="results/model/model.pt",
@@ -13,6 +14,8 @@ rule train:
     conda:
         "../../envs/learn.yaml"
     threads: 8
+    resources:
+        gpu=config["train"]["gpus"],
     params:
         settings=settings("train"),
     shell:
