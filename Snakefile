@@ -28,6 +28,9 @@ from nightskynet.config import ConfigError, validate_config
 configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 try:
     validate_config(
         config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
@@ -46,6 +49,7 @@ include: "workflow/rules/shards.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/predict.smk"
 
 
 if config["cluster"]["downloads_on_submit_host"]:

@@ -43,7 +43,14 @@ OUTPUTS = [
     "results/eval/predictions_test.csv",
     "results/eval/predictions_uncertain.csv",
     "results/eval/confusion_matrix.png",
+    "results/eval/roc_pr.png",
+    "results/eval/reliability.png",
+    "results/eval/mistakes.png",
     "results/eval/uncertain_vs_votes.png",
+    "results/eval/disagreements.png",
+    "results/report/examples.png",
+    "results/report/network.png",
+    "results/report/training_curves.png",
     "results/report/report.html",
 ]
 
@@ -96,7 +103,14 @@ def test_tiny_run_writes_every_declared_output(tiny_run):
     history = pd.read_csv(tiny_run / "results/model/history.csv")
     assert len(history) == 1
     html = (tiny_run / "results/report/report.html").read_text()
-    assert "simulated" in html and html.count("data:image/png;base64,") >= 4
+    assert "simulated votes" in html and html.count("data:image/png;base64,") == 9
+    for key in ("balanced_accuracy", "accuracy_single_view", "calibration", "most_confident_mistakes", "uncertain"):
+        assert key in metrics
+    assert {"roc_auc", "average_precision", "support"} <= set(metrics["per_class"]["elliptical"])
+    assert metrics["uncertain"]["votes"] == "simulated" and "largest_disagreements" in metrics["uncertain"]
+    predictions = pd.read_csv(tiny_run / "results/eval/predictions_test.csv")
+    assert list(predictions.columns) == ["objid", "true_class", "human_p_elliptical", "human_p_face_on_spiral", "human_p_edge_on_spiral", "human_p_merger", "p_elliptical", "p_face_on_spiral", "p_edge_on_spiral", "p_merger", "predicted"]
+    assert np.allclose(predictions[["p_elliptical", "p_face_on_spiral", "p_edge_on_spiral", "p_merger"]].sum(axis=1), 1, atol=1e-3)
     for job in ("query", "labels", "scrape/chunk_0", "shards/train_0", "shards/eval", "shards/manifest", "train", "evaluate", "report"):
         assert (tiny_run / f"results/logs/{job}.log").is_file()
         assert (tiny_run / f"results/benchmarks/{job}.tsv").is_file()
@@ -155,3 +169,61 @@ def test_a_900000_galaxy_catalog_plans_in_under_10_seconds(tmp_path):
     counts = job_counts(out)
     assert counts["scrape"] == 256 and "query" not in counts and "labels" not in counts
     assert elapsed < 10, f"snakemake -n took {elapsed:.1f} s"
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (Debian: apt-get install chromium); .ci/run installs it")
+def test_the_report_renders_in_a_browser_with_every_figure_loaded(tiny_run, tmp_path):
+    html = tiny_run / "results/report/report.html"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([CHROMIUM, *flags, "--virtual-time-budget=5000", "--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    loaded = re.search(r'data-images-loaded="(\d+)/(\d+)"', dom)
+    assert loaded, "the page's own image check did not run"
+    assert loaded.group(1) == loaded.group(2) == "9", loaded.group(0)
+    shot = tmp_path / "report.png"
+    subprocess.run([CHROMIUM, *flags, "--hide-scrollbars", "--window-size=1200,3000", f"--screenshot={shot}", html.as_uri()], capture_output=True, timeout=120)
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.std() > 10  # a real page, not a blank one
+
+
+@pytest.mark.slow
+def test_snakemake_report_collects_the_figures(tiny_run):
+    snakemake(tiny_run, "--configfile", "tiny.yaml", "--report", "smk_report.html")
+    text = (tiny_run / "smk_report.html").read_text(errors="replace")
+    for name in ("confusion_matrix.png", "roc_pr.png", "reliability.png", "training_curves.png", "network.png"):
+        assert name in text
+
+
+@pytest.mark.slow
+def test_predict_rule_and_command_on_new_images(tiny_run, tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "new"
+    folder.mkdir()
+    for k, path in enumerate(sorted((SKY_DIR / "images").iterdir())[:5]):
+        Image.open(path).rotate(30 * k).resize((200 + 10 * k, 200 + 10 * k)).save(folder / f"galaxy_{k}.jpg", quality=85)
+    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8not really a jpeg")
+    snakemake(tiny_run, "predict", "--configfile", "tiny.yaml", "--config", f"predict={{input: {folder}}}")
+    out = pd.read_csv(tiny_run / "results/predict/predictions.csv")
+    assert out["source"].tolist() == [f"galaxy_{k}.jpg" for k in range(5)]
+    assert set(out["predicted"]) <= {"elliptical", "face_on_spiral", "edge_on_spiral", "merger"}
+    log = (tiny_run / "results/logs/predict.log").read_text()
+    assert "skipped corrupt.jpg" in log and "1 skipped" in log
+    # the command itself, on a catalog CSV: cutouts fetched from the demo SkyServer first
+    catalog = pd.read_csv(tiny_run / "results/catalog/gz1_votes.csv").head(3)[["objid", "ra", "dec"]]
+    catalog.to_csv(tmp_path / "catalog.csv", index=False)
+    config = yaml.safe_load((tiny_run / "config.yaml").read_text())
+    config["demo"]["sky_dir"] = str(SKY_DIR)
+    config["scrape"]["cache_dir"] = str(tmp_path / "cache")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
+    proc = subprocess.run([sys.executable, "-m", "nightskynet", "predict", str(tiny_run / "results/model/model.pt"), str(tmp_path / "catalog.csv"), "-o", str(tmp_path / "out.csv"), "--config", str(tmp_path / "config.yaml"), "--no-tta"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert pd.read_csv(tmp_path / "out.csv")["source"].tolist() == catalog["objid"].tolist()
+    bad = subprocess.run([sys.executable, "-m", "nightskynet", "predict", str(tiny_run / "results/model/model.pt"), str(tmp_path / "nothing_here"), "-o", str(tmp_path / "x.csv")], env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "INPUT must be a folder" in bad.stderr

@@ -11,11 +11,13 @@ import asyncio
 import json
 import logging
 import sys
+from pathlib import Path
 
 from .demo_sky import DemoSkyError
 from .http_retry import FetchError
 from .query import SkyServerError
 
+EVALUATE_OUTPUTS = ("metrics", "predictions_test", "predictions_uncertain", "confusion", "roc_pr", "reliability", "mistakes", "votes", "disagreements")
 EXPECTED_ERRORS = (ValueError, FileNotFoundError, FetchError, DemoSkyError, SkyServerError)
 
 
@@ -95,17 +97,40 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--test", required=True)
     s.add_argument("--uncertain", required=True)
     s.add_argument("--labels", required=True)
-    for name in ("metrics", "predictions-test", "predictions-uncertain", "confusion", "votes"):
-        s.add_argument(f"--{name}", required=True)
+    for name in EVALUATE_OUTPUTS:
+        s.add_argument(f"--{name.replace('_', '-')}", required=True)
     s.add_argument("--threads", type=int, default=1)
 
     s = sub.add_parser("report", help="stage report: the self-contained HTML page")
     s.add_argument("--settings", type=_settings, required=True)
-    for name in ("catalog", "labels", "labels-summary", "shards-manifest", "history", "metrics", "model", "confusion", "votes", "out"):
+    for name in ("catalog", "labels", "labels-summary", "shards-manifest", "history", "metrics", "model", "eval-dir", "examples", "network", "curves", "out"):
         s.add_argument(f"--{name}", required=True)
     s.add_argument("--scrape-manifests", nargs="+", required=True)
     s.add_argument("--chunk-tars", nargs="+", required=True)
+    s = sub.add_parser("predict", help="classify a folder of JPEG cutouts or a catalog CSV (objid, ra, dec)")
+    s.add_argument("model", help="a model.pt written by the train stage")
+    s.add_argument("input", help="a folder of JPEG cutouts (any size) or a catalog .csv with objid, ra, dec")
+    s.add_argument("-o", "--output", required=True, help="the CSV to write")
+    s.add_argument("--no-tta", action="store_true", help="one view per image instead of the mean over the 8 D4 views")
+    s.add_argument("--config", default=None, help="config YAML for cutout size and, for a catalog, where to download (default: config.yaml of this checkout)")
+    s.add_argument("--settings", type=_settings, default=None, help=argparse.SUPPRESS)
+    s.add_argument("--threads", type=int, default=2)
     return p
+
+
+def predict_settings(args: argparse.Namespace) -> dict:
+    if args.settings is not None:
+        return args.settings
+    import yaml
+
+    from .config import validate_config
+
+    path = Path(args.config) if args.config else Path(__file__).resolve().parents[2] / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} not found (pass --config)")
+    config = yaml.safe_load(path.read_text())
+    validate_config(config, Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml")
+    return config
 
 
 def dispatch(args: argparse.Namespace) -> None:
@@ -145,13 +170,18 @@ def dispatch(args: argparse.Namespace) -> None:
     elif args.command == "evaluate":
         from . import evaluate
 
-        out = {"metrics": args.metrics, "predictions_test": args.predictions_test, "predictions_uncertain": args.predictions_uncertain, "confusion": args.confusion, "votes": args.votes}
+        out = {name: getattr(args, name) for name in EVALUATE_OUTPUTS}
         evaluate.run(args.model, args.test, args.uncertain, args.labels, out, args.settings, args.threads)
+    elif args.command == "predict":
+        from . import predict
+
+        predict.run(args.model, args.input, args.output, predict_settings(args), tta=not args.no_tta, threads=args.threads)
     elif args.command == "report":
         from . import report
 
-        inputs = {k: getattr(args, k) for k in ("catalog", "labels", "labels_summary", "shards_manifest", "history", "metrics", "model", "confusion", "votes", "scrape_manifests", "chunk_tars")}
-        report.run(inputs, args.out, args.settings)
+        inputs = {k: getattr(args, k) for k in ("catalog", "labels", "labels_summary", "shards_manifest", "history", "metrics", "model", "eval_dir", "scrape_manifests", "chunk_tars")}
+        figures = {"examples": args.examples, "network": args.network, "curves": args.curves}
+        report.run(inputs, figures, args.out, args.settings)
 
 
 def main(argv: list[str] | None = None) -> int:

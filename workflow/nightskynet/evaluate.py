@@ -8,8 +8,13 @@ Predictions average the softmax over the 8 D4 views of each image (test-time aug
      "accuracy": float, "balanced_accuracy": float, "accuracy_single_view": float,
      "per_class": {name: {"precision", "recall", "f1", "support"}},
      "confusion_matrix": [[int]] (rows true, columns predicted),
+     "balanced_accuracy_single_view": float,
+     "per_class": {name: {"precision", "recall", "f1", "support", "roc_auc", "average_precision"}},
+     "calibration": {"expected_calibration_error": float, "bins": [{"confidence", "accuracy", "count"}]},
+     "most_confident_mistakes": [{"objid", "true_class", "predicted", "probability"}],
      "uncertain": {"n": int, "votes": "simulated"|"real",
-                   "per_class": {name: {"pearson_r", "mean_abs_diff"}}}}
+                   "per_class": {name: {"pearson_r", "mean_abs_diff"}},
+                   "largest_disagreements": [{"objid", "class", "human", "network"}]}}
 """
 
 from __future__ import annotations
@@ -71,6 +76,94 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
         "per_class": per_class,
         "confusion_matrix": cm.tolist(),
     }
+
+
+def roc_curve(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """False/true positive rates over all thresholds and the area under the curve (one-vs-rest)."""
+    order = np.argsort(-scores, kind="stable")
+    pos = positive[order].astype(float)
+    tp, fp = np.concatenate([[0], np.cumsum(pos)]), np.concatenate([[0], np.cumsum(1 - pos)])
+    if tp[-1] == 0 or fp[-1] == 0:
+        return fp, tp, float("nan")
+    tpr, fpr = tp / tp[-1], fp / fp[-1]
+    return fpr, tpr, float(np.trapezoid(tpr, fpr))
+
+
+def precision_recall(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Precision and recall over all thresholds and the average precision (one-vs-rest)."""
+    order = np.argsort(-scores, kind="stable")
+    pos = positive[order].astype(float)
+    if pos.sum() == 0:
+        return np.array([1.0]), np.array([0.0]), float("nan")
+    tp = np.cumsum(pos)
+    precision = tp / np.arange(1, len(pos) + 1)
+    recall = tp / pos.sum()
+    ap = float(np.sum(precision * pos) / pos.sum())
+    return precision, recall, ap
+
+
+def calibration(probs: np.ndarray, y_true: np.ndarray, bins: int = 10) -> dict:
+    """Reliability of the top-class probability: accuracy per confidence bin and the ECE."""
+    conf, correct = probs.max(1), probs.argmax(1) == y_true
+    edges = np.linspace(0.25, 1.0, bins + 1)
+    which = np.clip(np.digitize(conf, edges) - 1, 0, bins - 1)
+    out, ece = [], 0.0
+    for b in range(bins):
+        sel = which == b
+        if sel.any():
+            out.append({"confidence": round(float(conf[sel].mean()), 4), "accuracy": round(float(correct[sel].mean()), 4), "count": int(sel.sum())})
+            ece += sel.mean() * abs(conf[sel].mean() - correct[sel].mean())
+    return {"expected_calibration_error": round(float(ece), 4), "bins": out}
+
+
+def plot_roc_pr(probs: np.ndarray, y_true: np.ndarray, path: str | Path) -> dict:
+    fig, (ax_roc, ax_pr) = plt.subplots(1, 2, figsize=(11, 4.4))
+    aucs = {}
+    for i, name in enumerate(CLASS_NAMES):
+        positive = y_true == i
+        fpr, tpr, auc = roc_curve(probs[:, i], positive)
+        precision, recall, ap = precision_recall(probs[:, i], positive)
+        aucs[name] = {"roc_auc": None if np.isnan(auc) else round(auc, 4), "average_precision": None if np.isnan(ap) else round(ap, 4)}
+        ax_roc.plot(fpr, tpr, label=f"{CLASS_LABELS[name]} (AUC {auc:.2f})")
+        ax_pr.plot(recall, precision, label=f"{CLASS_LABELS[name]} (AP {ap:.2f})")
+    ax_roc.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
+    ax_roc.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC, one class vs the rest")
+    ax_pr.set(xlabel="recall", ylabel="precision", title="precision-recall, one class vs the rest", ylim=(0, 1.02))
+    for ax in (ax_roc, ax_pr):
+        ax.legend(fontsize=8, loc="lower right" if ax is ax_roc else "lower left")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path)
+    return aucs
+
+
+def plot_reliability(cal: dict, path: str | Path) -> None:
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    bins = cal["bins"]
+    ax.plot([0.25, 1], [0.25, 1], color="grey", ls="--", lw=1, label="perfectly calibrated")
+    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-", label="network (test split)")
+    for b in bins:
+        ax.annotate(str(b["count"]), (b["confidence"], b["accuracy"]), textcoords="offset points", xytext=(4, -10), fontsize=7, color="#555")
+    ax.set(xlabel="predicted probability of the top class", ylabel="fraction correct", xlim=(0.25, 1.0), ylim=(0, 1.02), title=f"Reliability (ECE {cal['expected_calibration_error']:.3f})")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_gallery(images: np.ndarray, titles: list[str], path: str | Path, suptitle: str, columns: int = 6) -> None:
+    """A grid of (up to 2 rows of) galaxy crops with a title under each."""
+    n = max(1, len(images))
+    rows = (n + columns - 1) // columns
+    fig, axes = plt.subplots(rows, columns, figsize=(1.9 * columns, 2.2 * rows), squeeze=False)
+    for k, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if k < len(images):
+            ax.imshow(images[k])
+            ax.set_title(titles[k], fontsize=7)
+    fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
 
 
 def plot_confusion(cm: np.ndarray, path: str | Path, title: str) -> None:
@@ -135,7 +228,17 @@ def run(model_path: str, test_path: str, uncertain_path: str, labels_csv: str, o
     p_single = predict_proba(model, x_test, device, tta=False, batch_size=cfg["batch_size"])
     pred = p_test.argmax(1)
     metrics = {"n_test": int(len(y_test)), "tta": bool(cfg["tta"]), "classes": list(CLASS_NAMES), **classification_metrics(y_test, pred)}
-    metrics["accuracy_single_view"] = round(float((p_single.argmax(1) == y_test).mean()), 4) if len(y_test) else None
+    single = classification_metrics(y_test, p_single.argmax(1))
+    metrics["accuracy_single_view"] = single["accuracy"]
+    metrics["balanced_accuracy_single_view"] = single["balanced_accuracy"]
+    for name, extra in plot_roc_pr(p_test, y_test, out["roc_pr"]).items():
+        metrics["per_class"][name].update(extra)
+    metrics["calibration"] = calibration(p_test, y_test)
+    plot_reliability(metrics["calibration"], out["reliability"])
+    wrong = np.flatnonzero(pred != y_test)
+    wrong = wrong[np.argsort(-p_test[wrong].max(1), kind="stable")][:12]
+    metrics["most_confident_mistakes"] = [{"objid": int(id_test[i]), "true_class": CLASS_NAMES[y_test[i]], "predicted": CLASS_NAMES[pred[i]], "probability": round(float(p_test[i].max()), 4)} for i in wrong]
+    plot_gallery(x_test[wrong], [f"GZ: {CLASS_LABELS[CLASS_NAMES[y_test[i]]]}\nnet: {CLASS_LABELS[CLASS_NAMES[pred[i]]]} {p_test[i].max():.2f}" for i in wrong], out["mistakes"], "Most confident mistakes on the test split")
     test_rows = pd.DataFrame({"objid": id_test, "true_class": [CLASS_NAMES[i] for i in y_test]})
     for k, col in enumerate(PROB_COLUMNS):
         test_rows[f"human_{col}"] = labels.loc[id_test, col].to_numpy()
@@ -157,7 +260,11 @@ def run(model_path: str, test_path: str, uncertain_path: str, labels_csv: str, o
     unc_rows["predicted"] = [CLASS_NAMES[i] for i in p_unc.argmax(1)] if len(p_unc) else []
     write_csv_atomic(out["predictions_uncertain"], unc_rows)
     stats = plot_vote_comparison(p_unc, human, out["votes"], votes_note)
-    metrics["uncertain"] = {"n": int(len(id_unc)), "votes": "simulated" if settings["source"] == "demo" else "real", "per_class": stats}
+    gap = np.abs(p_unc - human)
+    top = np.argsort(-gap.max(1), kind="stable")[:12] if len(gap) else np.zeros(0, dtype=int)
+    disagreements = [{"objid": int(id_unc[i]), "class": CLASS_NAMES[int(gap[i].argmax())], "human": round(float(human[i, gap[i].argmax()]), 3), "network": round(float(p_unc[i, gap[i].argmax()]), 3)} for i in top]
+    plot_gallery(x_unc[top], [f"{CLASS_LABELS[d['class']]}\nhuman {d['human']:.2f} net {d['network']:.2f}" for d in disagreements], out["disagreements"], f"Uncertain galaxies where the network and the {votes_note} disagree most")
+    metrics["uncertain"] = {"n": int(len(id_unc)), "votes": "simulated" if settings["source"] == "demo" else "real", "per_class": stats, "largest_disagreements": disagreements}
     write_json_atomic(out["metrics"], metrics)
     log.info("test accuracy %s (single view %s), balanced %s; recall %s", metrics["accuracy"], metrics["accuracy_single_view"], metrics["balanced_accuracy"], ", ".join(f"{c}={v['recall']}" for c, v in metrics["per_class"].items()))
     return metrics

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
+import importlib.metadata
 import io
 import json
 import logging
@@ -26,7 +27,7 @@ from PIL import Image  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .classes import CLASS_LABELS, CLASS_NAMES  # noqa: E402
-from .files import write_text_atomic  # noqa: E402
+from .files import atomic_path, write_text_atomic  # noqa: E402
 from .model import layer_shapes, load_model  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,58 @@ def example_grid(labels: pd.DataFrame, chunk_tars: list[str], per_class: int, se
     return fig
 
 
+def network_drawing(shapes: list[tuple[str, tuple[int, ...]]], input_size: int):
+    """Boxes left to right, one per layer, height growing with the layer's size, shape written under each."""
+    items = [("input", (3, input_size, input_size))] + shapes + [("softmax", (4,))]
+    fig, ax = plt.subplots(figsize=(max(8, 1.05 * len(items)), 3.3))
+    sizes = [float(np.prod(shape)) for _, shape in items]
+    lo, hi = np.log10(min(sizes)), np.log10(max(sizes))
+    colours = {"conv": "#4c72b0", "max ": "#8fa8d8", "dens": "#dd8452", "maxo": "#c44e52", "inpu": "#55a868", "soft": "#55a868"}
+    for k, ((name, shape), size) in enumerate(zip(items, sizes)):
+        h = 0.35 + 1.6 * (np.log10(size) - lo) / max(1e-9, hi - lo)
+        ax.add_patch(plt.Rectangle((k - 0.38, -h / 2), 0.76, h, color=colours.get(name[:4], "#999"), alpha=0.85))
+        ax.text(k, -h / 2 - 0.12, " x ".join(str(v) for v in shape), ha="center", va="top", fontsize=7)
+        ax.text(k, h / 2 + 0.1, name.replace(", ", "\n"), ha="center", va="bottom", fontsize=6.5)
+        if k:
+            ax.annotate("", xy=(k - 0.4, 0), xytext=(k - 0.6, 0), arrowprops={"arrowstyle": "->", "color": "#444"})
+    ax.set_xlim(-0.6, len(items) - 0.4)
+    ax.set_ylim(-1.55, 1.75)
+    ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def save_png(fig, path: str | Path) -> str:
+    """Write the figure to ``path`` (atomically) and return it as a data URI for the page."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.getvalue())
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def versions() -> dict[str, str]:
+    out = {"nightskynet": __version__, "python": platform.python_version()}
+    for name in ("snakemake", "torch", "numpy", "pandas", "pillow", "aiohttp", "matplotlib"):
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+# The page counts its own images once loaded, so a browser (or a test driving one) can tell that
+# every figure decoded: <body data-images-loaded="N/M">.
+SELF_CHECK = """<script>
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  document.body.setAttribute('data-images-loaded', ok + '/' + imgs.length);
+});
+</script>"""
+
+
 def table(rows: list[list[object]], header: list[str]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows)
@@ -115,7 +168,7 @@ pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.85em}
 """
 
 
-def run(inputs: dict, out_html: str, settings: dict) -> None:
+def run(inputs: dict, figures: dict, out_html: str, settings: dict) -> None:
     demo = settings["source"] == "demo"
     votes = "simulated votes" if demo else "Galaxy Zoo 1 votes"
     catalog = pd.read_csv(inputs["catalog"], dtype={"objid": "int64"})
@@ -142,7 +195,12 @@ def run(inputs: dict, out_html: str, settings: dict) -> None:
 
     metric_rows = [[CLASS_LABELS[c], v["precision"], v["recall"], v["f1"], v["support"]] for c, v in metrics["per_class"].items()]
     vote_rows = [[CLASS_LABELS[c], v["pearson_r"], v["mean_abs_diff"]] for c, v in metrics["uncertain"]["per_class"].items()]
-    arch_rows = [[name, " x ".join(str(s) for s in shape)] for name, shape in layer_shapes(model)]
+    shapes = layer_shapes(model)
+    arch_rows = [[name, " x ".join(str(s) for s in shape)] for name, shape in shapes]
+    eval_dir = Path(inputs["eval_dir"])
+    mistakes = metrics.get("most_confident_mistakes", [])
+    disagreements = metrics["uncertain"].get("largest_disagreements", [])
+    auc_rows = [[CLASS_LABELS[c], v.get("roc_auc"), v.get("average_precision")] for c, v in metrics["per_class"].items()]
     n_params = sum(p.numel() for p in model.parameters())
 
     sim_note = f'<p class="note">Demo sky: the images are real SDSS galaxies, but their <b>votes and sky positions are simulated</b> (from each galaxy\'s Galaxy Zoo 1 class). Every vote fraction on this page is a simulated vote.</p>' if demo else ""
@@ -160,20 +218,29 @@ def run(inputs: dict, out_html: str, settings: dict) -> None:
         f"Catalog rows whose votes were all don't-know: {summary['undefined_all_dont_know']}. Cutout downloads: " + ", ".join(f"{k} {v}" for k, v in sorted(status_counts.items())) + ".</p>",
         table(count_rows, ["stage", "total", *[CLASS_LABELS[c] for c in CLASS_NAMES]]),
         "<h2>Example galaxies</h2>",
-        figure(png_data_uri(example_grid(labels, inputs["chunk_tars"], settings["report"]["examples_per_class"], 0)), f"Confident galaxies of each class, as downloaded ({settings['scrape']['width']} x {settings['scrape']['height']} px cutouts; class from {votes})."),
+        figure(save_png(example_grid(labels, inputs["chunk_tars"], settings["report"]["examples_per_class"], 0), figures["examples"]), f"Confident galaxies of each class, as downloaded ({settings['scrape']['width']} x {settings['scrape']['height']} px cutouts; class from {votes})."),
         "<h2>The network</h2>",
         f"<p>{n_params:,} parameters; input {model.input_size} x {model.input_size} x 3 crops; trained {saved.get('epochs_run')} epochs, weights of epoch {saved.get('best_epoch')} (lowest validation loss) kept.</p>",
+        figure(save_png(network_drawing(shapes, model.input_size), figures["network"]), "The network, input on the left: box heights grow with each layer's output size (log scale); under each box its output shape (channels x height x width). Dropout 0.5 follows each dense and maxout layer."),
         table(arch_rows, ["layer", "output shape"]),
         "<h2>Training</h2>",
-        figure(png_data_uri(training_curves(history)), "Loss and accuracy per epoch on the augmented training images and the validation galaxies (centre crops); lower loss and higher accuracy are better, a widening gap means overfitting."),
+        figure(save_png(training_curves(history), figures["curves"]), "Loss and accuracy per epoch on the augmented training images and the validation galaxies (centre crops); lower loss and higher accuracy are better, a widening gap means overfitting."),
         "<h2>Evaluation</h2>",
-        figure(png_data_uri(inputs["confusion"]), "Confusion matrix on the test split: rows are the Galaxy Zoo class, columns the network's; the diagonal of the right panel is each class's recall."),
+        figure(png_data_uri(eval_dir / "confusion_matrix.png"), "Confusion matrix on the test split: rows are the Galaxy Zoo class, columns the network's; the diagonal of the right panel is each class's recall."),
+        figure(png_data_uri(eval_dir / "roc_pr.png"), "One class against the rest: ROC (left; towards the top left is better, the dashed line is guessing) and precision-recall (right; towards the top right is better). The areas are in the table below."),
+        table(auc_rows, ["class", "ROC AUC", "average precision"]),
+        figure(png_data_uri(eval_dir / "reliability.png"), f"Reliability: test galaxies binned by the probability the network gives its top class, against the fraction it got right. On the dashed diagonal the probabilities can be taken at face value; below it the network is over-confident. Expected calibration error {metrics['calibration']['expected_calibration_error']}."),
+        figure(png_data_uri(eval_dir / "mistakes.png"), f"The {len(mistakes)} test galaxies the network got wrong most confidently: Galaxy Zoo class ({votes}), the network's class and its probability."),
         f"<h3>Uncertain galaxies: network vs {votes}</h3>",
-        figure(png_data_uri(inputs["votes"]), f"For galaxies below the confidence cut, the network's probability (y) against the human vote fraction (x, {votes}) per class; points on the dashed diagonal agree."),
+        figure(png_data_uri(eval_dir / "uncertain_vs_votes.png"), f"For galaxies below the confidence cut, the network's probability (y) against the human vote fraction (x, {votes}) per class; points on the dashed diagonal agree."),
         table(vote_rows, ["class", "Pearson r", "mean |network - human|"]),
-        "<h2>Settings</h2>",
-        f"<pre>{html.escape(json.dumps(settings, indent=2))}</pre>",
+        figure(png_data_uri(eval_dir / "disagreements.png"), f"The uncertain galaxies where the network and the {votes} disagree most: the class of the largest gap, the human fraction and the network's probability."),
+        "<h2>Run</h2>",
+        table([[k, v] for k, v in versions().items()], ["software", "version"]),
+        "<details><summary>Settings of this run</summary>",
+        f"<pre>{html.escape(json.dumps(settings, indent=2))}</pre></details>",
         f"<h2>Credits</h2><p class='small'>{html.escape(CREDIT)}</p>",
+        SELF_CHECK,
         "</body></html>",
     ]
     write_text_atomic(out_html, "\n".join(parts))

@@ -79,7 +79,9 @@ class Trainer:
         self.model.train()
         order = torch.from_numpy(np.random.default_rng([self.cfg["seed"], epoch]).permutation(len(labels)))
         bs = self.cfg["batch_size"]
-        total_loss, correct = 0.0, 0
+        # running sums stay on the device: no host sync per step (it would idle a GPU)
+        total_loss = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
         with tqdm(total=len(order), desc=f"epoch {epoch}", unit="img", mininterval=5.0, leave=False) as bar:
             for start in range(0, len(order), bs):
                 idx = order[start : start + bs].to(images.device)
@@ -90,9 +92,10 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
-                total_loss += float(loss.detach()) * len(idx)
-                correct += int((logits.argmax(1) == y).sum())
+                total_loss += loss.detach() * len(idx)
+                correct += (logits.argmax(1) == y).sum()
                 bar.update(len(idx))
+        total_loss, correct = float(total_loss), int(correct)
         return total_loss / max(1, len(order)), correct / max(1, len(order))
 
     @torch.no_grad()

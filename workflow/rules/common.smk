@@ -29,3 +29,14 @@ def demo_sky_inputs():
     if config["source"] == "demo":
         return [os.path.join(config["demo"]["sky_dir"], "labels.csv")]
     return []
+
+
+def predict_input(wildcards):
+    """The input of the predict step (config predict.input), which must be set."""
+    path = config["predict"]["input"]
+    if not path:
+        raise WorkflowError(
+            "config key predict.input is empty. Set it to a folder of JPEG cutouts or a catalog CSV "
+            "(objid, ra, dec), e.g. snakemake predict --config 'predict={input: my_cutouts/}'"
+        )
+    return path

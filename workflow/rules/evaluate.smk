@@ -9,8 +9,36 @@ rule evaluate:
         metrics="results/eval/metrics.json",
         predictions_test="results/eval/predictions_test.csv",
         predictions_uncertain="results/eval/predictions_uncertain.csv",
-        confusion="results/eval/confusion_matrix.png",
-        votes="results/eval/uncertain_vs_votes.png",
+        confusion=report(
+            "results/eval/confusion_matrix.png",
+            caption="../report/confusion_matrix.rst",
+            category="Evaluation",
+        ),
+        roc_pr=report(
+            "results/eval/roc_pr.png",
+            caption="../report/roc_pr.rst",
+            category="Evaluation",
+        ),
+        reliability=report(
+            "results/eval/reliability.png",
+            caption="../report/reliability.rst",
+            category="Evaluation",
+        ),
+        mistakes=report(
+            "results/eval/mistakes.png",
+            caption="../report/mistakes.rst",
+            category="Evaluation",
+        ),
+        votes=report(
+            "results/eval/uncertain_vs_votes.png",
+            caption="../report/uncertain_vs_votes.rst",
+            category="Network vs human votes",
+        ),
+        disagreements=report(
+            "results/eval/disagreements.png",
+            caption="../report/disagreements.rst",
+            category="Network vs human votes",
+        ),
     log:
         "results/logs/evaluate.log",
     benchmark:
@@ -24,4 +52,6 @@ rule evaluate:
         "python -m nightskynet evaluate --settings {params.settings:q} --model {input.model} --test {input.test}"
         " --uncertain {input.uncertain} --labels {input.labels} --metrics {output.metrics}"
         " --predictions-test {output.predictions_test} --predictions-uncertain {output.predictions_uncertain}"
-        " --confusion {output.confusion} --votes {output.votes} --threads {threads} > {log} 2>&1"
+        " --confusion {output.confusion} --roc-pr {output.roc_pr} --reliability {output.reliability}"
+        " --mistakes {output.mistakes} --votes {output.votes} --disagreements {output.disagreements}"
+        " --threads {threads} > {log} 2>&1"

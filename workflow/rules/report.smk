@@ -9,11 +9,25 @@ rule report:
         history="results/model/history.csv",
         model="results/model/model.pt",
         metrics="results/eval/metrics.json",
-        confusion="results/eval/confusion_matrix.png",
-        votes="results/eval/uncertain_vs_votes.png",
+        figures=rules.evaluate.output,
         code=code("report", "model", "classes", "files"),
     output:
         html="results/report/report.html",
+        examples=report(
+            "results/report/examples.png",
+            caption="../report/examples.rst",
+            category="Data",
+        ),
+        network=report(
+            "results/report/network.png",
+            caption="../report/network.rst",
+            category="Training",
+        ),
+        curves=report(
+            "results/report/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="Training",
+        ),
     log:
         "results/logs/report.log",
     benchmark:
@@ -32,8 +46,10 @@ rule report:
             "evaluate",
             "report",
         ),
+        eval_dir=lambda wildcards, input: os.path.dirname(input.metrics),
     shell:
         "python -m nightskynet report --settings {params.settings:q} --catalog {input.catalog} --labels {input.labels}"
         " --labels-summary {input.labels_summary} --scrape-manifests {input.manifests} --chunk-tars {input.chunks}"
         " --shards-manifest {input.shards_manifest} --history {input.history} --model {input.model}"
-        " --metrics {input.metrics} --confusion {input.confusion} --votes {input.votes} --out {output.html} > {log} 2>&1"
+        " --metrics {input.metrics} --eval-dir {params.eval_dir} --examples {output.examples}"
+        " --network {output.network} --curves {output.curves} --out {output.html} > {log} 2>&1"

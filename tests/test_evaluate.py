@@ -1,0 +1,42 @@
+"""Evaluation metrics on hand-computed cases."""
+
+import numpy as np
+import pytest
+
+from nightskynet.evaluate import calibration, classification_metrics, precision_recall, roc_curve
+
+
+def test_per_class_metrics_and_balanced_accuracy_by_hand():
+    y_true = np.array([0, 0, 0, 1, 1, 2, 2, 2, 3])
+    y_pred = np.array([0, 0, 1, 1, 1, 2, 0, 2, 0])
+    m = classification_metrics(y_true, y_pred)
+    assert m["accuracy"] == round(6 / 9, 4)
+    assert m["confusion_matrix"][0] == [2, 1, 0, 0] and m["confusion_matrix"][3] == [1, 0, 0, 0]
+    e = m["per_class"]["elliptical"]
+    assert (e["precision"], e["recall"], e["support"]) == (0.5, round(2 / 3, 4), 3)  # 2 of 4 predicted ellipticals right
+    assert e["f1"] == round(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3), 4)
+    assert m["per_class"]["merger"]["recall"] == 0.0
+    assert m["balanced_accuracy"] == round(np.mean([2 / 3, 1.0, 2 / 3, 0.0]), 4)
+
+
+def test_roc_auc_and_average_precision():
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    perfect = np.array([1, 1, 1, 0, 0, 0], bool)
+    assert roc_curve(scores, perfect)[2] == pytest.approx(1.0)
+    assert precision_recall(scores, perfect)[2] == pytest.approx(1.0)
+    inverted = ~perfect
+    assert roc_curve(scores, inverted)[2] == pytest.approx(0.0)
+    mixed = np.array([1, 0, 1, 0, 1, 0], bool)  # 3 x 3 pairs, 6 ranked right: AUC 6/9
+    assert roc_curve(scores, mixed)[2] == pytest.approx(6 / 9)
+    assert precision_recall(scores, mixed)[2] == pytest.approx((1 + 2 / 3 + 3 / 5) / 3)
+    assert np.isnan(roc_curve(scores, np.zeros(6, bool))[2])
+
+
+def test_calibration_of_a_perfectly_calibrated_and_an_overconfident_model():
+    probs = np.array([[0.95, 0.05, 0, 0]] * 20)
+    right = np.zeros(20, int)
+    assert calibration(probs, right)["expected_calibration_error"] == pytest.approx(0.05)
+    wrong_half = np.array([0] * 10 + [1] * 10)
+    cal = calibration(probs, wrong_half)
+    assert cal["expected_calibration_error"] == pytest.approx(0.45)
+    assert cal["bins"] == [{"confidence": 0.95, "accuracy": 0.5, "count": 20}]
