@@ -62,4 +62,14 @@ if config["cluster"]["downloads_on_submit_host"]:
 rule all:
     default_target: True
     input:
-        "results/report/report.html",
+        # every stage's outputs, not just the report: Snakemake then notices a deleted
+        # intermediate file (an image chunk, a shard) and remakes it and what follows
+        rules.query.output,
+        rules.labels.output,
+        expand(rules.scrape.output, k=CHUNKS),
+        expand(rules.shards_train.output, k=TRAIN_SHARDS),
+        rules.shards_eval.output,
+        rules.shards.output,
+        rules.train.output,
+        rules.evaluate.output,
+        rules.report.output,

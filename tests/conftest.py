@@ -1,3 +1,5 @@
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -7,6 +9,17 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "workflow"))
 
 SKY_DIR = REPO / "resources" / "demo_sky"
+
+# the tiny end-to-end config: 60 galaxies, 2 chunks, 240 training images, 1 epoch
+TINY = {
+    "demo": {"sky_dir": str(SKY_DIR)},
+    "sdss": {"limit": 60},
+    "labels": {"uncertain_max": 10},
+    "scrape": {"chunks": 2},
+    "shards": {"total": 240, "train_shards": 1},
+    "train": {"epochs": 1},
+    "report": {"examples_per_class": 2},
+}
 
 
 @pytest.fixture(scope="session")
@@ -63,3 +76,19 @@ def build_shards(tmp, labels_csv, manifests, tars, tag, cfg):
     shards.run_eval_shards(labels_csv, manifests, tars, evals, settings)
     manifest = shards.run_manifest(labels_csv, manifests, train + list(evals.values()), str(out / "manifest.json"), settings)
     return train, evals, manifest
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=workdir, capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def copy_repo(dest: Path) -> Path:
+    dest.mkdir()
+    for item in ("Snakefile", "config.yaml", "envs"):
+        src = REPO / item
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / item)
+    shutil.copytree(REPO / "workflow", dest / "workflow", ignore=shutil.ignore_patterns("__pycache__"))
+    return dest

@@ -13,17 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, SKY_DIR
+from conftest import REPO, SKY_DIR, TINY, copy_repo, snakemake
 
-TINY = {
-    "demo": {"sky_dir": str(SKY_DIR)},
-    "sdss": {"limit": 60},
-    "labels": {"uncertain_max": 10},
-    "scrape": {"chunks": 2},
-    "shards": {"total": 240, "train_shards": 1},
-    "train": {"epochs": 1},
-    "report": {"examples_per_class": 2},
-}
 OUTPUTS = [
     "results/catalog/gz1_votes.csv",
     "results/labels/labels.csv",
@@ -55,13 +46,6 @@ OUTPUTS = [
 ]
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=workdir, capture_output=True, text=True, timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return proc
-
-
 def planned_jobs(workdir: Path, *args: str) -> set[str]:
     """Rule names a dry run would run (from its 'Job stats' table)."""
     out = snakemake(workdir, "-n", *args).stdout
@@ -69,15 +53,6 @@ def planned_jobs(workdir: Path, *args: str) -> set[str]:
         return set()
     table = out.split("Job stats:", 1)[1]
     return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", table, re.M)} - {"total"}
-
-
-def copy_repo(dest: Path) -> Path:
-    dest.mkdir()
-    for item in ("Snakefile", "config.yaml", "envs"):
-        src = REPO / item
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / item)
-    shutil.copytree(REPO / "workflow", dest / "workflow", ignore=shutil.ignore_patterns("__pycache__"))
-    return dest
 
 
 @pytest.fixture(scope="module")
@@ -227,3 +202,38 @@ def test_predict_rule_and_command_on_new_images(tiny_run, tmp_path):
     assert pd.read_csv(tmp_path / "out.csv")["source"].tolist() == catalog["objid"].tolist()
     bad = subprocess.run([sys.executable, "-m", "nightskynet", "predict", str(tiny_run / "results/model/model.pt"), str(tmp_path / "nothing_here"), "-o", str(tmp_path / "x.csv")], env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "INPUT must be a folder" in bad.stderr
+
+
+@pytest.mark.slow
+def test_reruns_are_exactly_what_is_stale(tiny_run):
+    everything_after_labels = {"scrape", "shards_train", "shards_eval", "shards", "train", "evaluate", "report", "all"}
+    # a config key no stage reads: nothing
+    (tiny_run / "unread.yaml").write_text(yaml.safe_dump({**TINY, "cluster": {"downloads_on_submit_host": False}, "predict": {"tta": False}}))
+    assert planned_jobs(tiny_run, "--configfile", "unread.yaml") == set()
+    # a param of one stage: that stage and its descendants
+    (tiny_run / "labels.yaml").write_text(yaml.safe_dump({**TINY, "labels": {**TINY["labels"], "threshold": 0.9}}))
+    assert planned_jobs(tiny_run, "--configfile", "labels.yaml") == {"labels"} | everything_after_labels
+    # --forcerun train: train, evaluate, report only
+    assert planned_jobs(tiny_run, "--configfile", "tiny.yaml", "--forcerun", "train") == {"train", "evaluate", "report", "all"}
+    # one image chunk deleted: that chunk and what follows
+    chunk = tiny_run / "results/images/chunk_1.tar"
+    saved = chunk.read_bytes(), chunk.stat()
+    chunk.unlink()
+    try:
+        out = snakemake(tiny_run, "-n", "--configfile", "tiny.yaml").stdout
+        counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", out.split("Job stats:", 1)[1], re.M)}
+        assert counts.pop("total") and counts == {"scrape": 1, "shards_train": 1, "shards_eval": 1, "shards": 1, "train": 1, "evaluate": 1, "report": 1, "all": 1}
+    finally:
+        chunk.write_bytes(saved[0])
+        os.utime(chunk, ns=(saved[1].st_atime_ns, saved[1].st_mtime_ns))
+    # the code of one stage module: that stage and its descendants, nothing before it
+    for name, expected in (("shards", {"shards_train", "shards_eval", "shards", "train", "evaluate", "report", "all"}), ("labels", {"labels"} | everything_after_labels)):
+        module = tiny_run / f"workflow/nightskynet/{name}.py"
+        original, stat = module.read_text(), module.stat()
+        module.write_text(original + "\n# an edit\n")
+        try:
+            assert planned_jobs(tiny_run, "--configfile", "tiny.yaml") == expected
+        finally:
+            module.write_text(original)
+            os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert planned_jobs(tiny_run, "--configfile", "tiny.yaml") == set()

@@ -13,12 +13,10 @@ import logging
 import sys
 from pathlib import Path
 
-from .demo_sky import DemoSkyError
-from .http_retry import FetchError
-from .query import SkyServerError
+from .errors import NightSkyNetError
 
 EVALUATE_OUTPUTS = ("metrics", "predictions_test", "predictions_uncertain", "confusion", "roc_pr", "reliability", "mistakes", "votes", "disagreements")
-EXPECTED_ERRORS = (ValueError, FileNotFoundError, FetchError, DemoSkyError, SkyServerError)
+EXPECTED_ERRORS = (NightSkyNetError, ValueError, FileNotFoundError)
 
 
 def _settings(text: str) -> dict:

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import DemoSkyError
+
 SIMULATED_NOTE = "simulated votes"
 
 # Geometry of the stored images (DESIGN.md, "The demo sky").
@@ -52,10 +54,6 @@ CLARITY_BETA = {"el": (16.0, 0.8), "cw": (16.0, 0.8), "acw": (16.0, 0.8), "edge"
 
 ZOO_COLUMNS = ("objid", "dr7objid", "ra", "dec", "nvote", "p_el", "p_cw", "p_acw", "p_edge", "p_dk", "p_mg", "p_cs")
 TABLES = ("zooSpec", "zooNoSpec")
-
-
-class DemoSkyError(ValueError):
-    """The demo sky folder is missing or malformed."""
 
 
 @dataclass(frozen=True)

@@ -18,28 +18,9 @@ from typing import Awaitable, Callable, Mapping
 
 import aiohttp
 
+from .errors import FetchError, PermanentError, TransientError  # noqa: F401 (re-exported)
+
 USER_AGENT = "NightSkyNet/0.1 (galaxy morphology pipeline; +https://github.com/night-sky-net)"
-
-
-class FetchError(Exception):
-    """A request that did not give an accepted answer. ``attempts`` is how many were made."""
-
-    def __init__(self, message: str, *, status: int | None = None, attempts: int = 0):
-        super().__init__(message)
-        self.status = status
-        self.attempts = attempts
-
-
-class PermanentError(FetchError):
-    """An answer that retrying cannot change (bad request, not found)."""
-
-
-class TransientError(FetchError):
-    """An answer worth retrying (server busy, cut connection, bad body)."""
-
-    def __init__(self, message: str, *, status: int | None = None, attempts: int = 0, retry_after: float | None = None):
-        super().__init__(message, status=status, attempts=attempts)
-        self.retry_after = retry_after
 
 
 RETRY_AFTER_MAX_S = 300.0  # a Retry-After longer than this is taken as 5 minutes

@@ -20,6 +20,7 @@ import aiohttp
 import numpy as np
 import pandas as pd
 
+from .errors import SkyServerError  # noqa: F401 (re-exported)
 from .files import write_csv_atomic
 from .http_retry import USER_AGENT, PermanentError, RetryPolicy, TransientError, get_with_retries
 from .sky_source import skyserver_base_url, sql_url
@@ -29,10 +30,6 @@ log = logging.getLogger(__name__)
 ZOO_FIELDS = ("objid", "ra", "dec", "nvote", "p_el", "p_cw", "p_acw", "p_edge", "p_dk", "p_mg", "p_cs")
 FRACTIONS = ("p_el", "p_cw", "p_acw", "p_edge", "p_dk", "p_mg", "p_cs")
 CATALOG_COLUMNS = (*ZOO_FIELDS, "petroR90_r", "table")
-
-
-class SkyServerError(RuntimeError):
-    """SkyServer answered, but not with data."""
 
 
 def build_sql(table: str, after_objid: int, top: int) -> str:

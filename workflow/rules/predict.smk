@@ -11,6 +11,11 @@ rule predict:
             "files",
             "train",
             "scrape",
+            "http_retry",
+            "query",
+            "sky_source",
+            "demo_server",
+            "demo_sky",
         ),
     output:
         "results/predict/predictions.csv",
@@ -19,7 +24,7 @@ rule predict:
     benchmark:
         "results/benchmarks/predict.tsv"
     conda:
-        "../../envs/learn.yaml"
+        "../../envs/predict.yaml"
     threads: 2
     params:
         settings=settings("source", "sdss", "demo", "scrape", "train.device"),
