@@ -30,6 +30,10 @@ def test_roc_auc_and_average_precision():
     assert roc_curve(scores, mixed)[2] == pytest.approx(6 / 9)
     assert precision_recall(scores, mixed)[2] == pytest.approx((1 + 2 / 3 + 3 / 5) / 3)
     assert np.isnan(roc_curve(scores, np.zeros(6, bool))[2])
+    # ties move together: a classifier that scores everything alike is no better than guessing
+    tied = np.full(6, 0.25)
+    assert roc_curve(tied, perfect)[2] == pytest.approx(0.5)
+    assert precision_recall(tied, perfect)[2] == pytest.approx(0.5)
 
 
 def test_calibration_of_a_perfectly_calibrated_and_an_overconfident_model():

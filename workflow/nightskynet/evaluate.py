@@ -78,11 +78,19 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     }
 
 
+def _counts_at_thresholds(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """True and false positives at each distinct score threshold, highest first (ties move together)."""
+    order = np.argsort(-scores, kind="stable")
+    s, pos = scores[order], positive[order].astype(float)
+    last_of_each = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1] if len(s) else np.zeros(0, dtype=int)
+    tp = np.cumsum(pos)[last_of_each]
+    return tp, (last_of_each + 1) - tp
+
+
 def roc_curve(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """False/true positive rates over all thresholds and the area under the curve (one-vs-rest)."""
-    order = np.argsort(-scores, kind="stable")
-    pos = positive[order].astype(float)
-    tp, fp = np.concatenate([[0], np.cumsum(pos)]), np.concatenate([[0], np.cumsum(1 - pos)])
+    tp, fp = _counts_at_thresholds(scores, positive)
+    tp, fp = np.r_[0.0, tp], np.r_[0.0, fp]
     if tp[-1] == 0 or fp[-1] == 0:
         return fp, tp, float("nan")
     tpr, fpr = tp / tp[-1], fp / fp[-1]
@@ -91,14 +99,11 @@ def roc_curve(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.
 
 def precision_recall(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Precision and recall over all thresholds and the average precision (one-vs-rest)."""
-    order = np.argsort(-scores, kind="stable")
-    pos = positive[order].astype(float)
-    if pos.sum() == 0:
+    tp, fp = _counts_at_thresholds(scores, positive)
+    if not len(tp) or tp[-1] == 0:
         return np.array([1.0]), np.array([0.0]), float("nan")
-    tp = np.cumsum(pos)
-    precision = tp / np.arange(1, len(pos) + 1)
-    recall = tp / pos.sum()
-    ap = float(np.sum(precision * pos) / pos.sum())
+    precision, recall = tp / (tp + fp), tp / tp[-1]
+    ap = float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
     return precision, recall, ap
 
 
