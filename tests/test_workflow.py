@@ -84,7 +84,9 @@ def test_tiny_run_writes_every_declared_output(tiny_run):
     assert {"roc_auc", "average_precision", "support"} <= set(metrics["per_class"]["elliptical"])
     assert metrics["uncertain"]["votes"] == "simulated" and "largest_disagreements" in metrics["uncertain"]
     predictions = pd.read_csv(tiny_run / "results/eval/predictions_test.csv")
-    assert list(predictions.columns) == ["objid", "true_class", "human_p_elliptical", "human_p_face_on_spiral", "human_p_edge_on_spiral", "human_p_merger", "p_elliptical", "p_face_on_spiral", "p_edge_on_spiral", "p_merger", "predicted"]
+    assert list(predictions.columns) == ["objid", "true_class", "human_p_elliptical", "human_p_face_on_spiral", "human_p_edge_on_spiral", "human_p_merger", "p_elliptical", "p_face_on_spiral", "p_edge_on_spiral", "p_merger", "predicted", "votes"]
+    assert set(predictions["votes"]) == {"simulated"}
+    assert set(catalog["votes"]) == {"simulated"} and set(labels["votes"]) == {"simulated"}
     assert np.allclose(predictions[["p_elliptical", "p_face_on_spiral", "p_edge_on_spiral", "p_merger"]].sum(axis=1), 1, atol=1e-3)
     for job in ("query", "labels", "scrape/chunk_0", "shards/train_0", "shards/eval", "shards/manifest", "train", "evaluate", "report"):
         assert (tiny_run / f"results/logs/{job}.log").is_file()

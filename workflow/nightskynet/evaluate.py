@@ -226,6 +226,7 @@ def run(model_path: str, test_path: str, uncertain_path: str, labels_csv: str, o
     model, _ = load_model(model_path, device)
     labels = pd.read_csv(labels_csv, dtype={"objid": "int64"}).set_index("objid")
     votes_note = "simulated votes" if settings["source"] == "demo" else "Galaxy Zoo 1 votes"
+    votes_kind = "simulated" if settings["source"] == "demo" else "galaxy_zoo_1"
 
     with np.load(test_path) as z:
         x_test, y_test, id_test = z["images"], z["labels"].astype(np.int64), z["objids"]
@@ -250,8 +251,9 @@ def run(model_path: str, test_path: str, uncertain_path: str, labels_csv: str, o
     for k, col in enumerate(PROB_COLUMNS):
         test_rows[col] = p_test[:, k].round(5)
     test_rows["predicted"] = [CLASS_NAMES[i] for i in pred]
+    test_rows["votes"] = votes_kind
     write_csv_atomic(out["predictions_test"], test_rows)
-    plot_confusion(np.array(metrics["confusion_matrix"]), out["confusion"], f"Test split (n = {len(y_test)}), accuracy {metrics['accuracy']}")
+    plot_confusion(np.array(metrics["confusion_matrix"]), out["confusion"], f"Test split (n = {len(y_test)}), accuracy {metrics['accuracy']}; labels from {votes_note}")
 
     with np.load(uncertain_path) as z:
         x_unc, id_unc = z["images"], z["objids"]
@@ -263,6 +265,7 @@ def run(model_path: str, test_path: str, uncertain_path: str, labels_csv: str, o
     for k, col in enumerate(PROB_COLUMNS):
         unc_rows[col] = p_unc[:, k].round(5)
     unc_rows["predicted"] = [CLASS_NAMES[i] for i in p_unc.argmax(1)] if len(p_unc) else []
+    unc_rows["votes"] = votes_kind
     write_csv_atomic(out["predictions_uncertain"], unc_rows)
     stats = plot_vote_comparison(p_unc, human, out["votes"], votes_note)
     gap = np.abs(p_unc - human)

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 TOLERANCE = 1e-9
 SPLITS = ("train", "val", "test", "uncertain")
-LABEL_COLUMNS = ("objid", "ra", "dec", "petroR90_r", "nvote", *PROB_COLUMNS, "label", "confidence", "split")
+LABEL_COLUMNS = ("objid", "ra", "dec", "petroR90_r", "nvote", *PROB_COLUMNS, "label", "confidence", "split", "votes")
 
 
 def class_probabilities(catalog: pd.DataFrame) -> pd.DataFrame:
@@ -70,6 +70,7 @@ def make_labels(catalog: pd.DataFrame, threshold: float, test_fraction: float, v
     """The labelled table (one row per galaxy kept) and a summary of counts."""
     probs = class_probabilities(catalog)
     table = pd.concat([catalog[["objid", "ra", "dec", "petroR90_r", "nvote"]], probs], axis=1)
+    table["votes"] = catalog["votes"] if "votes" in catalog else "galaxy_zoo_1"
     defined = table["label"].notna()
     confident = is_confident(table["confidence"], threshold)
     rng = np.random.default_rng(seed)

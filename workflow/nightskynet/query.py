@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 ZOO_FIELDS = ("objid", "ra", "dec", "nvote", "p_el", "p_cw", "p_acw", "p_edge", "p_dk", "p_mg", "p_cs")
 FRACTIONS = ("p_el", "p_cw", "p_acw", "p_edge", "p_dk", "p_mg", "p_cs")
-CATALOG_COLUMNS = (*ZOO_FIELDS, "petroR90_r", "table")
+CATALOG_COLUMNS = (*ZOO_FIELDS, "petroR90_r", "table", "votes")
 
 
 def build_sql(table: str, after_objid: int, top: int) -> str:
@@ -139,6 +139,8 @@ def run(out_csv: str | Path, settings: dict) -> pd.DataFrame:
         log.info("querying %s (%s) tables %s", base_url, sdss["release"], ", ".join(sdss["tables"]))
         raw = asyncio.run(fetch_catalog(base_url, sdss["release"], list(sdss["tables"]), sdss["page_size"], sdss["limit"], policy))
     catalog, dropped = validate_rows(raw)
+    # every table that shows the demo sky's votes says they are simulated
+    catalog["votes"] = "simulated" if settings["source"] == "demo" else "galaxy_zoo_1"
     for reason, count in dropped.items():
         log.warning("dropped %d rows: %s", count, reason)
     catalog = catalog[list(CATALOG_COLUMNS)].sort_values("objid").reset_index(drop=True)
