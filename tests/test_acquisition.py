@@ -74,3 +74,20 @@ def test_scrape_chunk_writes_tar_and_manifest_and_resumes_from_cache(tmp_path):
     # a second run finds every good image in the cache: no new download
     again = scrape.run(labels_csv, chunk, tar_path, manifest_path, s)
     assert {o.status for o in again if o.objid != labels.loc[0, "objid"]} == {"cached"}
+
+
+def test_cutout_scale_fixed_or_adaptive_within_the_service_range():
+    fixed = {"scale_mode": "fixed", "scale": 0.4, "adaptive_k": 0.0846}
+    adaptive = {**fixed, "scale_mode": "adaptive"}
+    assert scrape.cutout_scale(5.0, fixed) == 0.4
+    assert scrape.cutout_scale(5.0, adaptive) == 0.0846 * 5.0
+    assert scrape.cutout_scale(1e-4, adaptive) == 0.015 and scrape.cutout_scale(1e6, adaptive) == 60.0
+
+
+def test_chunks_are_stable_and_spread_evenly():
+    ids = list(range(587_722_000_000_000_000, 587_722_000_000_000_000 + 40_000, 7))
+    chunks = [scrape.chunk_of(o, 16) for o in ids]
+    assert chunks == [scrape.chunk_of(o, 16) for o in ids]  # no dependence on Python's hash seed or order
+    counts = pd.Series(chunks).value_counts()
+    assert len(counts) == 16 and counts.max() < 1.15 * counts.mean()
+    assert scrape.chunk_of(587722952767439450, 4) == scrape.chunk_of(587722952767439450, 4)
