@@ -53,3 +53,30 @@ def test_kill_minus_9_then_resume_downloads_only_the_rest(tmp_path):
     manifest = pd.read_csv(tmp_path / "out/chunk_0.manifest.csv")
     assert (manifest["status"] == "ok").all() and len(manifest) == N
     assert not [p for p in tmp_path.rglob("*.part")]
+
+
+def test_two_jobs_fill_one_cache_at_once_without_touching_each_others_files(tmp_path):
+    """Chunk jobs run side by side into one cache; one starting (and clearing what a killed
+    predecessor left) must never remove the other's half-written files."""
+    import asyncio
+
+    from nightskynet import scrape
+
+    frame = pd.DataFrame({"objid": range(5000, 5080), "ra": [150.0 + i / 100 for i in range(80)], "dec": [10.0] * 80, "petroR90_r": [5.0] * 80})
+    cache = tmp_path / "cache"
+    (cache / ".incoming-b").mkdir(parents=True)
+    (cache / ".incoming-b" / ".5001.jpg.x.part").write_bytes(b"half")  # a killed job b's leftover
+    settings = {"scrape": {"width": 120, "height": 120, "scale_mode": "fixed", "scale": 0.4, "adaptive_k": 0.0846, "concurrency": 4, "max_rate": 0, "timeout_s": 10, "max_attempts": 2, "backoff_base_s": 0.01, "backoff_max_s": 0.05}}
+    server = FaultySkyServer("none", failures=0, latency_s=0.02)
+
+    async def both(url):
+        a = asyncio.create_task(scrape.download_all(url, "dr17", frame.iloc[::2], cache, settings, show_progress=False, job="a"))
+        await asyncio.sleep(0.1)  # a is mid-way, with files in flight, when b starts
+        b = asyncio.create_task(scrape.download_all(url, "dr17", frame.iloc[1::2], cache, settings, show_progress=False, job="b"))
+        return await a, await b
+
+    with ServedInThread(server.app()) as served:
+        a, b = asyncio.run(both(served.url))
+    assert {o.status for o in a + b} == {"ok"}
+    assert len(list(cache.glob("*.jpg"))) == 80
+    assert not list(cache.rglob("*.part")) and not list(cache.glob(".incoming-*"))

@@ -21,16 +21,14 @@ _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, clean_stale: bool = True) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
-    ``clean_stale`` first deletes what a killed writer of the same path left behind; callers that
-    write many files into one folder (the cutout cache) pass False and clean the folder once.
+    First deletes what a killed writer of the same path left behind (one job writes a given path).
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    if clean_stale:
-        remove_stale_parts(final)
+    remove_stale_parts(final)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -48,17 +46,20 @@ def remove_stale_parts(final: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def remove_all_stale_parts(folder: Path) -> int:
-    """Delete every temporary file killed writers left in ``folder``; return how many."""
-    stale = list(folder.glob(".*.part"))
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return len(stale)
+def write_bytes_via(staging: Path, path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file in ``staging`` (same file system), then rename it onto ``path``.
 
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes, clean_stale: bool = True) -> None:
-    with atomic_path(path, clean_stale) as tmp:
-        tmp.write_bytes(data)
+    For folders that several jobs write at once (the cutout cache): each job stages in a folder of
+    its own, so cleaning up after a killed job never touches another job's half-written files.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=staging)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -16,7 +16,9 @@ import asyncio
 import hashlib
 import io
 import logging
+import os
 import random
+import shutil
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,7 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from .files import atomic_path, remove_all_stale_parts, write_bytes_atomic, write_csv_atomic
+from .files import atomic_path, write_bytes_via, write_csv_atomic
 from .http_retry import USER_AGENT, FetchError, PermanentError, RateLimiter, RetryPolicy, TransientError, get_with_retries
 from .query import describe_error_body
 from .sky_source import cutout_url, skyserver_base_url
@@ -90,8 +92,13 @@ class Outcome:
     sha256: str
 
 
-async def download_all(base_url: str, release: str, galaxies: pd.DataFrame, cache: Path, settings: dict, seed: int = 0, show_progress: bool = True) -> list[Outcome]:
-    """Download each galaxy's cutout into ``cache`` unless it is already there; one Outcome per galaxy."""
+async def download_all(base_url: str, release: str, galaxies: pd.DataFrame, cache: Path, settings: dict, seed: int = 0, show_progress: bool = True, job: str | None = None) -> list[Outcome]:
+    """Download each galaxy's cutout into ``cache`` unless it is already there; one Outcome per galaxy.
+
+    ``job`` names this writer's staging folder in the cache (default: one per process); several
+    jobs can fill one cache at once, and a job started again under the same name first clears
+    what its killed predecessor left half-written.
+    """
     s = settings["scrape"]
     url = cutout_url(base_url, release)
     policy = RetryPolicy(max_attempts=s["max_attempts"], timeout_s=s["timeout_s"], backoff_base_s=s["backoff_base_s"], backoff_max_s=s["backoff_max_s"])
@@ -99,9 +106,11 @@ async def download_all(base_url: str, release: str, galaxies: pd.DataFrame, cach
     limiter = RateLimiter(s["max_rate"])
     rng = random.Random(seed)
     semaphore = asyncio.Semaphore(s["concurrency"])
-    cache.mkdir(parents=True, exist_ok=True)
-    if removed := remove_all_stale_parts(cache):
-        log.info("removed %d partial files a killed scrape left in %s", removed, cache)
+    staging = cache / f".incoming-{job or f'pid{os.getpid()}'}"
+    if staging.exists():
+        log.info("removing %s, left half-written by a killed run", staging)
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
 
     async def one(session: aiohttp.ClientSession, row) -> Outcome:
         objid = int(row.objid)
@@ -116,7 +125,7 @@ async def download_all(base_url: str, release: str, galaxies: pd.DataFrame, cach
                 return Outcome(objid, "missing" if err.status == 404 else "rejected", err.status, err.attempts, str(err), "")
             except FetchError as err:
                 return Outcome(objid, "failed", err.status, err.attempts, str(err), "")
-        write_bytes_atomic(path, body, clean_stale=False)
+        write_bytes_via(staging, path, body)
         return Outcome(objid, "ok", 200, attempts, "", hashlib.sha256(body).hexdigest())
 
     connector = aiohttp.TCPConnector(limit=s["concurrency"])
@@ -127,6 +136,7 @@ async def download_all(base_url: str, release: str, galaxies: pd.DataFrame, cach
             for task in asyncio.as_completed(tasks):
                 outcomes.append(await task)
                 bar.update()
+    shutil.rmtree(staging, ignore_errors=True)
     return sorted(outcomes, key=lambda o: o.objid)
 
 
@@ -154,7 +164,7 @@ def run(labels_csv: str | Path, chunk: int, tar_path: str | Path, manifest_path:
     cache = cache_folder(settings)
     log.info("chunk %d of %d: %d galaxies; cache %s", chunk, s["chunks"], len(mine), cache)
     with skyserver_base_url(settings) as base_url:
-        outcomes = asyncio.run(download_all(base_url, settings["sdss"]["release"], mine, cache, settings, seed=chunk))
+        outcomes = asyncio.run(download_all(base_url, settings["sdss"]["release"], mine, cache, settings, seed=chunk, job=f"chunk{chunk}-of-{s['chunks']}"))
     write_chunk(outcomes, cache, tar_path, manifest_path)
     counts = pd.Series([o.status for o in outcomes], dtype=object).value_counts().to_dict()
     log.info("chunk %d: %s", chunk, ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "no galaxies")
