@@ -66,6 +66,9 @@ def test_two_jobs_fill_one_cache_at_once_without_touching_each_others_files(tmp_
     cache = tmp_path / "cache"
     (cache / ".incoming-b").mkdir(parents=True)
     (cache / ".incoming-b" / ".5001.jpg.x.part").write_bytes(b"half")  # a killed job b's leftover
+    (cache / ".incoming-live").mkdir()
+    in_flight = cache / ".incoming-live" / ".5002.jpg.y.part"
+    in_flight.write_bytes(b"being written")  # a file another running job is writing right now
     settings = {"scrape": {"width": 120, "height": 120, "scale_mode": "fixed", "scale": 0.4, "adaptive_k": 0.0846, "concurrency": 4, "max_rate": 0, "timeout_s": 10, "max_attempts": 2, "backoff_base_s": 0.01, "backoff_max_s": 0.05}}
     server = FaultySkyServer("none", failures=0, latency_s=0.02)
 
@@ -79,4 +82,5 @@ def test_two_jobs_fill_one_cache_at_once_without_touching_each_others_files(tmp_
         a, b = asyncio.run(both(served.url))
     assert {o.status for o in a + b} == {"ok"}
     assert len(list(cache.glob("*.jpg"))) == 80
-    assert not list(cache.rglob("*.part")) and not list(cache.glob(".incoming-*"))
+    assert in_flight.exists()  # neither job touched another job's staging folder
+    assert list(cache.rglob("*.part")) == [in_flight] and list(cache.glob(".incoming-*")) == [in_flight.parent]
