@@ -22,19 +22,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from .augment import d4_torch  # noqa: E402
-from .classes import CLASS_LABELS, CLASS_NAMES, PROB_COLUMNS  # noqa: E402
-from .files import atomic_path, write_csv_atomic, write_json_atomic  # noqa: E402
-from .model import load_model, to_input  # noqa: E402
-from .train import pick_device  # noqa: E402
+from .augment import d4_torch
+from .classes import CLASS_LABELS, CLASS_NAMES, PROB_COLUMNS
+from .figures import plt, save_figure
+from .files import write_csv_atomic, write_json_atomic
+from .model import load_model, to_input
+from .train import pick_device
 
 log = logging.getLogger(__name__)
 
@@ -211,12 +208,6 @@ def plot_vote_comparison(probs: np.ndarray, human: np.ndarray, path: str | Path,
     fig.tight_layout()
     save_figure(fig, path)
     return stats
-
-
-def save_figure(fig, path: str | Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
 
 
 def run(model_path: str, test_path: str, uncertain_path: str, labels_csv: str, out: dict[str, str], settings: dict, threads: int = 1) -> dict:

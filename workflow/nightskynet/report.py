@@ -7,7 +7,6 @@ sky's votes appear, the page says they are simulated.
 
 from __future__ import annotations
 
-import base64
 import html
 import importlib.metadata
 import io
@@ -17,18 +16,15 @@ import platform
 import tarfile
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from . import __version__  # noqa: E402
-from .classes import CLASS_LABELS, CLASS_NAMES  # noqa: E402
-from .files import atomic_path, write_text_atomic  # noqa: E402
-from .model import layer_shapes, load_model  # noqa: E402
+from . import __version__
+from .classes import CLASS_LABELS, CLASS_NAMES
+from .figures import plt, png_data_uri, save_figure
+from .files import write_text_atomic
+from .model import layer_shapes, load_model
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +33,6 @@ CREDIT = (
     "the National Science Foundation and the U.S. Department of Energy. Classifications: Galaxy Zoo 1 "
     "(Lintott et al. 2008, MNRAS 389, 1179; Lintott et al. 2011, MNRAS 410, 166)."
 )
-
-
-def png_data_uri(path_or_fig) -> str:
-    if isinstance(path_or_fig, (str, Path)):
-        data = Path(path_or_fig).read_bytes()
-    else:
-        buf = io.BytesIO()
-        path_or_fig.savefig(buf, format="png", dpi=110)
-        plt.close(path_or_fig)
-        data = buf.getvalue()
-    return "data:image/png;base64," + base64.b64encode(data).decode()
 
 
 def training_curves(history: pd.DataFrame):
@@ -117,13 +102,9 @@ def network_drawing(shapes: list[tuple[str, tuple[int, ...]]], input_size: int):
 
 
 def save_png(fig, path: str | Path) -> str:
-    """Write the figure to ``path`` (atomically) and return it as a data URI for the page."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buf.getvalue())
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    """Write the figure to ``path`` and return it as a data URI for the page."""
+    save_figure(fig, path)
+    return png_data_uri(path)
 
 
 def versions() -> dict[str, str]:

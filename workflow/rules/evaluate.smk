@@ -4,7 +4,9 @@ rule evaluate:
         test="results/shards/test.npz",
         uncertain="results/shards/uncertain.npz",
         labels="results/labels/labels.csv",
-        code=code("evaluate", "model", "augment", "classes", "files", "train"),
+        code=code(
+            "evaluate", "figures", "model", "augment", "classes", "files", "train"
+        ),
     output:
         metrics="results/eval/metrics.json",
         predictions_test="results/eval/predictions_test.csv",

@@ -4,6 +4,7 @@ rule predict:
         data=predict_input,
         code=code(
             "predict",
+            "figures",
             "evaluate",
             "model",
             "augment",
