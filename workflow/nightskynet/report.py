@@ -166,7 +166,7 @@ def run(inputs: dict, figures: dict, out_html: str, settings: dict) -> None:
     count_rows = [["catalog (SqlSearch, after validation)", len(catalog), "", "", "", ""]]
     count_rows.append(["confident (max >= %.2f)" % summary["threshold"], summary["confident"], *[summary["confident_by_class"][c] for c in CLASS_NAMES]])
     count_rows.append(["uncertain (kept sample)", summary["uncertain_kept"], "", "", "", ""])
-    count_rows.append(["cutouts downloaded", int(labelled["downloaded"].sum()), *[int((labelled["downloaded"] & (labelled["label"] == c) & (labelled["split"] != "uncertain")).sum()) for c in CLASS_NAMES]])
+    count_rows.append(["cutouts downloaded (total incl. uncertain; per class: confident)", int(labelled["downloaded"].sum()), *[int((labelled["downloaded"] & (labelled["label"] == c) & (labelled["split"] != "uncertain")).sum()) for c in CLASS_NAMES]])
     for split in ("train", "val", "test"):
         part = labelled[(labelled["split"] == split) & labelled["downloaded"]]
         count_rows.append([f"{split} galaxies", len(part), *[int((part["label"] == c).sum()) for c in CLASS_NAMES]])
