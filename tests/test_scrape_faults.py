@@ -101,3 +101,27 @@ def test_404_with_jpeg_and_400_are_permanent_not_retried(tmp_path, fault, status
         assert str(http) in o.reason
     assert server.requests[(180.0, 20.0)] == 1
     assert all(by_id[i].status == "ok" for i in (101, 103, 105))
+
+
+def test_a_404_that_is_not_a_jpeg_is_not_taken_for_the_sky_edge(tmp_path):
+    """An HTML 404 (a wrong release or path) is rejected with the server's words, not 'missing'."""
+    from nightskynet.errors import PermanentError
+
+    check = scrape.jpeg_checker(120, 120)
+    with pytest.raises(scrape.OffFootprint):
+        check(404, {}, b"\xff\xd8\xff\xe0 a jpeg with an error drawn on it")
+    with pytest.raises(PermanentError, match="Skyserver Error") as info:
+        check(404, {}, b"<html><body><h2>Skyserver Error</h2></body></html>")
+    assert not isinstance(info.value, scrape.OffFootprint)
+
+
+def test_adaptive_scale_without_a_valid_radius_is_rejected_not_guessed(tmp_path):
+    frame = galaxies()
+    frame.loc[0, "petroR90_r"] = -9999.0  # SDSS's mark for a failed Petrosian radius
+    server = FaultySkyServer("none", failures=0)
+    cfg = settings(tmp_path, scale_mode="adaptive")
+    with ServedInThread(server.app()) as served:
+        outcomes = asyncio.run(scrape.download_all(served.url, "dr17", frame, tmp_path / "cache", cfg, show_progress=False))
+    by_id = {o.objid: o for o in outcomes}
+    assert by_id[100].status == "rejected" and "petroR90_r" in by_id[100].reason and by_id[100].attempts == 0
+    assert all(by_id[i].status == "ok" for i in range(101, 106))

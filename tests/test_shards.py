@@ -68,3 +68,16 @@ def test_each_copy_is_the_recorded_augmentation_of_its_galaxy(scraped):
             img = shards.decode(jpegs[int(z["objids"][i])], 120)
             g, dy, dx = z["augmentation"][i]
             assert np.array_equal(z["images"][i], augment(img, int(g), int(dy), int(dx), 60))
+
+
+def test_outputs_are_readable_by_the_group_as_the_umask_says(tmp_path):
+    import os
+    import stat
+
+    from nightskynet.files import write_json_atomic
+
+    old = os.umask(0o022)
+    os.umask(old)
+    write_json_atomic(tmp_path / "x.json", {"a": 1})
+    mode = stat.S_IMODE((tmp_path / "x.json").stat().st_mode)
+    assert mode == 0o666 & ~old

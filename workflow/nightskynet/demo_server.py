@@ -21,6 +21,7 @@ import json
 import math
 import os
 import re
+import selectors
 import subprocess
 import sys
 import tempfile
@@ -242,16 +243,19 @@ def running_demo_sky(sky_dir: str | Path, seed: int = 1, max_rows: int = DEFAULT
     try:
         deadline = time.monotonic() + startup_timeout_s
         line = ""
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline() if proc.stdout else ""
+        ready = selectors.DefaultSelector()
+        ready.register(proc.stdout, selectors.EVENT_READ)
+        while (remaining := deadline - time.monotonic()) > 0 and ready.select(remaining):
+            line = proc.stdout.readline()  # the child prints one line, the ready line, on stdout
             if line.startswith(READY_PREFIX) or not line:
                 break
+        ready.close()
         if not line.startswith(READY_PREFIX):
             proc.kill()
             proc.wait(timeout=10)
             errors.seek(0)
             err = errors.read().strip()[-2000:]
-            raise RuntimeError(f"the demo SkyServer did not start: {err or 'no output'}")
+            raise RuntimeError(f"the demo SkyServer did not start within {startup_timeout_s:g} s: {err or 'no output'}")
         yield line[len(READY_PREFIX):].strip()
     finally:
         if proc.poll() is None:

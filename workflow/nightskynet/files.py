@@ -16,6 +16,11 @@ from typing import Iterator
 
 import numpy as np
 
+# mkstemp creates files readable by their owner only; outputs get the usual umask-based mode
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+
 # A fixed timestamp for zip members, so the same arrays give byte-identical .npz files.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
@@ -34,6 +39,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, _FILE_MODE)
         os.replace(tmp_path, final)
     finally:
         if tmp_path.exists():
@@ -56,6 +62,7 @@ def write_bytes_via(staging: Path, path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

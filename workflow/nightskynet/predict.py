@@ -100,8 +100,8 @@ def run(model_path: str | Path, input_path: str | Path, out_csv: str | Path, set
     for k, col in enumerate(PROB_COLUMNS):
         out[col] = probs[:, k].round(5)
     out["predicted"] = [CLASS_NAMES[i] for i in probs.argmax(1)] if len(probs) else []
+    if not len(out):
+        raise ValueError(f"{input_path}: no readable image to predict ({len(bad)} skipped); {out_csv} not written")
     write_csv_atomic(out_csv, out)
     log.info("predicted %d galaxies (TTA %s) -> %s; %d skipped", len(out), "on" if tta else "off", out_csv, len(bad))
-    if not len(out):
-        raise ValueError(f"{input_path}: no readable image to predict ({len(bad)} skipped)")
     return out

@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import io
 import logging
+import math
 import os
 import random
 import shutil
@@ -50,6 +51,8 @@ def cutout_scale(petro_r90: float, settings: dict) -> float:
     """Arcsec per pixel: fixed, or ``adaptive_k x petroR90_r`` clipped to the service's range."""
     if settings["scale_mode"] == "fixed":
         return float(settings["scale"])
+    if not (petro_r90 > 0 and math.isfinite(petro_r90)):  # SDSS marks a failed radius as -9999
+        raise ValueError(f"no valid petroR90_r ({petro_r90}) for an adaptive cutout scale")
     return float(min(MAX_SCALE, max(MIN_SCALE, settings["adaptive_k"] * petro_r90)))
 
 
@@ -61,11 +64,16 @@ def cache_folder(settings: dict) -> Path:
     return Path(s["cache_dir"]) / origin / geometry
 
 
+class OffFootprint(PermanentError):
+    """The service's answer for a position outside the survey: HTTP 404 with a JPEG body."""
+
+
 def jpeg_checker(width: int, height: int):
     def check(status: int, headers: Mapping[str, str], body: bytes) -> None:
-        if status in (400, 404):
-            what = "off the survey footprint" if status == 404 else describe_error_body(body)
-            raise PermanentError(f"HTTP {status}: {what}", status=status)
+        if status == 404 and body.startswith(b"\xff\xd8"):
+            raise OffFootprint("HTTP 404: off the survey footprint", status=status)
+        if status in (400, 404):  # a 404 without the JPEG: a wrong release or path, not the sky
+            raise PermanentError(f"HTTP {status}: {describe_error_body(body)}", status=status)
         if status != 200:
             raise TransientError(f"HTTP {status}: {describe_error_body(body)}", status=status)
         if not body.startswith(b"\xff\xd8"):
@@ -117,12 +125,18 @@ async def download_all(base_url: str, release: str, galaxies: pd.DataFrame, cach
         path = cache / f"{objid}.jpg"
         if path.exists():
             return Outcome(objid, "cached", None, 0, "", hashlib.sha256(path.read_bytes()).hexdigest())
-        params = {"ra": f"{row.ra:.6f}", "dec": f"{row.dec:.6f}", "scale": f"{cutout_scale(row.petroR90_r, s):.6g}", "width": str(s["width"]), "height": str(s["height"])}
+        try:
+            scale = cutout_scale(row.petroR90_r, s)
+        except ValueError as err:
+            return Outcome(objid, "rejected", None, 0, str(err), "")
+        params = {"ra": f"{row.ra:.6f}", "dec": f"{row.dec:.6f}", "scale": f"{scale:.6g}", "width": str(s["width"]), "height": str(s["height"])}
         async with semaphore:
             try:
                 body, attempts = await get_with_retries(session, url, params, check, policy, rng, limiter)
+            except OffFootprint as err:
+                return Outcome(objid, "missing", err.status, err.attempts, str(err), "")
             except PermanentError as err:
-                return Outcome(objid, "missing" if err.status == 404 else "rejected", err.status, err.attempts, str(err), "")
+                return Outcome(objid, "rejected", err.status, err.attempts, str(err), "")
             except FetchError as err:
                 return Outcome(objid, "failed", err.status, err.attempts, str(err), "")
         write_bytes_via(staging, path, body)

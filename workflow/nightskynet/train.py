@@ -157,7 +157,7 @@ def fit(train_paths: list[str], val_path: str, cfg: dict, threads: int = 1, stop
     best = {"val_loss": float("inf"), "epoch": 0, "state": None}
     start_epoch = 1
     if ckpt_path.exists():
-        saved = torch.load(ckpt_path, map_location=device, weights_only=False)
+        saved = torch.load(ckpt_path, map_location="cpu", weights_only=False)  # RNG states must stay CPU tensors
         if saved.get("key") == key:
             trainer.load_state(saved["trainer"])
             history, best, start_epoch = saved["history"], saved["best"], saved["epoch"] + 1
