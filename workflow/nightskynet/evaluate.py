@@ -210,6 +210,20 @@ def plot_vote_comparison(probs: np.ndarray, human: np.ndarray, path: str | Path,
     return stats
 
 
+def prediction_table(objids: np.ndarray, human: np.ndarray, probs: np.ndarray, votes: str, true: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per galaxy: objid, true_class (where known), human_p_*, p_*, predicted, votes."""
+    rows = pd.DataFrame({"objid": objids})
+    if true is not None:
+        rows["true_class"] = [CLASS_NAMES[i] for i in true]
+    for k, col in enumerate(PROB_COLUMNS):
+        rows[f"human_{col}"] = human[:, k]
+    for k, col in enumerate(PROB_COLUMNS):
+        rows[col] = probs[:, k].round(5)
+    rows["predicted"] = [CLASS_NAMES[i] for i in probs.argmax(1)] if len(probs) else []
+    rows["votes"] = votes
+    return rows
+
+
 def run(model_path: str, test_path: str, uncertain_path: str, labels_csv: str, out: dict[str, str], settings: dict, threads: int = 1) -> dict:
     cfg = settings["evaluate"]
     device = pick_device(settings["train"]["device"])
@@ -236,13 +250,8 @@ def run(model_path: str, test_path: str, uncertain_path: str, labels_csv: str, o
     wrong = wrong[np.argsort(-p_test[wrong].max(1), kind="stable")][:12]
     metrics["most_confident_mistakes"] = [{"objid": int(id_test[i]), "true_class": CLASS_NAMES[y_test[i]], "predicted": CLASS_NAMES[pred[i]], "probability": round(float(p_test[i].max()), 4)} for i in wrong]
     plot_gallery(x_test[wrong], [f"GZ: {CLASS_LABELS[CLASS_NAMES[y_test[i]]]}\nnet: {CLASS_LABELS[CLASS_NAMES[pred[i]]]} {p_test[i].max():.2f}" for i in wrong], out["mistakes"], "Most confident mistakes on the test split")
-    test_rows = pd.DataFrame({"objid": id_test, "true_class": [CLASS_NAMES[i] for i in y_test]})
-    for k, col in enumerate(PROB_COLUMNS):
-        test_rows[f"human_{col}"] = labels.loc[id_test, col].to_numpy()
-    for k, col in enumerate(PROB_COLUMNS):
-        test_rows[col] = p_test[:, k].round(5)
-    test_rows["predicted"] = [CLASS_NAMES[i] for i in pred]
-    test_rows["votes"] = votes_kind
+    human_test = labels.loc[id_test, list(PROB_COLUMNS)].to_numpy(dtype=float)
+    test_rows = prediction_table(id_test, human_test, p_test, votes_kind, true=y_test)
     write_csv_atomic(out["predictions_test"], test_rows)
     plot_confusion(np.array(metrics["confusion_matrix"]), out["confusion"], f"Test split (n = {len(y_test)}), accuracy {metrics['accuracy']}; labels from {votes_note}")
 
@@ -250,13 +259,7 @@ def run(model_path: str, test_path: str, uncertain_path: str, labels_csv: str, o
         x_unc, id_unc = z["images"], z["objids"]
     p_unc = predict_proba(model, x_unc, device, tta=cfg["tta"], batch_size=cfg["batch_size"])
     human = labels.loc[id_unc, list(PROB_COLUMNS)].to_numpy(dtype=float)
-    unc_rows = pd.DataFrame({"objid": id_unc})
-    for k, col in enumerate(PROB_COLUMNS):
-        unc_rows[f"human_{col}"] = human[:, k]
-    for k, col in enumerate(PROB_COLUMNS):
-        unc_rows[col] = p_unc[:, k].round(5)
-    unc_rows["predicted"] = [CLASS_NAMES[i] for i in p_unc.argmax(1)] if len(p_unc) else []
-    unc_rows["votes"] = votes_kind
+    unc_rows = prediction_table(id_unc, human, p_unc, votes_kind)
     write_csv_atomic(out["predictions_uncertain"], unc_rows)
     stats = plot_vote_comparison(p_unc, human, out["votes"], votes_note)
     gap = np.abs(p_unc - human)

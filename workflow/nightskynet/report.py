@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import html
 import importlib.metadata
-import io
 import json
 import logging
 import platform
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from . import __version__
 from .classes import CLASS_LABELS, CLASS_NAMES
 from .figures import plt, png_data_uri, save_figure
 from .files import write_text_atomic
 from .model import layer_shapes, load_model
+from .shards import decode, read_chunks
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +49,7 @@ def training_curves(history: pd.DataFrame):
     return fig
 
 
-def example_grid(labels: pd.DataFrame, chunk_tars: list[str], per_class: int, seed: int):
+def example_grid(labels: pd.DataFrame, chunk_tars: list[str], per_class: int, size: int, seed: int):
     """A row of real cutouts per class, from the confident galaxies."""
     rng = np.random.default_rng(seed)
     wanted: dict[str, list[int]] = {}
@@ -60,13 +58,7 @@ def example_grid(labels: pd.DataFrame, chunk_tars: list[str], per_class: int, se
         ids = confident.loc[confident["label"] == c, "objid"].to_numpy()
         wanted[c] = [int(i) for i in rng.permutation(ids)[: per_class * 3]]
     all_ids = {i for ids in wanted.values() for i in ids}
-    found: dict[int, np.ndarray] = {}
-    for path in chunk_tars:
-        with tarfile.open(path) as tar:
-            for m in tar:
-                stem = m.name.removesuffix(".jpg")
-                if stem.isdigit() and int(stem) in all_ids:
-                    found[int(stem)] = np.asarray(Image.open(io.BytesIO(tar.extractfile(m).read())).convert("RGB"))
+    found = {objid: decode(jpeg, size) for objid, jpeg in read_chunks(chunk_tars, all_ids).items()}
     fig, axes = plt.subplots(len(CLASS_NAMES), per_class, figsize=(1.4 * per_class, 1.55 * len(CLASS_NAMES)), squeeze=False)
     for r, c in enumerate(CLASS_NAMES):
         ids = [i for i in wanted[c] if i in found][:per_class]
@@ -180,11 +172,10 @@ def run(inputs: dict, figures: dict, out_html: str, settings: dict) -> None:
     arch_rows = [[name, " x ".join(str(s) for s in shape)] for name, shape in shapes]
     eval_dir = Path(inputs["eval_dir"])
     mistakes = metrics.get("most_confident_mistakes", [])
-    disagreements = metrics["uncertain"].get("largest_disagreements", [])
     auc_rows = [[CLASS_LABELS[c], v.get("roc_auc"), v.get("average_precision")] for c, v in metrics["per_class"].items()]
     n_params = sum(p.numel() for p in model.parameters())
 
-    sim_note = f'<p class="note">Demo sky: the images are real SDSS galaxies, but their <b>votes and sky positions are simulated</b> (from each galaxy\'s Galaxy Zoo 1 class). Every vote fraction on this page is a simulated vote.</p>' if demo else ""
+    sim_note = '<p class="note">Demo sky: the images are real SDSS galaxies, but their <b>votes and sky positions are simulated</b> (from each galaxy\'s Galaxy Zoo 1 class). Every vote fraction on this page is a simulated vote.</p>' if demo else ""
     parts = [
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Night Sky Net report</title><style>{STYLE}</style></head><body>",
         "<h1>Night Sky Net: galaxy morphology report</h1>",
@@ -199,7 +190,7 @@ def run(inputs: dict, figures: dict, out_html: str, settings: dict) -> None:
         f"Catalog rows whose votes were all don't-know: {summary['undefined_all_dont_know']}. Cutout downloads: " + ", ".join(f"{k} {v}" for k, v in sorted(status_counts.items())) + ".</p>",
         table(count_rows, ["stage", "total", *[CLASS_LABELS[c] for c in CLASS_NAMES]]),
         "<h2>Example galaxies</h2>",
-        figure(save_png(example_grid(labels, inputs["chunk_tars"], settings["report"]["examples_per_class"], 0), figures["examples"]), f"Confident galaxies of each class, as downloaded ({settings['scrape']['width']} x {settings['scrape']['height']} px cutouts; class from {votes})."),
+        figure(save_png(example_grid(labels, inputs["chunk_tars"], settings["report"]["examples_per_class"], settings["scrape"]["width"], 0), figures["examples"]), f"Confident galaxies of each class, as downloaded ({settings['scrape']['width']} x {settings['scrape']['height']} px cutouts; class from {votes})."),
         "<h2>The network</h2>",
         f"<p>{n_params:,} parameters; input {model.input_size} x {model.input_size} x 3 crops; trained {saved.get('epochs_run')} epochs, weights of epoch {saved.get('best_epoch')} (lowest validation loss) kept.</p>",
         figure(save_png(network_drawing(shapes, model.input_size), figures["network"]), "The network, input on the left: box heights grow with each layer's output size (log scale); under each box its output shape (channels x height x width). Dropout 0.5 follows each dense and maxout layer."),

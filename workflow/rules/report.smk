@@ -10,7 +10,7 @@ rule report:
         model="results/model/model.pt",
         metrics="results/eval/metrics.json",
         figures=rules.evaluate.output,
-        code=code("report", "figures", "model", "classes", "files"),
+        code=code("report", "figures", "shards", "augment", "model", "classes", "files"),
     output:
         html="results/report/report.html",
         examples=report(
