@@ -29,7 +29,7 @@ import pandas as pd  # noqa: E402
 
 from nightskynet.demo_server import running_demo_sky  # noqa: E402
 from nightskynet.demo_sky import build_demo_sky  # noqa: E402
-from nightskynet.scrape import download_all  # noqa: E402
+from nightskynet.scrape import CutoutCache, download_all  # noqa: E402
 from nightskynet.sky_source import cutout_url  # noqa: E402
 
 SKY = REPO / "resources" / "demo_sky"
@@ -48,14 +48,17 @@ def targets(n: int) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True).head(n)
 
 
-def scrape_settings(concurrency: int, cache: str) -> dict:
-    return {"scrape": {"width": 120, "height": 120, "scale_mode": "fixed", "scale": 0.4, "adaptive_k": 0.0846, "concurrency": concurrency, "max_rate": 0, "timeout_s": 60, "max_attempts": 3, "backoff_base_s": 0.1, "backoff_max_s": 1, "cache_dir": cache}}
+GEOMETRY = {"size": 120, "scale_mode": "fixed", "scale": 0.4, "adaptive_k": 0.0846}
+
+
+def client(concurrency: int) -> dict:
+    return {"concurrency": concurrency, "max_rate": 0, "timeout_s": 60, "max_attempts": 3, "backoff_base_s": 0.1, "backoff_max_s": 1}
 
 
 def run_async(url: str, frame: pd.DataFrame, concurrency: int) -> float:
     with tempfile.TemporaryDirectory() as cache:
         t0 = time.perf_counter()
-        outcomes = asyncio.run(download_all(url, "dr17", frame, Path(cache), scrape_settings(concurrency, cache), show_progress=False))
+        outcomes = asyncio.run(download_all(url, frame, CutoutCache(cache, "benchmark", "dr17"), GEOMETRY, client(concurrency), show_progress=False))
         elapsed = time.perf_counter() - t0
     bad = [o for o in outcomes if o.status != "ok"]
     if bad:

@@ -29,7 +29,6 @@ sys.path.insert(0, str(REPO / "workflow"))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from nightskynet.augment import augment  # noqa: E402
 from nightskynet.classes import CLASS_NAMES  # noqa: E402
@@ -101,7 +100,7 @@ def main() -> None:
     p.add_argument("--shards", type=int, default=8)
     args = p.parse_args()
     cfg = {"total": args.total, "merger_fraction": 0.01, "crop": 60, "max_shift": 4, "train_shards": args.shards, "seed": 1}
-    settings = {"shards": cfg, "scrape": {"width": 120}}
+    settings = {"shards": cfg, "scrape": {"size": 120}}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         labels_csv, tars, manifests = make_inputs(folder, args.galaxies, 8)

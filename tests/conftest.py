@@ -13,13 +13,35 @@ SKY_DIR = REPO / "resources" / "demo_sky"
 # the tiny end-to-end config: 60 galaxies, 2 chunks, 240 training images, 1 epoch
 TINY = {
     "demo": {"sky_dir": str(SKY_DIR)},
-    "sdss": {"limit": 60},
+    "query": {"limit": 60},
     "labels": {"uncertain_max": 10},
     "scrape": {"chunks": 2},
     "shards": {"total": 240, "train_shards": 1},
     "train": {"epochs": 1},
     "report": {"examples_per_class": 2},
 }
+# the cutout client for tests: quick retries against local servers
+FAST_CLIENT = {"concurrency": 8, "max_rate": 0, "timeout_s": 30, "max_attempts": 3, "backoff_base_s": 0.01, "backoff_max_s": 0.1}
+
+
+def project_config(overrides: dict | None = None) -> dict:
+    """The checkout's config.yaml with ``overrides`` merged over it, typed and validated, as a run would see it."""
+    from nightskynet.config import load_config, merge, validate_config
+
+    config = merge(load_config(), overrides or {})
+    return validate_config(config)
+
+
+def client(**overrides) -> dict:
+    """The cutout client's settings for tests (FAST_CLIENT with ``overrides``)."""
+    return {**FAST_CLIENT, **overrides}
+
+
+def geometry(**overrides) -> dict:
+    """The default cutout geometry from config.yaml, with ``overrides``."""
+    from nightskynet.scrape import GEOMETRY_KEYS
+
+    return {**{k: project_config()["scrape"][k] for k in GEOMETRY_KEYS}, **overrides}
 
 
 @pytest.fixture(scope="session")
@@ -48,15 +70,12 @@ def scraped(tmp_path_factory):
     labels, _ = make_labels(catalog, 0.95, 0.2, 0.1, 20, seed=1)
     labels_csv = tmp / "labels.csv"
     labels.to_csv(labels_csv, index=False)
-    settings = {
-        "source": "demo", "sdss": {"base_url": "unused", "release": "dr17"}, "demo": {"sky_dir": str(SKY_DIR), "seed": 1},
-        "scrape": {"chunks": 2, "width": 120, "height": 120, "scale_mode": "fixed", "scale": 0.4, "adaptive_k": 0.0846, "concurrency": 8, "max_rate": 0, "timeout_s": 30, "max_attempts": 3, "backoff_base_s": 0.05, "backoff_max_s": 0.5, "cache_dir": str(tmp / "cache")},
-    }
+    settings = project_config({"scrape": {"chunks": 2}})
     tars, manifests = [], []
     for k in range(2):
         tars.append(str(tmp / f"chunk_{k}.tar"))
         manifests.append(str(tmp / f"chunk_{k}.manifest.csv"))
-        scrape.run(labels_csv, k, tars[-1], manifests[-1], settings)
+        scrape.run(labels_csv, k, tars[-1], manifests[-1], settings, client(), tmp / "cache")
     return tmp, str(labels_csv), manifests, tars
 
 
@@ -66,7 +85,7 @@ def build_shards(tmp, labels_csv, manifests, tars, tag, cfg):
     """Run the three shards commands into tmp/tag; return (train paths, eval paths, manifest)."""
     from nightskynet import shards
 
-    settings = {"shards": cfg, "scrape": {"width": 120}}
+    settings = {"shards": cfg, "scrape": geometry()}
     out = tmp / tag
     out.mkdir()
     train = [str(out / f"train_{k}.npz") for k in range(cfg["train_shards"])]
@@ -92,3 +111,14 @@ def copy_repo(dest: Path) -> Path:
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / item)
     shutil.copytree(REPO / "workflow", dest / "workflow", ignore=shutil.ignore_patterns("__pycache__"))
     return dest
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A complete run of the real workflow on the tiny config, in a copy of the repository."""
+    import yaml
+
+    work = copy_repo(tmp_path_factory.mktemp("e2e") / "repo")
+    (work / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    snakemake(work, "--configfile", "tiny.yaml")
+    return work

@@ -9,18 +9,11 @@ from PIL import Image
 from nightskynet import query, scrape
 from nightskynet.demo_sky import build_demo_sky
 from nightskynet.http_retry import RetryPolicy
-from conftest import SKY_DIR
+from conftest import SKY_DIR, client, project_config
 
 
-def settings(tmp_path, **scrape_overrides):
-    s = {
-        "source": "demo",
-        "sdss": {"base_url": "unused", "release": "dr17", "tables": ["zooSpec", "zooNoSpec"], "page_size": 1000, "limit": 0, "timeout_s": 30, "max_attempts": 2},
-        "demo": {"sky_dir": str(SKY_DIR), "seed": 1, "max_rows": 500000},
-        "scrape": {"chunks": 3, "width": 120, "height": 120, "scale_mode": "fixed", "scale": 0.4, "adaptive_k": 0.0846, "concurrency": 8, "max_rate": 0, "timeout_s": 30, "max_attempts": 3, "backoff_base_s": 0.01, "backoff_max_s": 0.1, "cache_dir": str(tmp_path / "cache")},
-    }
-    s["scrape"].update(scrape_overrides)
-    return s
+def settings(**scrape_overrides):
+    return project_config({"scrape": {"chunks": 3, **scrape_overrides}})
 
 
 def test_query_pages_past_a_tiny_row_cap_and_gets_every_galaxy(demo_sky_url):
@@ -42,9 +35,8 @@ def test_query_limit_stops_early(demo_sky_url):
 
 def test_query_stage_writes_a_validated_catalog(tmp_path):
     out = tmp_path / "catalog.csv"
-    s = settings(tmp_path)
-    s["sdss"]["limit"] = 50
-    query.run(out, s)
+    s = project_config({"query": {"limit": 50}})
+    query.run(out, s, {"page_size": 1000, "timeout_s": 30, "max_attempts": 2})
     frame = pd.read_csv(out)
     assert list(frame.columns) == list(query.CATALOG_COLUMNS)
     assert len(frame) == 50 and frame["objid"].is_unique
@@ -56,10 +48,10 @@ def test_scrape_chunk_writes_tar_and_manifest_and_resumes_from_cache(tmp_path):
     labels.loc[0, ["ra", "dec"]] = [10.0, -60.0]  # off the footprint: a 404 recorded, not retried
     labels_csv = tmp_path / "labels.csv"
     labels.to_csv(labels_csv, index=False)
-    s = settings(tmp_path)
+    s = settings()
     chunk = scrape.chunk_of(int(labels.loc[0, "objid"]), 3)
     tar_path, manifest_path = tmp_path / "chunk.tar", tmp_path / "chunk.manifest.csv"
-    outcomes = scrape.run(labels_csv, chunk, tar_path, manifest_path, s)
+    outcomes = scrape.run(labels_csv, chunk, tar_path, manifest_path, s, client(), tmp_path / "cache")
     mine = [o for o in labels["objid"] if scrape.chunk_of(o, 3) == chunk]
     assert sorted(o.objid for o in outcomes) == sorted(mine)
     manifest = pd.read_csv(manifest_path)
@@ -72,7 +64,7 @@ def test_scrape_chunk_writes_tar_and_manifest_and_resumes_from_cache(tmp_path):
         for m in tar:
             assert Image.open(io.BytesIO(tar.extractfile(m).read())).size == (120, 120)
     # a second run finds every good image in the cache: no new download
-    again = scrape.run(labels_csv, chunk, tar_path, manifest_path, s)
+    again = scrape.run(labels_csv, chunk, tar_path, manifest_path, s, client(), tmp_path / "cache")
     assert {o.status for o in again if o.objid != labels.loc[0, "objid"]} == {"cached"}
 
 

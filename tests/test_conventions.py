@@ -41,51 +41,34 @@ def test_every_rule_has_log_benchmark_and_a_pinned_conda_env():
 
 
 PIP_NAMES = {"PIL": "pillow", "yaml": "pyyaml"}
-STDLIB = set(sys.stdlib_module_names)
 
 
-def module_imports(path, top_level_only=False):
-    """(package-internal modules, third-party top-level packages) a module imports, anywhere in it
-    (or only at module level: the lazy imports of cli.py belong to the command that runs them)."""
-    import ast
-
-    internal, external = set(), set()
-    tree = ast.parse(path.read_text())
-    for node in tree.body if top_level_only else ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            if node.level:  # from .x import y / from . import x
-                if node.module:
-                    internal.add(node.module.split(".")[0])
-                else:
-                    internal.update(a.name for a in node.names)
-            elif node.module:
-                external.add(node.module.split(".")[0])
-        elif isinstance(node, ast.Import):
-            external.update(a.name.split(".")[0] for a in node.names)
-    return internal, {e for e in external if e not in STDLIB and e != "nightskynet"}
-
-
-def test_each_rule_lists_the_modules_it_runs_and_its_env_has_their_packages():
-    pkg = REPO / "workflow" / "nightskynet"
+def rule_stages():
+    """(rule name, its .smk, the stage module it names in code(...), its conda env file) for every rule."""
     for smk in (REPO / "workflow" / "rules").glob("*.smk"):
         for rule in re.split(r"^rule ", smk.read_text(), flags=re.M)[1:]:
             name = rule.split(":", 1)[0]
-            listed = set(re.findall(r'"(\w+)"', re.search(r"code=code\(([^)]*)\)", rule).group(1)))
-            # every job enters through `python -m nightskynet` (cli.py): its module-level imports count too
-            entry_internal, packages = module_imports(pkg / "cli.py", top_level_only=True)
-            todo, seen = list(listed | entry_internal), set()
-            while todo:  # everything the listed modules import from the package, transitively
-                mod = todo.pop()
-                if mod in seen or not (pkg / f"{mod}.py").exists():
-                    continue
-                seen.add(mod)
-                internal, external = module_imports(pkg / f"{mod}.py")
-                packages |= external
-                todo.extend(internal - {"__init__"})
-            unlisted = {m for m in seen if m not in listed and m not in entry_internal}
-            assert not unlisted, f"rule {name} runs {sorted(unlisted)} without listing them in code(...)"
-            env_path = re.search(r'conda:\s*"([^"]+)"', rule).group(1)
-            env = yaml.safe_load((smk.parent / env_path).read_text())
-            pip = {r.split("==")[0].lower() for d in env["dependencies"] if isinstance(d, dict) for r in d["pip"]}
-            missing = {PIP_NAMES.get(p, p).lower() for p in packages} - pip
-            assert not missing, f"rule {name}: {env_path} lacks {sorted(missing)}"
+            stage = re.search(r'code=code\("(\w+)"\)', rule)
+            assert stage, f"rule {name} in {smk.name} does not list its code with code(\"<stage module>\")"
+            yield name, smk, stage.group(1), re.search(r'conda:\s*"([^"]+)"', rule).group(1)
+
+
+def test_each_rules_env_has_the_packages_its_code_imports():
+    from nightskynet.package_modules import third_party_packages
+
+    for name, smk, stage, env_path in rule_stages():
+        env = yaml.safe_load((smk.parent / env_path).read_text())
+        pip = {r.split("==")[0].lower() for d in env["dependencies"] if isinstance(d, dict) for r in d["pip"]}
+        missing = {PIP_NAMES.get(p, p).lower() for p in third_party_packages(stage)} - pip
+        assert not missing, f"rule {name}: {env_path} lacks {sorted(missing)}"
+
+
+def test_the_code_of_a_stage_is_what_its_modules_import():
+    from nightskynet.package_modules import modules_run_by
+
+    scrape = modules_run_by("scrape")
+    assert {"__main__", "cli", "scrape", "http_retry", "sky_source", "files", "errors"} <= set(scrape)
+    assert "demo_server" in scrape  # imported inside a function (only demo runs load it): still code the job runs
+    assert "train" not in scrape and "model" not in scrape  # cli imports each stage inside its own command
+    assert "scrape" in modules_run_by("predict")  # predict downloads a catalog's cutouts with the scrape client
+    assert "scrape" not in modules_run_by("labels")

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from faulty_skyserver import FaultySkyServer, ServedInThread
+from conftest import client, geometry
 from nightskynet import scrape
 
 N = 6
@@ -23,22 +24,17 @@ def galaxies() -> pd.DataFrame:
     return pd.DataFrame({"objid": range(100, 100 + N), "ra": [180.0 + i / 10 for i in range(N)], "dec": [20.0] * N, "petroR90_r": [5.0] * N})
 
 
-def settings(tmp_path, **overrides):
-    s = {"chunks": 1, "width": 120, "height": 120, "scale_mode": "fixed", "scale": 0.4, "adaptive_k": 0.0846, "concurrency": 4, "max_rate": 0, "timeout_s": 5, "max_attempts": MAX_ATTEMPTS, "backoff_base_s": 0.01, "backoff_max_s": 0.05, "cache_dir": str(tmp_path / "cache")}
-    s.update(overrides)
-    return {"source": "sdss", "sdss": {"release": "dr17"}, "scrape": s}
-
-
 def run(server: FaultySkyServer, tmp_path, **overrides):
-    cfg = settings(tmp_path, **overrides)
-    cache = tmp_path / "cache"
+    geo = geometry(**{k: v for k, v in overrides.items() if k in scrape.GEOMETRY_KEYS})
+    cfg = client(**{"concurrency": 4, "timeout_s": 5, "max_attempts": MAX_ATTEMPTS, "backoff_max_s": 0.05, **{k: v for k, v in overrides.items() if k in scrape.CLIENT_KEYS}})
+    cache = scrape.CutoutCache(tmp_path / "cache", "test-server", "dr17")
     with ServedInThread(server.app()) as served:
         t0 = time.monotonic()
-        outcomes = asyncio.run(scrape.download_all(served.url, "dr17", galaxies(), cache, cfg, show_progress=False))
+        outcomes = asyncio.run(scrape.download_all(served.url, galaxies(), cache, geo, cfg, show_progress=False))
         elapsed = time.monotonic() - t0
     by_id = {o.objid: o for o in outcomes}
     assert sorted(by_id) == list(range(100, 100 + N))  # the run finished, one outcome per galaxy
-    files = sorted(cache.iterdir())
+    files = sorted(p for p in cache.root.rglob("*") if p.is_file())
     assert not [f for f in files if f.name.endswith(".part")]  # nothing partial
     for f in files:  # nothing corrupt: every cached file is a complete JPEG of the requested size
         with Image.open(io.BytesIO(f.read_bytes())) as im:
@@ -46,7 +42,8 @@ def run(server: FaultySkyServer, tmp_path, **overrides):
             assert im.size == (120, 120)
     for o in outcomes:
         assert 1 <= o.attempts <= MAX_ATTEMPTS
-        assert (o.status == "ok") == (cache / f"{o.objid}.jpg").exists()
+        assert (o.status == "ok") == (o.path is not None and o.path.exists())
+    assert len(files) == sum(o.status == "ok" for o in outcomes)
     return by_id, elapsed
 
 
@@ -107,7 +104,7 @@ def test_a_404_that_is_not_a_jpeg_is_not_taken_for_the_sky_edge(tmp_path):
     """An HTML 404 (a wrong release or path) is rejected with the server's words, not 'missing'."""
     from nightskynet.errors import PermanentError
 
-    check = scrape.jpeg_checker(120, 120)
+    check = scrape.jpeg_checker(120)
     with pytest.raises(scrape.OffFootprint):
         check(404, {}, b"\xff\xd8\xff\xe0 a jpeg with an error drawn on it")
     with pytest.raises(PermanentError, match="Skyserver Error") as info:
@@ -119,9 +116,9 @@ def test_adaptive_scale_without_a_valid_radius_is_rejected_not_guessed(tmp_path)
     frame = galaxies()
     frame.loc[0, "petroR90_r"] = -9999.0  # SDSS's mark for a failed Petrosian radius
     server = FaultySkyServer("none", failures=0)
-    cfg = settings(tmp_path, scale_mode="adaptive")
+    cache = scrape.CutoutCache(tmp_path / "cache", "test-server", "dr17")
     with ServedInThread(server.app()) as served:
-        outcomes = asyncio.run(scrape.download_all(served.url, "dr17", frame, tmp_path / "cache", cfg, show_progress=False))
+        outcomes = asyncio.run(scrape.download_all(served.url, frame, cache, geometry(scale_mode="adaptive"), client(), show_progress=False))
     by_id = {o.objid: o for o in outcomes}
     assert by_id[100].status == "rejected" and "petroR90_r" in by_id[100].reason and by_id[100].attempts == 0
     assert all(by_id[i].status == "ok" for i in range(101, 106))

@@ -10,7 +10,7 @@ import time
 
 import pandas as pd
 
-from conftest import REPO
+from conftest import REPO, client, geometry
 from faulty_skyserver import FaultySkyServer, ServedInThread
 
 N = 120
@@ -23,13 +23,9 @@ def test_kill_minus_9_then_resume_downloads_only_the_rest(tmp_path):
     server = FaultySkyServer("none", failures=0, latency_s=0.05)
     cache = tmp_path / "cache"
     with ServedInThread(server.app()) as served:
-        settings = {
-            "source": "sdss",
-            "sdss": {"base_url": served.url, "release": "dr17"},
-            "demo": {"sky_dir": "unused", "seed": 1},
-            "scrape": {"chunks": 1, "width": 120, "height": 120, "scale_mode": "fixed", "scale": 0.4, "adaptive_k": 0.0846, "concurrency": CONCURRENCY, "max_rate": 0, "timeout_s": 10, "max_attempts": 3, "backoff_base_s": 0.01, "backoff_max_s": 0.05, "cache_dir": str(cache)},
-        }
-        cmd = [sys.executable, "-m", "nightskynet", "scrape", "--settings", json.dumps(settings), "--labels", str(tmp_path / "labels.csv"), "--chunk", "0", "--tar", str(tmp_path / "out/chunk_0.tar"), "--manifest", str(tmp_path / "out/chunk_0.manifest.csv")]
+        settings = {"source": "sdss", "sdss": {"base_url": served.url, "release": "dr17"}, "scrape": {"chunks": 1, **geometry()}}
+        options = ["--concurrency", str(CONCURRENCY), "--max-rate", "0", "--timeout-s", "10", "--max-attempts", "3", "--backoff-base-s", "0.01", "--backoff-max-s", "0.05", "--cache-dir", str(cache)]
+        cmd = [sys.executable, "-m", "nightskynet", "scrape", "--settings", json.dumps(settings), "--labels", str(tmp_path / "labels.csv"), "--chunk", "0", "--tar", str(tmp_path / "out/chunk_0.tar"), "--manifest", str(tmp_path / "out/chunk_0.manifest.csv"), *options]
         env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
         first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "first.log", "w"))
         deadline = time.monotonic() + 60
@@ -63,24 +59,25 @@ def test_two_jobs_fill_one_cache_at_once_without_touching_each_others_files(tmp_
     from nightskynet import scrape
 
     frame = pd.DataFrame({"objid": range(5000, 5080), "ra": [150.0 + i / 100 for i in range(80)], "dec": [10.0] * 80, "petroR90_r": [5.0] * 80})
-    cache = tmp_path / "cache"
-    (cache / ".incoming-b").mkdir(parents=True)
-    (cache / ".incoming-b" / ".5001.jpg.x.part").write_bytes(b"half")  # a killed job b's leftover
-    (cache / ".incoming-live").mkdir()
-    in_flight = cache / ".incoming-live" / ".5002.jpg.y.part"
+    root = tmp_path / "cache"
+    cache = scrape.CutoutCache(root, "test-server", "dr17")
+    (root / ".incoming-b").mkdir(parents=True)
+    (root / ".incoming-b" / ".5001.jpg.x.part").write_bytes(b"half")  # a killed job b's leftover
+    (root / ".incoming-live").mkdir()
+    in_flight = root / ".incoming-live" / ".5002.jpg.y.part"
     in_flight.write_bytes(b"being written")  # a file another running job is writing right now
-    settings = {"scrape": {"width": 120, "height": 120, "scale_mode": "fixed", "scale": 0.4, "adaptive_k": 0.0846, "concurrency": 4, "max_rate": 0, "timeout_s": 10, "max_attempts": 2, "backoff_base_s": 0.01, "backoff_max_s": 0.05}}
+    geo, cfg = geometry(), client(concurrency=4, timeout_s=10, max_attempts=2, backoff_max_s=0.05)
     server = FaultySkyServer("none", failures=0, latency_s=0.02)
 
     async def both(url):
-        a = asyncio.create_task(scrape.download_all(url, "dr17", frame.iloc[::2], cache, settings, show_progress=False, job="a"))
+        a = asyncio.create_task(scrape.download_all(url, frame.iloc[::2], cache, geo, cfg, show_progress=False, job="a"))
         await asyncio.sleep(0.1)  # a is mid-way, with files in flight, when b starts
-        b = asyncio.create_task(scrape.download_all(url, "dr17", frame.iloc[1::2], cache, settings, show_progress=False, job="b"))
+        b = asyncio.create_task(scrape.download_all(url, frame.iloc[1::2], cache, geo, cfg, show_progress=False, job="b"))
         return await a, await b
 
     with ServedInThread(server.app()) as served:
         a, b = asyncio.run(both(served.url))
     assert {o.status for o in a + b} == {"ok"}
-    assert len(list(cache.glob("*.jpg"))) == 80
+    assert len(list(root.glob("*/*.jpg"))) == 80
     assert in_flight.exists()  # neither job touched another job's staging folder
-    assert list(cache.rglob("*.part")) == [in_flight] and list(cache.glob(".incoming-*")) == [in_flight.parent]
+    assert list(root.rglob("*.part")) == [in_flight] and list(root.glob(".incoming-*")) == [in_flight.parent]

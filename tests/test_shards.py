@@ -4,7 +4,6 @@ import hashlib
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from nightskynet import shards
 from nightskynet.classes import CLASS_NAMES

@@ -5,7 +5,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, SKY_DIR, TINY, copy_repo, snakemake
+from conftest import SKY_DIR, TINY, copy_repo, snakemake
 
 OUTPUTS = [
     "results/catalog/gz1_votes.csv",
@@ -53,14 +52,6 @@ def planned_jobs(workdir: Path, *args: str) -> set[str]:
         return set()
     table = out.split("Job stats:", 1)[1]
     return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", table, re.M)} - {"total"}
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    work = copy_repo(tmp_path_factory.mktemp("e2e") / "repo")
-    (work / "tiny.yaml").write_text(yaml.safe_dump(TINY))
-    snakemake(work, "--configfile", "tiny.yaml")
-    return work
 
 
 @pytest.mark.slow
@@ -174,36 +165,6 @@ def test_snakemake_report_collects_the_figures(tiny_run):
     text = (tiny_run / "smk_report.html").read_text(errors="replace")
     for name in ("confusion_matrix.png", "roc_pr.png", "reliability.png", "training_curves.png", "network.png"):
         assert name in text
-
-
-@pytest.mark.slow
-def test_predict_rule_and_command_on_new_images(tiny_run, tmp_path):
-    from PIL import Image
-
-    folder = tmp_path / "new"
-    folder.mkdir()
-    for k, path in enumerate(sorted((SKY_DIR / "images").iterdir())[:5]):
-        Image.open(path).rotate(30 * k).resize((200 + 10 * k, 200 + 10 * k)).save(folder / f"galaxy_{k}.jpg", quality=85)
-    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8not really a jpeg")
-    snakemake(tiny_run, "predict", "--configfile", "tiny.yaml", "--config", f"predict={{input: {folder}}}")
-    out = pd.read_csv(tiny_run / "results/predict/predictions.csv")
-    assert out["source"].tolist() == [f"galaxy_{k}.jpg" for k in range(5)]
-    assert set(out["predicted"]) <= {"elliptical", "face_on_spiral", "edge_on_spiral", "merger"}
-    log = (tiny_run / "results/logs/predict.log").read_text()
-    assert "skipped corrupt.jpg" in log and "1 skipped" in log
-    # the command itself, on a catalog CSV: cutouts fetched from the demo SkyServer first
-    catalog = pd.read_csv(tiny_run / "results/catalog/gz1_votes.csv").head(3)[["objid", "ra", "dec"]]
-    catalog.to_csv(tmp_path / "catalog.csv", index=False)
-    config = yaml.safe_load((tiny_run / "config.yaml").read_text())
-    config["demo"]["sky_dir"] = str(SKY_DIR)
-    config["scrape"]["cache_dir"] = str(tmp_path / "cache")
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
-    proc = subprocess.run([sys.executable, "-m", "nightskynet", "predict", str(tiny_run / "results/model/model.pt"), str(tmp_path / "catalog.csv"), "-o", str(tmp_path / "out.csv"), "--config", str(tmp_path / "config.yaml"), "--no-tta"], env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert pd.read_csv(tmp_path / "out.csv")["source"].tolist() == catalog["objid"].tolist()
-    bad = subprocess.run([sys.executable, "-m", "nightskynet", "predict", str(tiny_run / "results/model/model.pt"), str(tmp_path / "nothing_here"), "-o", str(tmp_path / "x.csv")], env=env, capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 1 and "INPUT must be a folder" in bad.stderr
 
 
 @pytest.mark.slow

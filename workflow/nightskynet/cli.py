@@ -1,7 +1,9 @@
 """``python -m nightskynet <command>``: one command per workflow stage, the demo SkyServer, and predict.
 
-The Snakefile's rules call these commands; so can a person, with the same arguments. Stage
-settings come as one JSON object (``--settings``) holding the config sections the stage reads.
+The Snakefile's rules call these commands; so can a person, with the same arguments. A stage's
+settings that decide its outputs come as one JSON object (``--settings``, the rule's params); how
+a job runs (threads, device, cache folders, the HTTP client's concurrency and timeouts) comes as
+options of its own (the rule's resources), so changing it never reruns a stage.
 """
 
 from __future__ import annotations
@@ -11,45 +13,179 @@ import asyncio
 import json
 import logging
 import sys
-from pathlib import Path
 
 from .errors import NightSkyNetError
-
-EVALUATE_OUTPUTS = ("metrics", "predictions_test", "predictions_uncertain", "confusion", "roc_pr", "reliability", "mistakes", "votes", "disagreements")
-EXPECTED_ERRORS = (NightSkyNetError, ValueError, FileNotFoundError)
 
 
 def _settings(text: str) -> dict:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
-        raise SystemExit(f"--settings is not JSON: {err}")
+        raise argparse.ArgumentTypeError(f"not JSON: {err}") from None
     if not isinstance(value, dict):
-        raise SystemExit("--settings must be a JSON object")
+        raise argparse.ArgumentTypeError("must be a JSON object")
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nightskynet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number (at least 1)")
+    return value
 
-    s = sub.add_parser("demo-sky", help="serve the demo SkyServer (SqlSearch + getjpeg) over the bundled galaxies")
-    s.add_argument("--sky-dir", default="resources/demo_sky")
-    s.add_argument("--seed", type=int, default=1)
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=0, help="0 picks a free port; the URL is printed on stdout")
-    s.add_argument("--max-rows", type=int, default=500_000, help="row cap per SQL answer (the real service: 500,000)")
-    s.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every answer")
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+# ---- the commands -------------------------------------------------------------------------------
+
+
+def cmd_demo_sky(args) -> None:
+    from .demo_server import serve
+
+    asyncio.run(serve(args.sky_dir, args.seed, args.host, args.port, args.max_rows, args.latency_ms / 1000))
+
+
+def cmd_query(args) -> None:
+    from . import query
+
+    client = {"page_size": args.page_size, "timeout_s": args.timeout_s, "max_attempts": args.max_attempts, "demo_max_rows": args.demo_max_rows}
+    query.run(args.out, args.settings, client)
+
+
+def cmd_labels(args) -> None:
+    from . import labels
+
+    labels.run(args.catalog, args.out, args.summary, args.settings)
+
+
+def cmd_scrape(args) -> None:
+    from . import scrape
+
+    scrape.run(args.labels, args.chunk, args.tar, args.manifest, args.settings, client_settings(args), args.cache_dir)
+
+
+def cmd_shards_train(args) -> None:
+    from . import shards
+
+    shards.run_train_shard(args.labels, args.scrape_manifests, args.chunk_tars, args.shard, args.out, args.settings)
+
+
+def cmd_shards_eval(args) -> None:
+    from . import shards
+
+    shards.run_eval_shards(args.labels, args.scrape_manifests, args.chunk_tars, {"val": args.val, "test": args.test, "uncertain": args.uncertain}, args.settings)
+
+
+def cmd_shards_manifest(args) -> None:
+    from . import shards
+
+    shards.run_manifest(args.labels, args.scrape_manifests, args.shards, args.out, args.settings)
+
+
+def cmd_train(args) -> None:
+    from . import train
+
+    train.run(args.train_shards, args.val, args.shards_manifest, args.model, args.history, args.settings, device=args.device, checkpoint_dir=args.checkpoint_dir, threads=args.threads)
+
+
+EVALUATE_OUTPUTS = ("metrics", "predictions_test", "predictions_uncertain", "confusion", "roc_pr", "reliability", "mistakes", "votes", "disagreements")
+
+
+def cmd_evaluate(args) -> None:
+    from . import evaluate
+
+    out = {name: getattr(args, name) for name in EVALUATE_OUTPUTS}
+    evaluate.run(args.model, args.test, args.uncertain, args.labels, out, args.settings, device=args.device, batch_size=args.batch_size, threads=args.threads)
+
+
+REPORT_INPUTS = ("catalog", "labels", "labels_summary", "shards_manifest", "history", "metrics", "model")
+REPORT_FIGURES = ("examples", "network", "curves")
+
+
+def cmd_report(args) -> None:
+    from . import report
+
+    inputs = {k: getattr(args, k) for k in (*REPORT_INPUTS, "scrape_manifests", "chunk_tars")}
+    eval_figures = {name: getattr(args, name) for name in EVALUATE_OUTPUTS[3:]}
+    report.run(inputs, eval_figures, {k: getattr(args, k) for k in REPORT_FIGURES}, args.out, args.settings)
+
+
+def cmd_predict(args) -> None:
+    from . import predict
+    from .config import load_config
+
+    if args.settings is not None:  # the workflow's rule: the source from its params
+        settings = args.settings
+        defaults = {}
+    else:
+        config = load_config(args.config)
+        settings = {k: config[k] for k in ("source", "sdss", "demo")}
+        defaults = {**{k: config["scrape"][k] for k in CLIENT_KEYS}, "cache_dir": config["scrape"]["cache_dir"], "device": config["train"]["device"], "batch_size": config["evaluate"]["batch_size"]}
+    given = {k: getattr(args, k) for k in (*CLIENT_KEYS, "cache_dir", "device", "batch_size")}
+    missing = [k for k, v in given.items() if v is None and k not in defaults]
+    if missing:
+        raise NightSkyNetError(f"--settings needs --{missing[0].replace('_', '-')} too")
+    run = {k: (v if v is not None else defaults[k]) for k, v in given.items()}
+    predict.run(
+        args.model, args.input, args.output, settings, {k: run[k] for k in CLIENT_KEYS}, run["cache_dir"],
+        tta=not args.no_tta, threads=args.threads, batch_size=run["batch_size"], device=run["device"],
+    )
+
+
+CLIENT_KEYS = ("concurrency", "max_rate", "timeout_s", "max_attempts", "backoff_base_s", "backoff_max_s")
+
+
+def client_settings(args) -> dict:
+    return {k: getattr(args, k) for k in CLIENT_KEYS}
+
+
+# ---- the parser ---------------------------------------------------------------------------------
+
+
+def add_client_options(s: argparse.ArgumentParser, required: bool) -> None:
+    """The cutout client's options (config scrape.*); a stage job gets them from the rule's resources."""
+    s.add_argument("--concurrency", type=_positive_int, required=required, help="requests in flight")
+    s.add_argument("--max-rate", type=_non_negative_float, required=required, help="requests a second (0: no limit)")
+    s.add_argument("--timeout-s", type=_positive_float, required=required, help="per request")
+    s.add_argument("--max-attempts", type=_positive_int, required=required, help="tries per cutout")
+    s.add_argument("--backoff-base-s", type=_non_negative_float, required=required)
+    s.add_argument("--backoff-max-s", type=_non_negative_float, required=required)
+    s.add_argument("--cache-dir", required=required, help="the cutout cache's folder")
+
+
+def add_stage_parsers(sub) -> None:
     s = sub.add_parser("query", help="stage query: Galaxy Zoo 1 votes from SqlSearch")
     s.add_argument("--settings", type=_settings, required=True)
     s.add_argument("--out", required=True)
+    s.add_argument("--page-size", type=_positive_int, required=True)
+    s.add_argument("--timeout-s", type=_positive_float, required=True)
+    s.add_argument("--max-attempts", type=_positive_int, required=True)
+    s.add_argument("--demo-max-rows", type=_positive_int, default=None, help="row cap of the demo SkyServer's answers")
+    s.set_defaults(func=cmd_query)
 
     s = sub.add_parser("labels", help="stage labels: the confidence cut and the splits")
     s.add_argument("--settings", type=_settings, required=True)
-    s.add_argument("--catalog", required=True)
-    s.add_argument("--out", required=True)
-    s.add_argument("--summary", required=True)
+    for name in ("catalog", "out", "summary"):
+        s.add_argument(f"--{name}", required=True)
+    s.set_defaults(func=cmd_labels)
 
     s = sub.add_parser("scrape", help="stage scrape: one chunk of cutouts")
     s.add_argument("--settings", type=_settings, required=True)
@@ -57,139 +193,95 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--chunk", type=int, required=True)
     s.add_argument("--tar", required=True)
     s.add_argument("--manifest", required=True)
+    add_client_options(s, required=True)
+    s.set_defaults(func=cmd_scrape)
 
-    def shard_inputs(s: argparse.ArgumentParser) -> None:
+    def shard_parser(name: str, help: str, func, outputs: tuple[str, ...], chunk_tars: bool = True) -> argparse.ArgumentParser:
+        s = sub.add_parser(name, help=help)
         s.add_argument("--settings", type=_settings, required=True)
         s.add_argument("--labels", required=True)
         s.add_argument("--scrape-manifests", nargs="+", required=True)
+        if chunk_tars:
+            s.add_argument("--chunk-tars", nargs="+", required=True)
+        for out in outputs:
+            s.add_argument(f"--{out}", required=True)
+        s.set_defaults(func=func)
+        return s
 
-    s = sub.add_parser("shards-train", help="stage shards: one augmented training shard")
-    shard_inputs(s)
-    s.add_argument("--chunk-tars", nargs="+", required=True)
-    s.add_argument("--shard", type=int, required=True)
-    s.add_argument("--out", required=True)
-
-    s = sub.add_parser("shards-eval", help="stage shards: val, test and uncertain sets (centre crops)")
-    shard_inputs(s)
-    s.add_argument("--chunk-tars", nargs="+", required=True)
-    s.add_argument("--val", required=True)
-    s.add_argument("--test", required=True)
-    s.add_argument("--uncertain", required=True)
-
-    s = sub.add_parser("shards-manifest", help="stage shards: counts and checksums of every shard")
-    shard_inputs(s)
-    s.add_argument("--shards", nargs="+", required=True)
-    s.add_argument("--out", required=True)
+    shard_parser("shards-train", "stage shards: one augmented training shard", cmd_shards_train, ("out",)).add_argument("--shard", type=int, required=True)
+    shard_parser("shards-eval", "stage shards: val, test and uncertain sets (centre crops)", cmd_shards_eval, ("val", "test", "uncertain"))
+    shard_parser("shards-manifest", "stage shards: counts and checksums of every shard", cmd_shards_manifest, ("out",), chunk_tars=False).add_argument("--shards", nargs="+", required=True)
 
     s = sub.add_parser("train", help="stage train: fit the network")
     s.add_argument("--settings", type=_settings, required=True)
     s.add_argument("--train-shards", nargs="+", required=True)
-    s.add_argument("--val", required=True)
-    s.add_argument("--model", required=True)
-    s.add_argument("--history", required=True)
-    s.add_argument("--threads", type=int, default=1)
+    for name in ("val", "shards-manifest", "model", "history", "checkpoint-dir"):
+        s.add_argument(f"--{name}", required=True)
+    s.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    s.add_argument("--threads", type=_positive_int, default=1)
+    s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("evaluate", help="stage evaluate: metrics, predictions, figures")
     s.add_argument("--settings", type=_settings, required=True)
-    s.add_argument("--model", required=True)
-    s.add_argument("--test", required=True)
-    s.add_argument("--uncertain", required=True)
-    s.add_argument("--labels", required=True)
-    for name in EVALUATE_OUTPUTS:
+    for name in ("model", "test", "uncertain", "labels", *EVALUATE_OUTPUTS):
         s.add_argument(f"--{name.replace('_', '-')}", required=True)
-    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    s.add_argument("--batch-size", type=_positive_int, default=256)
+    s.add_argument("--threads", type=_positive_int, default=1)
+    s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("report", help="stage report: the self-contained HTML page")
     s.add_argument("--settings", type=_settings, required=True)
-    for name in ("catalog", "labels", "labels-summary", "shards-manifest", "history", "metrics", "model", "eval-dir", "examples", "network", "curves", "out"):
-        s.add_argument(f"--{name}", required=True)
+    for name in (*REPORT_INPUTS, *EVALUATE_OUTPUTS[3:], *REPORT_FIGURES, "out"):
+        s.add_argument(f"--{name.replace('_', '-')}", required=True)
     s.add_argument("--scrape-manifests", nargs="+", required=True)
     s.add_argument("--chunk-tars", nargs="+", required=True)
-    s = sub.add_parser("predict", help="classify a folder of JPEG cutouts or a catalog CSV (objid, ra, dec)")
+    s.set_defaults(func=cmd_report)
+
+
+def add_predict_parser(sub) -> None:
+    s = sub.add_parser(
+        "predict",
+        help="classify a folder of JPEG/PNG cutouts or a catalog CSV (objid, ra, dec)",
+        description="Classify galaxies with a trained model. Settings not given as options come from the checkout's config.yaml, with each --config file merged over it.",
+    )
     s.add_argument("model", help="a model.pt written by the train stage")
-    s.add_argument("input", help="a folder of JPEG cutouts (any size) or a catalog .csv with objid, ra, dec")
-    s.add_argument("-o", "--output", required=True, help="the CSV to write")
+    s.add_argument("input", help="a folder of JPEG/PNG cutouts (any size) or a catalog .csv with objid, ra, dec")
+    s.add_argument("-o", "--output", required=True, help="the CSV file to write")
     s.add_argument("--no-tta", action="store_true", help="one view per image instead of the mean over the 8 D4 views")
-    s.add_argument("--config", default=None, help="config YAML for cutout size and, for a catalog, where to download (default: config.yaml of this checkout)")
+    s.add_argument("--config", action="append", default=[], metavar="YAML", help="a config file merged over config.yaml (repeatable, later ones win); for a catalog, where to download from")
     s.add_argument("--settings", type=_settings, default=None, help=argparse.SUPPRESS)
-    s.add_argument("--threads", type=int, default=2)
+    add_client_options(s, required=False)
+    s.add_argument("--device", choices=("auto", "cuda", "cpu"), default=None, help="default: config train.device")
+    s.add_argument("--batch-size", type=_positive_int, default=None, help="default: config evaluate.batch_size")
+    s.add_argument("--threads", type=_positive_int, default=2, help="CPU threads (at least 1)")
+    s.set_defaults(func=cmd_predict)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m nightskynet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("demo-sky", help="serve the demo SkyServer (SqlSearch + getjpeg) over the bundled galaxies")
+    s.add_argument("--sky-dir", default="resources/demo_sky")
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=0, help="0 picks a free port; the URL is printed on stdout")
+    s.add_argument("--max-rows", type=_positive_int, default=500_000, help="row cap per SQL answer (the real service: 500,000)")
+    s.add_argument("--latency-ms", type=_non_negative_float, default=0.0, help="delay added to every answer")
+    s.set_defaults(func=cmd_demo_sky)
+    add_stage_parsers(sub)
+    add_predict_parser(sub)
     return p
-
-
-def predict_settings(args: argparse.Namespace) -> dict:
-    if args.settings is not None:
-        return args.settings
-    import yaml
-
-    from .config import validate_config
-
-    path = Path(args.config) if args.config else Path(__file__).resolve().parents[2] / "config.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {path} not found (pass --config)")
-    config = yaml.safe_load(path.read_text())
-    validate_config(config, Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml")
-    return config
-
-
-def dispatch(args: argparse.Namespace) -> None:
-    if args.command == "demo-sky":
-        from .demo_server import serve
-
-        asyncio.run(serve(args.sky_dir, args.seed, args.host, args.port, args.max_rows, args.latency_ms / 1000))
-    elif args.command == "query":
-        from . import query
-
-        query.run(args.out, args.settings)
-    elif args.command == "labels":
-        from . import labels
-
-        labels.run(args.catalog, args.out, args.summary, args.settings)
-    elif args.command == "scrape":
-        from . import scrape
-
-        scrape.run(args.labels, args.chunk, args.tar, args.manifest, args.settings)
-    elif args.command == "shards-train":
-        from . import shards
-
-        shards.run_train_shard(args.labels, args.scrape_manifests, args.chunk_tars, args.shard, args.out, args.settings)
-    elif args.command == "shards-eval":
-        from . import shards
-
-        out = {"val": args.val, "test": args.test, "uncertain": args.uncertain}
-        shards.run_eval_shards(args.labels, args.scrape_manifests, args.chunk_tars, out, args.settings)
-    elif args.command == "shards-manifest":
-        from . import shards
-
-        shards.run_manifest(args.labels, args.scrape_manifests, args.shards, args.out, args.settings)
-    elif args.command == "train":
-        from . import train
-
-        train.run(args.train_shards, args.val, args.model, args.history, args.settings, args.threads)
-    elif args.command == "evaluate":
-        from . import evaluate
-
-        out = {name: getattr(args, name) for name in EVALUATE_OUTPUTS}
-        evaluate.run(args.model, args.test, args.uncertain, args.labels, out, args.settings, args.threads)
-    elif args.command == "predict":
-        from . import predict
-
-        predict.run(args.model, args.input, args.output, predict_settings(args), tta=not args.no_tta, threads=args.threads)
-    elif args.command == "report":
-        from . import report
-
-        inputs = {k: getattr(args, k) for k in ("catalog", "labels", "labels_summary", "shards_manifest", "history", "metrics", "model", "eval_dir", "scrape_manifests", "chunk_tars")}
-        figures = {"examples": args.examples, "network": args.network, "curves": args.curves}
-        report.run(inputs, figures, args.out, args.settings)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        dispatch(args)
+        args.func(args)
     except KeyboardInterrupt:
         return 130
-    except EXPECTED_ERRORS as err:
+    except NightSkyNetError as err:  # the project's own errors: one line; a bug keeps its traceback
         logging.getLogger("nightskynet").error("%s failed: %s", args.command, err)
         return 1
     return 0

@@ -1,15 +1,29 @@
-"""Config validation: one clear line per problem, naming the key, the value and what is allowed."""
+"""Config: merging, typing and validation, with one clear line per problem (the key, the value, what is allowed).
+
+Snakemake reads ``--config key=value``: a top-level value is typed (``epochs=3`` is the integer 3),
+but a nested one (``--config 'train={epochs: 3}'``) arrives as the string ``"3"``. ``coerce`` gives
+such strings the type the schema asks for where they parse as it, so every documented way of
+setting a key yields the same value and the schema's own verdict on it.
+"""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
 import jsonschema
 import yaml
 
+from .errors import NightSkyNetError
 
-class ConfigError(ValueError):
+# config.yaml and its schema, in the checkout (workflow/nightskynet/config.py -> the repository root)
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "config.yaml"
+SCHEMA = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(NightSkyNetError, ValueError):
     pass
 
 
@@ -30,10 +44,108 @@ def describe(error: jsonschema.ValidationError) -> str:
     return f"config key {key} = {json.dumps(error.instance)}: {error.message}" + (f" ({hint})" if hint else "")
 
 
-def validate_config(config: dict, schema_path: str | Path) -> None:
-    """Raise ConfigError naming the first offending key (all problems listed, one per line)."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
+def load_schema(schema_path: str | Path = SCHEMA) -> dict:
+    return yaml.safe_load(Path(schema_path).read_text())
+
+
+def runtime_keys(schema_path: str | Path = SCHEMA) -> set[str]:
+    """The keys ("section.key") the schema marks ``runtime: true``: how a job runs, not what it makes."""
+    schema = load_schema(schema_path)
+    return {f"{section}.{key}" for section, sub in schema["properties"].items() for key, spec in sub.get("properties", {}).items() if spec.get("runtime")}
+
+
+def _typed(text: str, types: list[str]):
+    """``text`` parsed as YAML when that gives one of the JSON-schema ``types``; else ``text`` unchanged."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    ok = {
+        "integer": isinstance(value, int) and not isinstance(value, bool),
+        "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "boolean": isinstance(value, bool),
+    }
+    return value if any(ok.get(t, False) for t in types) else text
+
+
+def coerce(value, schema: dict):
+    """A copy of ``value`` with strings typed where the schema asks for a number, an integer or a boolean."""
+    types = schema.get("type")
+    types = [types] if isinstance(types, str) else list(types or [])
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        return {k: coerce(v, props.get(k, {})) for k, v in value.items()}
+    if isinstance(value, list):
+        items = schema.get("items", {})
+        return [coerce(v, items) for v in value]
+    if isinstance(value, str):
+        if "string" in types:
+            return value
+        if types:
+            return _typed(value, types)
+        if "enum" in schema and value not in schema["enum"]:  # an enum of booleans or numbers
+            typed = yaml.safe_load(value) if value.strip() else value
+            return typed if typed in schema["enum"] else value
+    return value
+
+
+def validate_config(config: dict, schema_path: str | Path = SCHEMA) -> dict:
+    """Type nested ``--config`` strings in place, then validate; raise ConfigError listing every problem, one per line."""
+    schema = load_schema(schema_path)
+    typed = coerce(config, schema)
+    config.clear()
+    config.update(typed)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (list(e.absolute_path), e.validator))
     if errors:
         raise ConfigError("\n".join(describe(e) for e in errors))
+    return config
+
+
+def merge(base: dict, override: dict) -> dict:
+    """``override`` laid over ``base`` key by key, recursively (as Snakemake merges --configfile and --config)."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys to values, not {type(data).__name__}")
+    return data
+
+
+def load_config(overrides: list[str | Path] = (), base: str | Path = DEFAULT_CONFIG) -> dict:
+    """``base`` (the checkout's config.yaml) with each file of ``overrides`` merged over it, typed and validated.
+
+    Relative paths in the settings that name files or folders (``demo.sky_dir``,
+    ``scrape.cache_dir``, ``train.checkpoint_dir``) are taken relative to the folder of ``base``,
+    as the workflow takes them relative to the checkout, so a command gives the same answer from
+    any working directory.
+    """
+    config = read_yaml(base)
+    for path in overrides:
+        config = merge(config, read_yaml(path))
+    validate_config(config)
+    root = Path(base).resolve().parent
+    for section, key in PATH_KEYS:
+        value = config.get(section, {}).get(key)
+        if value and not Path(value).is_absolute():
+            config[section][key] = str(root / value)
+    return config
+
+
+PATH_KEYS = (("demo", "sky_dir"), ("scrape", "cache_dir"), ("train", "checkpoint_dir"))

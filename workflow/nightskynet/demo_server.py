@@ -34,6 +34,7 @@ import numpy as np
 from aiohttp import web
 from PIL import Image, ImageDraw
 
+from .errors import DemoSkyError
 from .demo_sky import (
     FOOTPRINT_DEC,
     FOOTPRINT_RA,
@@ -234,7 +235,7 @@ async def serve(sky_dir: str, seed: int, host: str, port: int, max_rows: int, la
 @contextlib.contextmanager
 def running_demo_sky(sky_dir: str | Path, seed: int = 1, max_rows: int = DEFAULT_MAX_ROWS, latency_s: float = 0.0, startup_timeout_s: float = 60.0) -> Iterator[str]:
     """Start the demo SkyServer in a child process on a free loopback port; yield its base URL; stop it."""
-    cmd = [sys.executable, "-m", "nightskynet", "demo-sky", "--sky-dir", str(sky_dir), "--seed", str(seed), "--host", "127.0.0.1", "--port", "0", "--max-rows", str(max_rows), "--latency-ms", str(latency_s * 1000)]
+    cmd = [sys.executable, "-m", "nightskynet", "demo-sky", "--sky-dir", str(Path(sky_dir).resolve()), "--seed", str(seed), "--host", "127.0.0.1", "--port", "0", "--max-rows", str(max_rows), "--latency-ms", str(latency_s * 1000)]
     env = dict(os.environ)
     package_root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -251,11 +252,15 @@ def running_demo_sky(sky_dir: str | Path, seed: int = 1, max_rows: int = DEFAULT
                 break
         ready.close()
         if not line.startswith(READY_PREFIX):
+            exited = proc.poll() is not None
             proc.kill()
             proc.wait(timeout=10)
             errors.seek(0)
-            err = errors.read().strip()[-2000:]
-            raise RuntimeError(f"the demo SkyServer did not start within {startup_timeout_s:g} s: {err or 'no output'}")
+            lines = [ln for ln in errors.read().strip().splitlines() if ln.strip()]
+            said = lines[-1] if lines else "no output"
+            if exited:
+                raise DemoSkyError(f"the demo SkyServer stopped before it was ready: {said}")
+            raise DemoSkyError(f"the demo SkyServer did not start within {startup_timeout_s:g} s: {said}")
         yield line[len(READY_PREFIX):].strip()
     finally:
         if proc.poll() is None:

@@ -33,3 +33,11 @@ class SkyServerError(NightSkyNetError):
 
 class DemoSkyError(NightSkyNetError, ValueError):
     """The demo sky folder is missing or malformed."""
+
+
+class InputError(NightSkyNetError, ValueError):
+    """Input a stage cannot use: a missing path, a malformed table, nothing to work on."""
+
+
+class SettingsError(NightSkyNetError, ValueError):
+    """Settings that cannot work together (a crop larger than the cutout, a GPU that is not there)."""

@@ -12,7 +12,7 @@ Predictions average the softmax over the 8 D4 views of each image (test-time aug
      "per_class": {name: {"precision", "recall", "f1", "support", "roc_auc", "average_precision"}},
      "calibration": {"expected_calibration_error": float, "bins": [{"confidence", "accuracy", "count"}]},
      "most_confident_mistakes": [{"objid", "true_class", "predicted", "probability"}],
-     "uncertain": {"n": int, "votes": "simulated"|"real",
+     "uncertain": {"n": int, "votes": "simulated"|"galaxy_zoo_1",
                    "per_class": {name: {"pearson_r", "mean_abs_diff"}},
                    "largest_disagreements": [{"objid", "class", "human", "network"}]}}
 """
@@ -32,6 +32,7 @@ from .figures import plt, save_figure
 from .files import write_csv_atomic, write_json_atomic
 from .model import load_model, to_input
 from .train import pick_device
+from .votes import votes_kind, votes_phrase
 
 log = logging.getLogger(__name__)
 
@@ -224,19 +225,21 @@ def prediction_table(objids: np.ndarray, human: np.ndarray, probs: np.ndarray, v
     return rows
 
 
-def run(model_path: str, test_path: str, uncertain_path: str, labels_csv: str, out: dict[str, str], settings: dict, threads: int = 1) -> dict:
+def run(model_path: str, test_path: str, uncertain_path: str, labels_csv: str, out: dict[str, str], settings: dict, device: str = "auto", batch_size: int = 256, threads: int = 1) -> dict:
+    """Stage ``evaluate``. ``settings``: ``source`` and ``evaluate`` (what decides the results);
+    ``device``, ``batch_size``, ``threads``: how the job runs."""
     cfg = settings["evaluate"]
-    device = pick_device(settings["train"]["device"])
+    device = pick_device(device)
     torch.set_num_threads(max(1, threads))
     model, _ = load_model(model_path, device)
     labels = pd.read_csv(labels_csv, dtype={"objid": "int64"}).set_index("objid")
-    votes_note = "simulated votes" if settings["source"] == "demo" else "Galaxy Zoo 1 votes"
-    votes_kind = "simulated" if settings["source"] == "demo" else "galaxy_zoo_1"
+    votes_note = votes_phrase(settings["source"])
+    kind = votes_kind(settings["source"])
 
     with np.load(test_path) as z:
         x_test, y_test, id_test = z["images"], z["labels"].astype(np.int64), z["objids"]
-    p_test = predict_proba(model, x_test, device, tta=cfg["tta"], batch_size=cfg["batch_size"])
-    p_single = predict_proba(model, x_test, device, tta=False, batch_size=cfg["batch_size"])
+    p_test = predict_proba(model, x_test, device, tta=cfg["tta"], batch_size=batch_size)
+    p_single = predict_proba(model, x_test, device, tta=False, batch_size=batch_size)
     pred = p_test.argmax(1)
     metrics = {"n_test": int(len(y_test)), "tta": bool(cfg["tta"]), "classes": list(CLASS_NAMES), **classification_metrics(y_test, pred)}
     single = classification_metrics(y_test, p_single.argmax(1))
@@ -251,22 +254,22 @@ def run(model_path: str, test_path: str, uncertain_path: str, labels_csv: str, o
     metrics["most_confident_mistakes"] = [{"objid": int(id_test[i]), "true_class": CLASS_NAMES[y_test[i]], "predicted": CLASS_NAMES[pred[i]], "probability": round(float(p_test[i].max()), 4)} for i in wrong]
     plot_gallery(x_test[wrong], [f"GZ: {CLASS_LABELS[CLASS_NAMES[y_test[i]]]}\nnet: {CLASS_LABELS[CLASS_NAMES[pred[i]]]} {p_test[i].max():.2f}" for i in wrong], out["mistakes"], "Most confident mistakes on the test split")
     human_test = labels.loc[id_test, list(PROB_COLUMNS)].to_numpy(dtype=float)
-    test_rows = prediction_table(id_test, human_test, p_test, votes_kind, true=y_test)
+    test_rows = prediction_table(id_test, human_test, p_test, kind, true=y_test)
     write_csv_atomic(out["predictions_test"], test_rows)
     plot_confusion(np.array(metrics["confusion_matrix"]), out["confusion"], f"Test split (n = {len(y_test)}), accuracy {metrics['accuracy']}; labels from {votes_note}")
 
     with np.load(uncertain_path) as z:
         x_unc, id_unc = z["images"], z["objids"]
-    p_unc = predict_proba(model, x_unc, device, tta=cfg["tta"], batch_size=cfg["batch_size"])
+    p_unc = predict_proba(model, x_unc, device, tta=cfg["tta"], batch_size=batch_size)
     human = labels.loc[id_unc, list(PROB_COLUMNS)].to_numpy(dtype=float)
-    unc_rows = prediction_table(id_unc, human, p_unc, votes_kind)
+    unc_rows = prediction_table(id_unc, human, p_unc, kind)
     write_csv_atomic(out["predictions_uncertain"], unc_rows)
     stats = plot_vote_comparison(p_unc, human, out["votes"], votes_note)
     gap = np.abs(p_unc - human)
     top = np.argsort(-gap.max(1), kind="stable")[:12] if len(gap) else np.zeros(0, dtype=int)
     disagreements = [{"objid": int(id_unc[i]), "class": CLASS_NAMES[int(gap[i].argmax())], "human": round(float(human[i, gap[i].argmax()]), 3), "network": round(float(p_unc[i, gap[i].argmax()]), 3)} for i in top]
     plot_gallery(x_unc[top], [f"{CLASS_LABELS[d['class']]}\nhuman {d['human']:.2f} net {d['network']:.2f}" for d in disagreements], out["disagreements"], f"Uncertain galaxies where the network and the {votes_note} disagree most")
-    metrics["uncertain"] = {"n": int(len(id_unc)), "votes": "simulated" if settings["source"] == "demo" else "real", "per_class": stats, "largest_disagreements": disagreements}
+    metrics["uncertain"] = {"n": int(len(id_unc)), "votes": kind, "per_class": stats, "largest_disagreements": disagreements}
     write_json_atomic(out["metrics"], metrics)
     log.info("test accuracy %s (single view %s), balanced %s; recall %s", metrics["accuracy"], metrics["accuracy_single_view"], metrics["balanced_accuracy"], ", ".join(f"{c}={v['recall']}" for c, v in metrics["per_class"].items()))
     return metrics

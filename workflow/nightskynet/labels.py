@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .classes import CLASS_NAMES, PROB_COLUMNS
+from .errors import InputError
 from .files import write_csv_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def run(catalog_csv: str | Path, out_csv: str | Path, summary_json: str | Path, 
     catalog = pd.read_csv(catalog_csv, dtype={"objid": "int64"})
     labels, summary = make_labels(catalog, cfg["threshold"], cfg["test_fraction"], cfg["val_fraction"], cfg["uncertain_max"], cfg["seed"])
     if summary["confident"] == 0:
-        raise ValueError(f"no galaxy in {catalog_csv} reaches labels.threshold = {cfg['threshold']}: nothing to train on; lower the threshold or query more galaxies")
+        raise InputError(f"no galaxy in {catalog_csv} reaches labels.threshold = {cfg['threshold']}: nothing to train on; lower the threshold or query more galaxies")
     write_csv_atomic(out_csv, labels)
     write_json_atomic(summary_json, summary)
     log.info("%d catalog rows -> %d confident (>= %.3f), %d uncertain (%d kept), %d all don't-know",

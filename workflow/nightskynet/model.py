@@ -10,8 +10,14 @@ applies the softmax.
 
 from __future__ import annotations
 
+import pickle
+import zipfile
+from pathlib import Path
+
 import torch
 from torch import nn
+
+from .errors import NightSkyNetError, SettingsError
 
 DEFAULT_ARCHITECTURE = {
     "channels": [32, 64, 64, 128],
@@ -56,7 +62,7 @@ class GalaxyNet(nn.Module):
     def __init__(self, channels=(32, 64, 64, 128), kernels=(6, 5, 3, 3), dense=(512, 256, 256, 128), maxout_pieces=2, dropout=0.5, input_size=60, n_classes=4):
         super().__init__()
         if len(channels) != 4 or len(kernels) != 4 or len(dense) != 4:
-            raise ValueError("the network has exactly 4 conv layers (channels, kernels) and 4 dense layers (dense)")
+            raise SettingsError("the network has exactly 4 conv layers (channels, kernels) and 4 dense layers (dense)")
         self.standardize = Standardize(3)
         layers: list[nn.Module] = []
         c_in, side = 3, input_size
@@ -67,7 +73,7 @@ class GalaxyNet(nn.Module):
                 layers.append(nn.MaxPool2d(2))
                 side //= 2
             if side < 1:
-                raise ValueError(f"train.model kernels {list(kernels)} shrink a {input_size} px input to nothing")
+                raise SettingsError(f"train.model kernels {list(kernels)} shrink a {input_size} px input to nothing")
             c_in = c_out
         self.features = nn.Sequential(*layers)
         flat = c_in * side * side
@@ -134,16 +140,42 @@ def save_model(path, model: GalaxyNet, architecture: dict, extra: dict) -> None:
         torch.save({"architecture": {**DEFAULT_ARCHITECTURE, **architecture}, "state_dict": model.state_dict(), **extra}, tmp)
 
 
+class ModelFileError(NightSkyNetError, ValueError):
+    """A file that is not a model written by the train stage."""
+
+
 def load_model(path, device: str | torch.device = "cpu") -> tuple[GalaxyNet, dict]:
+    """The network in ``path`` (a model.pt of the train stage), in eval mode on ``device``, and everything saved with it.
+
+    Loads tensors and plain settings only (``weights_only``): a model file never runs code.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} does not exist" + (" (it is a folder)" if path.is_dir() else "") + "; train one with `snakemake` (results/model/model.pt)")
+    what = "a model.pt written by the train stage"
     try:
         saved = torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as err:
-        raise ValueError(f"{path} is not a Night Sky Net model file: {err}") from err
+    except pickle.UnpicklingError as err:
+        if "weights only" in str(err).lower() or "weights_only" in str(err):
+            raise ModelFileError(f"{path} is not a Night Sky Net model file ({what}): it holds objects other than tensors and settings, so it is not loaded") from None
+        raise ModelFileError(f"{path} is not a Night Sky Net model file ({what}): not a PyTorch file") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile):
+        raise ModelFileError(f"{path} is not a Night Sky Net model file ({what}): not a readable PyTorch file") from None
     if not isinstance(saved, dict) or "architecture" not in saved or "state_dict" not in saved:
-        raise ValueError(f"{path} is not a Night Sky Net model file (no architecture/state_dict)")
+        raise ModelFileError(f"{path} is not a Night Sky Net model file ({what}): a PyTorch file without the network's architecture and weights")
     model = build_model(saved["architecture"])
     model.load_state_dict(saved["state_dict"])
     model.to(device).eval()
     return model, saved
+
+
+DEFAULT_CUTOUT = {"size": 120, "scale_mode": "fixed", "scale": 0.4, "adaptive_k": 0.0846}
+
+
+def model_geometry(saved: dict) -> tuple[dict, int]:
+    """(the cutout geometry the model was trained on, the network's input crop in px).
+
+    Models written before the geometry was recorded were trained on the default cutouts.
+    """
+    cutout = {**DEFAULT_CUTOUT, **saved.get("cutout", {})}
+    return cutout, int(saved.get("crop", saved["architecture"].get("input_size", 60)))

@@ -1,17 +1,29 @@
 """``python -m nightskynet predict MODEL INPUT -o OUT.csv``: classify galaxies the network never saw.
 
-INPUT is a folder of JPEG cutouts (any size: each is resampled whole to the training cutout size,
-120 x 120 by default, as a default SkyServer cutout is, then centre-cropped to the network's
-input) or a catalog CSV with ``objid, ra, dec`` whose cutouts are downloaded first, with the scrape
-stage's client and cache. OUT.csv has one row per input: ``source`` (file name or objid), the four
-class probabilities and ``predicted``. Test-time augmentation (the mean over the 8 D4 views) is on
-by default. Unreadable images are named in the log, skipped and counted.
+INPUT is a folder of JPEG/PNG cutouts or a catalog CSV with ``objid, ra, dec``.
+
+* A folder: each image is taken to be a cutout framed like the ones the model was trained on (its
+  field of view is in the model file and in the log), resampled whole to the training cutout's
+  size (120 x 120 by default, as a default SkyServer cutout is), then centre-cropped to the
+  network's input. Images smaller than ``MIN_IMAGE_PX`` on a side cannot hold a resolved galaxy:
+  they are skipped, named and counted, as are unreadable files. An image whose centre holds no
+  source brighter than its sky is not classified either (``no_galaxy`` in the log).
+* A catalog: every row's cutout is requested at its own position with the model's cutout
+  geometry, through the scrape stage's client and its request-keyed cache, so a row's answer
+  depends only on its position. An objid that appears at two different positions is refused,
+  with the rows named: the output could not tell the two apart.
+
+OUT.csv has one row per classified input: ``source`` (file name or objid), the four class
+probabilities and ``predicted``; for a catalog also ``ra, dec``. Test-time augmentation (the mean
+over the 8 D4 views) is on by default. Bad input stops the command with one line naming the row,
+the column and the value.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,89 +31,158 @@ import pandas as pd
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .augment import crop
 from .classes import CLASS_NAMES, PROB_COLUMNS
+from .cutouts import IMAGE_SUFFIXES, has_central_source, image_files, load_cutout
+from .errors import InputError
 from .evaluate import predict_proba
 from .files import write_csv_atomic
-from .model import load_model
+from .model import load_model, model_geometry
 from .train import pick_device
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png"}
-
-
-def load_cutout(path: Path, size: int, crop_size: int) -> np.ndarray:
-    """The whole image resampled to size x size, then the central crop the network takes."""
-    with Image.open(path) as im:
-        im.load()
-        img = im.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
-    return np.ascontiguousarray(crop(np.asarray(img, dtype=np.uint8), crop_size))
-
-
 def load_folder(folder: Path, size: int, crop_size: int) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     names, images, bad = [], [], []
-    for path in files:
+    for path in image_files(folder):
         try:
-            images.append(load_cutout(path, size, crop_size))
-            names.append(path.name)
-        except (OSError, UnidentifiedImageError, ValueError) as err:
+            image = load_cutout(path, size, crop_size)
+        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as err:
             bad.append((path.name, str(err)))
+            continue
+        names.append(path.name)
+        images.append(image)
     skipped_other = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES)
     if skipped_other:
         log.info("ignored %d files that are not JPEG/PNG by name, e.g. %s", len(skipped_other), skipped_other[0])
     return names, np.stack(images) if images else np.zeros((0, crop_size, crop_size, 3), np.uint8), bad
 
 
-def download_catalog(catalog_csv: Path, settings: dict) -> Path:
-    """Fetch the catalog's cutouts into the scrape cache; return the cache folder."""
-    from .scrape import cache_folder, download_all
+def read_catalog(catalog_csv: Path, needs_radius: bool) -> pd.DataFrame:
+    """The catalog's objid, ra, dec (and petroR90_r), each value checked; one line naming the first bad one."""
+    try:
+        frame = pd.read_csv(catalog_csv, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
+        raise InputError(f"{catalog_csv}: not a readable CSV catalog ({err})") from None
+    needed = ["objid", "ra", "dec"] + (["petroR90_r"] if needs_radius else [])
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        extra = " (the model's cutouts are framed by each galaxy's petroR90_r)" if "petroR90_r" in missing else ""
+        raise InputError(f"{catalog_csv}: a catalog to predict needs columns {', '.join(needed)}; missing {', '.join(missing)}{extra}")
+    if frame.empty:
+        raise InputError(f"{catalog_csv}: the catalog has no rows")
+    out = pd.DataFrame(index=frame.index)
+    for column, parse, lo, hi in (("objid", _parse_objid, None, None), ("ra", float, 0.0, 360.0), ("dec", float, -90.0, 90.0), ("petroR90_r", float, None, None)):
+        if column not in frame:
+            continue
+        values = []
+        for row, text in zip(frame.index, frame[column]):
+            line = row + 2  # the header is line 1
+            try:
+                value = parse(text.strip())
+            except ValueError:
+                raise InputError(f"{catalog_csv}: line {line}, column {column}: {text!r} is not a number") from None
+            if lo is not None and not (lo <= value <= hi):
+                raise InputError(f"{catalog_csv}: line {line}, column {column}: {value:g} is outside [{lo:g}, {hi:g}] degrees")
+            values.append(value)
+        out[column] = np.array(values, dtype=np.int64 if column == "objid" else np.float64)
+    if "petroR90_r" not in out:
+        out["petroR90_r"] = np.nan
+    _refuse_ambiguous_objids(out, catalog_csv)
+    return out.reset_index(drop=True)
+
+
+def _parse_objid(text: str) -> int:
+    value = int(text)  # exact for 64-bit SDSS objids, which a float would round
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(text)
+    return value
+
+
+def _refuse_ambiguous_objids(frame: pd.DataFrame, catalog_csv: Path) -> None:
+    positions = frame.groupby("objid")[["ra", "dec"]].nunique()
+    clash = positions[(positions["ra"] > 1) | (positions["dec"] > 1)].index
+    if len(clash):
+        objid = clash[0]
+        lines = [str(i + 2) for i in frame.index[frame["objid"] == objid]]
+        raise InputError(
+            f"{catalog_csv}: objid {objid} appears at different positions (lines {', '.join(lines)}); "
+            f"{len(clash)} objid(s) are ambiguous like this. Give each galaxy its own objid."
+        )
+
+
+def download_catalog(catalog: pd.DataFrame, settings: dict, geometry: dict, client: dict, cache_dir: Path) -> tuple[list, list[tuple[str, str]]]:
+    """Fetch the catalog's cutouts into the request-keyed cache.
+
+    Returns ((outcome, catalog row) for each cutout in hand, in catalog order; (objid, reason) for the others).
+    """
+    from .scrape import cutout_cache, download_all
     from .sky_source import skyserver_base_url
 
-    frame = pd.read_csv(catalog_csv)
-    missing = {"objid", "ra", "dec"} - set(frame.columns)
-    if missing:
-        raise ValueError(f"{catalog_csv}: a catalog to predict needs columns objid, ra, dec; missing {sorted(missing)}")
-    if "petroR90_r" not in frame:
-        if settings["scrape"]["scale_mode"] == "adaptive":
-            raise ValueError(f"{catalog_csv}: scrape.scale_mode is adaptive but the catalog has no petroR90_r column")
-        frame["petroR90_r"] = np.nan
-    cache = cache_folder(settings)
+    cache = cutout_cache(settings, cache_dir)
     with skyserver_base_url(settings) as base_url:
-        outcomes = asyncio.run(download_all(base_url, settings["sdss"]["release"], frame[["objid", "ra", "dec", "petroR90_r"]], cache, settings))
-    for o in outcomes:
-        if o.status not in ("ok", "cached"):
-            log.warning("objid %d: no cutout (%s): %s", o.objid, o.status, o.reason)
-    return cache, [o.objid for o in outcomes if o.status in ("ok", "cached")], [(str(o.objid), o.reason) for o in outcomes if o.status not in ("ok", "cached")]
+        outcomes = asyncio.run(download_all(base_url, catalog, cache, geometry, client, job=f"predict-pid{os.getpid()}"))
+    good = [(o, row) for row, o in enumerate(outcomes) if o.status in ("ok", "cached")]
+    bad = [(str(o.objid), f"no cutout ({o.status}): {o.reason}") for o in outcomes if o.status not in ("ok", "cached")]
+    return good, bad
 
 
-def run(model_path: str | Path, input_path: str | Path, out_csv: str | Path, settings: dict, tta: bool = True, threads: int = 1, batch_size: int = 256) -> pd.DataFrame:
-    input_path = Path(input_path)
-    device = pick_device(settings.get("train", {}).get("device", "auto"))
+def check_output_path(out: Path) -> None:
+    if out.is_dir():
+        raise InputError(f"-o {out} is a folder; give the path of the CSV file to write, e.g. {out / 'predictions.csv'}")
+    if out.suffix.lower() != ".csv":
+        raise InputError(f"-o {out}: the output is a CSV table; name it with .csv")
+    parent = out.parent if str(out.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise InputError(f"-o {out}: {parent} is not a folder")
+
+
+def run(model_path: str | Path, input_path: str | Path, out_csv: str | Path, settings: dict, client: dict, cache_dir: str | Path, tta: bool = True, threads: int = 1, batch_size: int = 256, device: str = "auto") -> pd.DataFrame:
+    """Classify ``input_path`` with the model; write and return the predictions table.
+
+    ``settings``: the source (``source`` with ``sdss`` or ``demo``), read only for a catalog;
+    ``client`` and ``cache_dir``: how a catalog's cutouts are fetched and where they are kept.
+    """
+    input_path, out_csv = Path(input_path), Path(out_csv)
+    if not input_path.exists():
+        raise InputError(f"{input_path} does not exist; INPUT must be a folder of JPEG/PNG cutouts or a catalog .csv (objid, ra, dec)")
+    if not (input_path.is_dir() or input_path.suffix.lower() == ".csv"):
+        raise InputError(f"{input_path}: INPUT must be a folder of JPEG/PNG cutouts or a catalog .csv (objid, ra, dec), not a {input_path.suffix or 'file without extension'}")
+    check_output_path(out_csv)
+    torch_device = pick_device(device)
     torch.set_num_threads(max(1, threads))
-    model, _ = load_model(model_path, device)
-    size, crop_size = settings["scrape"]["width"], model.input_size
+    model, saved = load_model(model_path, torch_device)
+    geometry, crop_size = model_geometry(saved)
+    size = geometry["size"]
+    log.info("model %s: cutouts of %d x %d px at %s, network input %d x %d", model_path, size, size, _scale_text(geometry), crop_size, crop_size)
     if input_path.is_dir():
         names, images, bad = load_folder(input_path, size, crop_size)
-    elif input_path.is_file() and input_path.suffix.lower() == ".csv":
-        cache, objids, bad = download_catalog(input_path, settings)
-        names, images = [], []
-        for objid in objids:
-            images.append(load_cutout(cache / f"{objid}.jpg", size, crop_size))
-            names.append(str(objid))
-        images = np.stack(images) if images else np.zeros((0, crop_size, crop_size, 3), np.uint8)
+        positions = None
     else:
-        raise ValueError(f"{input_path}: INPUT must be a folder of JPEG cutouts or a catalog .csv (objid, ra, dec)")
+        catalog = read_catalog(input_path, needs_radius=geometry["scale_mode"] == "adaptive")
+        outcomes, bad = download_catalog(catalog, settings, geometry, client, Path(cache_dir))
+        names = [str(o.objid) for o, _ in outcomes]
+        positions = catalog.loc[[row for _, row in outcomes], ["ra", "dec"]].reset_index(drop=True)
+        images = np.stack([load_cutout(o.path, size, crop_size) for o, _ in outcomes]) if outcomes else np.zeros((0, crop_size, crop_size, 3), np.uint8)
+    keep = np.array([has_central_source(im) for im in images], dtype=bool)
+    bad += [(name, "no_galaxy: no source brighter than the sky at the centre of the image") for name, ok in zip(names, keep) if not ok]
     for name, reason in bad:
         log.warning("skipped %s: %s", name, reason)
-    probs = predict_proba(model, images, device, tta=tta, batch_size=batch_size) if len(images) else np.zeros((0, 4))
+    if not keep.any():
+        raise InputError(f"{input_path}: no image to classify ({len(bad)} skipped, see above); {out_csv} not written")
+    names, images = [n for n, ok in zip(names, keep) if ok], images[keep]
+    probs = predict_proba(model, images, torch_device, tta=tta, batch_size=batch_size)
     out = pd.DataFrame({"source": names})
     for k, col in enumerate(PROB_COLUMNS):
         out[col] = probs[:, k].round(5)
-    out["predicted"] = [CLASS_NAMES[i] for i in probs.argmax(1)] if len(probs) else []
-    if not len(out):
-        raise ValueError(f"{input_path}: no readable image to predict ({len(bad)} skipped); {out_csv} not written")
+    out["predicted"] = [CLASS_NAMES[i] for i in probs.argmax(1)]
+    if positions is not None:
+        out["ra"], out["dec"] = positions.loc[keep, "ra"].to_numpy(), positions.loc[keep, "dec"].to_numpy()
     write_csv_atomic(out_csv, out)
     log.info("predicted %d galaxies (TTA %s) -> %s; %d skipped", len(out), "on" if tta else "off", out_csv, len(bad))
     return out
+
+
+def _scale_text(geometry: dict) -> str:
+    if geometry["scale_mode"] == "fixed":
+        return f'{geometry["scale"]:g}"/px (a {geometry["scale"] * geometry["size"]:g}" field)'
+    return f"{geometry['adaptive_k']:g} x petroR90_r per px"

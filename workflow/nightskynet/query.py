@@ -23,7 +23,8 @@ import pandas as pd
 from .errors import SkyServerError  # noqa: F401 (re-exported)
 from .files import write_csv_atomic
 from .http_retry import USER_AGENT, PermanentError, RetryPolicy, TransientError, get_with_retries
-from .sky_source import skyserver_base_url, sql_url
+from .sky_source import release, skyserver_base_url, sql_url
+from .votes import votes_kind
 
 log = logging.getLogger(__name__)
 
@@ -131,16 +132,21 @@ async def fetch_catalog(base_url: str, release: str, tables: list[str], page_siz
     return pd.concat(frames, ignore_index=True)
 
 
-def run(out_csv: str | Path, settings: dict) -> pd.DataFrame:
-    """Fetch, validate and write the catalog CSV; return it."""
-    sdss = settings["sdss"]
-    policy = RetryPolicy(max_attempts=sdss["max_attempts"], timeout_s=sdss["timeout_s"])
-    with skyserver_base_url(settings) as base_url:
-        log.info("querying %s (%s) tables %s", base_url, sdss["release"], ", ".join(sdss["tables"]))
-        raw = asyncio.run(fetch_catalog(base_url, sdss["release"], list(sdss["tables"]), sdss["page_size"], sdss["limit"], policy))
+def run(out_csv: str | Path, settings: dict, client: dict) -> pd.DataFrame:
+    """Fetch, validate and write the catalog CSV; return it.
+
+    ``settings``: ``source``, its section (``sdss`` or ``demo``) and ``query`` (tables, limit): what
+    decides the catalog. ``client``: ``page_size``, ``timeout_s``, ``max_attempts`` and, for the
+    demo sky, ``demo_max_rows``: how it is fetched, which never changes the catalog.
+    """
+    q = settings["query"]
+    policy = RetryPolicy(max_attempts=client["max_attempts"], timeout_s=client["timeout_s"])
+    with skyserver_base_url(settings, demo_max_rows=client.get("demo_max_rows")) as base_url:
+        log.info("querying %s (%s) tables %s", base_url, release(settings), ", ".join(q["tables"]))
+        raw = asyncio.run(fetch_catalog(base_url, release(settings), list(q["tables"]), client["page_size"], q["limit"], policy))
     catalog, dropped = validate_rows(raw)
     # every table that shows the demo sky's votes says they are simulated
-    catalog["votes"] = "simulated" if settings["source"] == "demo" else "galaxy_zoo_1"
+    catalog["votes"] = votes_kind(settings["source"])
     for reason, count in dropped.items():
         log.warning("dropped %d rows: %s", count, reason)
     catalog = catalog[list(CATALOG_COLUMNS)].sort_values("objid").reset_index(drop=True)

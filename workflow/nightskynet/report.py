@@ -22,7 +22,9 @@ from .classes import CLASS_LABELS, CLASS_NAMES
 from .figures import plt, png_data_uri, save_figure
 from .files import write_text_atomic
 from .model import layer_shapes, load_model
-from .shards import decode, read_chunks
+from .cutouts import decode
+from .shards import read_chunks
+from .votes import votes_phrase
 
 log = logging.getLogger(__name__)
 
@@ -141,9 +143,12 @@ pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.85em}
 """
 
 
-def run(inputs: dict, figures: dict, out_html: str, settings: dict) -> None:
+def run(inputs: dict, eval_figures: dict, figures: dict, out_html: str, settings: dict) -> None:
+    """Stage ``report``: ``eval_figures`` are the evaluate stage's PNGs by name (confusion, roc_pr,
+    reliability, mistakes, votes, disagreements); ``figures`` the PNGs this stage draws (examples,
+    network, curves)."""
     demo = settings["source"] == "demo"
-    votes = "simulated votes" if demo else "Galaxy Zoo 1 votes"
+    votes = votes_phrase(settings["source"])
     catalog = pd.read_csv(inputs["catalog"], dtype={"objid": "int64"})
     labels = pd.read_csv(inputs["labels"], dtype={"objid": "int64"})
     summary = json.loads(Path(inputs["labels_summary"]).read_text())
@@ -170,7 +175,6 @@ def run(inputs: dict, figures: dict, out_html: str, settings: dict) -> None:
     vote_rows = [[CLASS_LABELS[c], v["pearson_r"], v["mean_abs_diff"]] for c, v in metrics["uncertain"]["per_class"].items()]
     shapes = layer_shapes(model)
     arch_rows = [[name, " x ".join(str(s) for s in shape)] for name, shape in shapes]
-    eval_dir = Path(inputs["eval_dir"])
     mistakes = metrics.get("most_confident_mistakes", [])
     auc_rows = [[CLASS_LABELS[c], v.get("roc_auc"), v.get("average_precision")] for c, v in metrics["per_class"].items()]
     n_params = sum(p.numel() for p in model.parameters())
@@ -190,7 +194,7 @@ def run(inputs: dict, figures: dict, out_html: str, settings: dict) -> None:
         f"Catalog rows whose votes were all don't-know: {summary['undefined_all_dont_know']}. Cutout downloads: " + ", ".join(f"{k} {v}" for k, v in sorted(status_counts.items())) + ".</p>",
         table(count_rows, ["stage", "total", *[CLASS_LABELS[c] for c in CLASS_NAMES]]),
         "<h2>Example galaxies</h2>",
-        figure(save_png(example_grid(labels, inputs["chunk_tars"], settings["report"]["examples_per_class"], settings["scrape"]["width"], 0), figures["examples"]), f"Confident galaxies of each class, as downloaded ({settings['scrape']['width']} x {settings['scrape']['height']} px cutouts; class from {votes})."),
+        figure(save_png(example_grid(labels, inputs["chunk_tars"], settings["report"]["examples_per_class"], settings["scrape"]["size"], 0), figures["examples"]), f"Confident galaxies of each class, as downloaded ({settings['scrape']['size']} x {settings['scrape']['size']} px cutouts; class from {votes})."),
         "<h2>The network</h2>",
         f"<p>{n_params:,} parameters; input {model.input_size} x {model.input_size} x 3 crops; trained {saved.get('epochs_run')} epochs, weights of epoch {saved.get('best_epoch')} (lowest validation loss) kept.</p>",
         figure(save_png(network_drawing(shapes, model.input_size), figures["network"]), "The network, input on the left: box heights grow with each layer's output size (log scale); under each box its output shape (channels x height x width). Dropout 0.5 follows each dense and maxout layer."),
@@ -198,15 +202,15 @@ def run(inputs: dict, figures: dict, out_html: str, settings: dict) -> None:
         "<h2>Training</h2>",
         figure(save_png(training_curves(history), figures["curves"]), "Loss and accuracy per epoch on the augmented training images and the validation galaxies (centre crops); lower loss and higher accuracy are better, a widening gap means overfitting."),
         "<h2>Evaluation</h2>",
-        figure(png_data_uri(eval_dir / "confusion_matrix.png"), "Confusion matrix on the test split: rows are the Galaxy Zoo class, columns the network's; the diagonal of the right panel is each class's recall."),
-        figure(png_data_uri(eval_dir / "roc_pr.png"), "One class against the rest: ROC (left; towards the top left is better, the dashed line is guessing) and precision-recall (right; towards the top right is better). The areas are in the table below."),
+        figure(png_data_uri(eval_figures["confusion"]), "Confusion matrix on the test split: rows are the Galaxy Zoo class, columns the network's; the diagonal of the right panel is each class's recall."),
+        figure(png_data_uri(eval_figures["roc_pr"]), "One class against the rest: ROC (left; towards the top left is better, the dashed line is guessing) and precision-recall (right; towards the top right is better). The areas are in the table below."),
         table(auc_rows, ["class", "ROC AUC", "average precision"]),
-        figure(png_data_uri(eval_dir / "reliability.png"), f"Reliability: test galaxies binned by the probability the network gives its top class, against the fraction it got right. On the dashed diagonal the probabilities can be taken at face value; below it the network is over-confident. Expected calibration error {metrics['calibration']['expected_calibration_error']}."),
-        figure(png_data_uri(eval_dir / "mistakes.png"), f"The {len(mistakes)} test galaxies the network got wrong most confidently: Galaxy Zoo class ({votes}), the network's class and its probability."),
+        figure(png_data_uri(eval_figures["reliability"]), f"Reliability: test galaxies binned by the probability the network gives its top class, against the fraction it got right. On the dashed diagonal the probabilities can be taken at face value; below it the network is over-confident. Expected calibration error {metrics['calibration']['expected_calibration_error']}."),
+        figure(png_data_uri(eval_figures["mistakes"]), f"The {len(mistakes)} test galaxies the network got wrong most confidently: Galaxy Zoo class ({votes}), the network's class and its probability."),
         f"<h3>Uncertain galaxies: network vs {votes}</h3>",
-        figure(png_data_uri(eval_dir / "uncertain_vs_votes.png"), f"For galaxies below the confidence cut, the network's probability (y) against the human vote fraction (x, {votes}) per class; points on the dashed diagonal agree."),
+        figure(png_data_uri(eval_figures["votes"]), f"For galaxies below the confidence cut, the network's probability (y) against the human vote fraction (x, {votes}) per class; points on the dashed diagonal agree."),
         table(vote_rows, ["class", "Pearson r", "mean |network - human|"]),
-        figure(png_data_uri(eval_dir / "disagreements.png"), f"The uncertain galaxies where the network and the {votes} disagree most: the class of the largest gap, the human fraction and the network's probability."),
+        figure(png_data_uri(eval_figures["disagreements"]), f"The uncertain galaxies where the network and the {votes} disagree most: the class of the largest gap, the human fraction and the network's probability."),
         "<h2>Run</h2>",
         table([[k, v] for k, v in versions().items()], ["software", "version"]),
         "<details><summary>Settings of this run</summary>",

@@ -5,9 +5,17 @@ has O(chunks) jobs however large the catalog. Each job downloads the galaxies of
 aiohttp (bounded concurrency, optional global rate, retries with backoff + jitter honouring
 Retry-After), accepting a 200 only when the body is a JPEG that decodes completely at the
 requested size. Validated downloads go to a cache outside Snakemake's outputs (written
-atomically), so a killed job started again fetches only what it did not have yet. The chunk's
-outputs are a tar of ``<objid>.jpg`` members and a manifest CSV:
-``objid,status,http_status,attempts,reason,sha256``.
+atomically), so a killed job started again fetches only what it did not have yet. The cache is
+keyed by the request itself (service, release, ra, dec, scale, size), never by objid:
+two catalogs that reuse an objid for different positions can never get each other's image, and
+the workflow and ``predict`` can share one cache safely. The chunk's outputs are a tar of
+``<objid>.jpg`` members and a manifest CSV: ``objid,status,http_status,attempts,reason,sha256``.
+
+Settings come in two kinds: the cutout's geometry (``size, scale_mode, scale, adaptive_k``;
+cutouts are square, ``size`` x ``size`` px), which decides the images and so the outputs, and the client's (``concurrency,
+max_rate, timeout_s, max_attempts, backoff_base_s, backoff_max_s``), which only decide how the
+images are fetched; the workflow passes the second kind as Snakemake resources, so changing them
+reruns nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import json
 import logging
 import math
 import os
@@ -33,12 +42,14 @@ from tqdm import tqdm
 from .files import atomic_path, write_bytes_via, write_csv_atomic
 from .http_retry import USER_AGENT, FetchError, PermanentError, RateLimiter, RetryPolicy, TransientError, get_with_retries
 from .query import describe_error_body
-from .sky_source import cutout_url, skyserver_base_url
+from .sky_source import cutout_url, release, service_id, skyserver_base_url
 
 log = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = ("objid", "status", "http_status", "attempts", "reason", "sha256")
 MIN_SCALE, MAX_SCALE = 0.015, 60.0
+GEOMETRY_KEYS = ("size", "scale_mode", "scale", "adaptive_k")
+CLIENT_KEYS = ("concurrency", "max_rate", "timeout_s", "max_attempts", "backoff_base_s", "backoff_max_s")
 
 
 def chunk_of(objid: int, chunks: int) -> int:
@@ -56,19 +67,36 @@ def cutout_scale(petro_r90: float, settings: dict) -> float:
     return float(min(MAX_SCALE, max(MIN_SCALE, settings["adaptive_k"] * petro_r90)))
 
 
-def cache_folder(settings: dict) -> Path:
-    """Cache folder per source, release and cutout geometry: images from one never mix with another's."""
-    s = settings["scrape"]
-    origin = "demo" if settings["source"] == "demo" else f"sdss-{settings['sdss']['release']}"
-    geometry = f"{s['width']}x{s['height']}-" + (f"fixed{s['scale']:g}" if s["scale_mode"] == "fixed" else f"adaptive{s['adaptive_k']:g}")
-    return Path(s["cache_dir"]) / origin / geometry
+def request_params(ra: float, dec: float, scale: float, size: int) -> dict[str, str]:
+    """The getjpeg query string for one square cutout, formatted once: what is sent is what the cache is keyed by."""
+    return {"ra": f"{ra:.6f}", "dec": f"{dec:.6f}", "scale": f"{scale:.6g}", "width": str(int(size)), "height": str(int(size))}
+
+
+class CutoutCache:
+    """Validated cutouts on disk, one file per distinct request.
+
+    The file of a request is ``<root>/<k[:2]>/<k>.jpg`` with k the sha256 of (service, release and
+    the query string), so an image is found again only by the very request that made it.
+    """
+
+    def __init__(self, root: str | Path, service: str, release: str):
+        self.root, self.service, self.release = Path(root), service, release
+
+    def path(self, params: dict[str, str]) -> Path:
+        key = hashlib.sha256(json.dumps({"service": self.service, "release": self.release.lower(), **params}, sort_keys=True).encode()).hexdigest()
+        return self.root / key[:2] / f"{key}.jpg"
+
+
+def cutout_cache(settings: dict, cache_dir: str | Path) -> CutoutCache:
+    """The cache for the SkyServer that ``settings`` names (the real one or the demo sky), under ``cache_dir``."""
+    return CutoutCache(cache_dir, service_id(settings), release(settings))
 
 
 class OffFootprint(PermanentError):
     """The service's answer for a position outside the survey: HTTP 404 with a JPEG body."""
 
 
-def jpeg_checker(width: int, height: int):
+def jpeg_checker(size: int):
     def check(status: int, headers: Mapping[str, str], body: bytes) -> None:
         if status == 404 and body.startswith(b"\xff\xd8"):
             raise OffFootprint("HTTP 404: off the survey footprint", status=status)
@@ -81,11 +109,11 @@ def jpeg_checker(width: int, height: int):
         try:
             with Image.open(io.BytesIO(body)) as im:
                 im.load()
-                size = im.size
+                got = im.size
         except Exception as err:  # noqa: BLE001 - any decoder failure means a bad body
             raise TransientError(f"HTTP 200 but the JPEG does not decode: {err}", status=status) from err
-        if size != (width, height):
-            raise TransientError(f"HTTP 200 but the JPEG is {size[0]}x{size[1]}, not {width}x{height}", status=status)
+        if got != (size, size):
+            raise TransientError(f"HTTP 200 but the JPEG is {got[0]}x{got[1]}, not {size}x{size}", status=status)
 
     return check
 
@@ -98,38 +126,45 @@ class Outcome:
     attempts: int
     reason: str
     sha256: str
+    path: Path | None = None  # the cached image, for ok and cached
 
 
-async def download_all(base_url: str, release: str, galaxies: pd.DataFrame, cache: Path, settings: dict, seed: int = 0, show_progress: bool = True, job: str | None = None) -> list[Outcome]:
-    """Download each galaxy's cutout into ``cache`` unless it is already there; one Outcome per galaxy.
+async def download_all(base_url: str, galaxies: pd.DataFrame, cache: CutoutCache, geometry: dict, client: dict, seed: int = 0, show_progress: bool = True, job: str | None = None) -> list[Outcome]:
+    """Download each galaxy's cutout into ``cache`` unless it is already there; one Outcome per row of ``galaxies``, in its order.
 
-    ``job`` names this writer's staging folder in the cache (default: one per process); several
-    jobs can fill one cache at once, and a job started again under the same name first clears
-    what its killed predecessor left half-written.
+    ``geometry`` holds the cutout's ``GEOMETRY_KEYS``, ``client`` the ``CLIENT_KEYS``. ``job`` names
+    this writer's staging folder in the cache (default: one per process); several jobs can fill
+    one cache at once, and a job started again under the same name first clears what its killed
+    predecessor left half-written. The staging folder is removed however the run ends.
     """
-    s = settings["scrape"]
-    url = cutout_url(base_url, release)
-    policy = RetryPolicy(max_attempts=s["max_attempts"], timeout_s=s["timeout_s"], backoff_base_s=s["backoff_base_s"], backoff_max_s=s["backoff_max_s"])
-    check = jpeg_checker(s["width"], s["height"])
-    limiter = RateLimiter(s["max_rate"])
+    url = cutout_url(base_url, cache.release)
+    policy = RetryPolicy(max_attempts=client["max_attempts"], timeout_s=client["timeout_s"], backoff_base_s=client["backoff_base_s"], backoff_max_s=client["backoff_max_s"])
+    check = jpeg_checker(geometry["size"])
+    limiter = RateLimiter(client["max_rate"])
     rng = random.Random(seed)
-    semaphore = asyncio.Semaphore(s["concurrency"])
-    staging = cache / f".incoming-{job or f'pid{os.getpid()}'}"
+    semaphore = asyncio.Semaphore(client["concurrency"])
+    staging = cache.root / f".incoming-{job or f'pid{os.getpid()}'}"
     if staging.exists():
         log.info("removing %s, left half-written by a killed run", staging)
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
+    try:
+        return await _download(url, galaxies, cache, staging, geometry, client, policy, check, limiter, rng, semaphore, show_progress)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
+
+async def _download(url, galaxies, cache, staging, geometry, client, policy, check, limiter, rng, semaphore, show_progress) -> list[Outcome]:
     async def one(session: aiohttp.ClientSession, row) -> Outcome:
         objid = int(row.objid)
-        path = cache / f"{objid}.jpg"
-        if path.exists():
-            return Outcome(objid, "cached", None, 0, "", hashlib.sha256(path.read_bytes()).hexdigest())
         try:
-            scale = cutout_scale(row.petroR90_r, s)
+            scale = cutout_scale(row.petroR90_r, geometry)
         except ValueError as err:
             return Outcome(objid, "rejected", None, 0, str(err), "")
-        params = {"ra": f"{row.ra:.6f}", "dec": f"{row.dec:.6f}", "scale": f"{scale:.6g}", "width": str(s["width"]), "height": str(s["height"])}
+        params = request_params(row.ra, row.dec, scale, geometry["size"])
+        path = cache.path(params)
+        if path.exists():
+            return Outcome(objid, "cached", None, 0, "", hashlib.sha256(path.read_bytes()).hexdigest(), path)
         async with semaphore:
             try:
                 body, attempts = await get_with_retries(session, url, params, check, policy, rng, limiter)
@@ -139,47 +174,52 @@ async def download_all(base_url: str, release: str, galaxies: pd.DataFrame, cach
                 return Outcome(objid, "rejected", err.status, err.attempts, str(err), "")
             except FetchError as err:
                 return Outcome(objid, "failed", err.status, err.attempts, str(err), "")
+        path.parent.mkdir(exist_ok=True)
         write_bytes_via(staging, path, body)
-        return Outcome(objid, "ok", 200, attempts, "", hashlib.sha256(body).hexdigest())
+        return Outcome(objid, "ok", 200, attempts, "", hashlib.sha256(body).hexdigest(), path)
 
-    connector = aiohttp.TCPConnector(limit=s["concurrency"])
-    outcomes: list[Outcome] = []
+    connector = aiohttp.TCPConnector(limit=client["concurrency"])
     async with aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}, connector=connector) as session:
         tasks = [asyncio.create_task(one(session, row)) for row in galaxies.itertuples(index=False)]
-        with tqdm(total=len(tasks), desc="cutouts", unit="img", disable=not show_progress, mininterval=2.0) as bar:
-            for task in asyncio.as_completed(tasks):
-                outcomes.append(await task)
-                bar.update()
-    shutil.rmtree(staging, ignore_errors=True)
-    return sorted(outcomes, key=lambda o: o.objid)
+        try:
+            with tqdm(total=len(tasks), desc="cutouts", unit="img", disable=not show_progress, mininterval=2.0) as bar:
+                for done in asyncio.as_completed(tasks):
+                    await done
+                    bar.update()
+        finally:
+            for task in tasks:
+                task.cancel()
+        return [task.result() for task in tasks]
 
 
-def write_chunk(outcomes: list[Outcome], cache: Path, tar_path: str | Path, manifest_path: str | Path) -> None:
+def write_chunk(outcomes: list[Outcome], tar_path: str | Path, manifest_path: str | Path) -> None:
     """The chunk's tar (``<objid>.jpg`` for every image present) and its manifest, both atomically."""
     with atomic_path(tar_path) as tmp:
         with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
             for o in outcomes:
                 if o.status not in ("ok", "cached"):
                     continue
-                data = (cache / f"{o.objid}.jpg").read_bytes()
+                data = o.path.read_bytes()
                 info = tarfile.TarInfo(f"{o.objid}.jpg")
                 info.size, info.mtime, info.mode = len(data), 0, 0o644
                 tar.addfile(info, io.BytesIO(data))
-    manifest = pd.DataFrame([o.__dict__ for o in outcomes], columns=list(MANIFEST_COLUMNS))
+    manifest = pd.DataFrame([{k: getattr(o, k) for k in MANIFEST_COLUMNS} for o in outcomes], columns=list(MANIFEST_COLUMNS))
     manifest["status"] = manifest["status"].replace({"cached": "ok"})
     manifest["http_status"] = manifest["http_status"].astype("Int64")
     write_csv_atomic(manifest_path, manifest)
 
 
-def run(labels_csv: str | Path, chunk: int, tar_path: str | Path, manifest_path: str | Path, settings: dict) -> list[Outcome]:
+def run(labels_csv: str | Path, chunk: int, tar_path: str | Path, manifest_path: str | Path, settings: dict, client: dict, cache_dir: str | Path) -> list[Outcome]:
+    """Stage ``scrape`` for one chunk. ``settings``: source, sdss/demo and ``scrape`` (chunks and
+    the geometry); ``client``: the ``CLIENT_KEYS``; ``cache_dir``: the cutout cache's folder."""
     s = settings["scrape"]
     labels = pd.read_csv(labels_csv, dtype={"objid": "int64"})
     mine = labels[[chunk_of(o, s["chunks"]) == chunk for o in labels["objid"]]].sort_values("objid")
-    cache = cache_folder(settings)
-    log.info("chunk %d of %d: %d galaxies; cache %s", chunk, s["chunks"], len(mine), cache)
+    cache = cutout_cache(settings, cache_dir)
+    log.info("chunk %d of %d: %d galaxies; cache %s", chunk, s["chunks"], len(mine), cache.root)
     with skyserver_base_url(settings) as base_url:
-        outcomes = asyncio.run(download_all(base_url, settings["sdss"]["release"], mine, cache, settings, seed=chunk, job=f"chunk{chunk}-of-{s['chunks']}"))
-    write_chunk(outcomes, cache, tar_path, manifest_path)
+        outcomes = asyncio.run(download_all(base_url, mine, cache, s, client, seed=chunk, job=f"chunk{chunk}-of-{s['chunks']}"))
+    write_chunk(outcomes, tar_path, manifest_path)
     counts = pd.Series([o.status for o in outcomes], dtype=object).value_counts().to_dict()
     log.info("chunk %d: %s", chunk, ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "no galaxies")
     for o in outcomes:

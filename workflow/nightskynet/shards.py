@@ -23,7 +23,6 @@ per class, settings and each shard's sha256.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import tarfile
@@ -31,11 +30,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from tqdm import tqdm
 
 from .augment import augment, draw_augmentations
 from .classes import CLASS_INDEX, CLASS_NAMES
+from .cutouts import decode
+from .errors import SettingsError
 from .files import write_json_atomic, write_npz_atomic
 
 log = logging.getLogger(__name__)
@@ -53,14 +53,6 @@ def read_chunks(tar_paths: list[str | Path], wanted: set[int]) -> dict[int, byte
                 if member.isfile() and stem.isdigit() and int(stem) in wanted:
                     found[int(stem)] = tar.extractfile(member).read()
     return found
-
-
-def decode(jpeg: bytes, size: int) -> np.ndarray:
-    with Image.open(io.BytesIO(jpeg)) as im:
-        img = im.convert("RGB")
-        if img.size != (size, size):
-            img = img.resize((size, size), Image.Resampling.LANCZOS)
-        return np.asarray(img, dtype=np.uint8)
 
 
 def copies_per_class(class_counts: dict[str, int], total: int, merger_fraction: float) -> dict[str, int]:
@@ -121,7 +113,7 @@ def plan_training_set(labels: pd.DataFrame, cfg: dict) -> tuple[pd.DataFrame, di
 
 def check_geometry(cfg: dict, source_size: int) -> None:
     if cfg["crop"] + 2 * cfg["max_shift"] > source_size:
-        raise ValueError(f"shards.crop ({cfg['crop']}) + 2 x shards.max_shift ({cfg['max_shift']}) exceeds the {source_size} px cutouts; lower one of them")
+        raise SettingsError(f"shards.crop ({cfg['crop']}) + 2 x shards.max_shift ({cfg['max_shift']}) exceeds the {source_size} px cutouts; lower one of them")
 
 
 def write_shard(path: str | Path, items: pd.DataFrame, jpegs: dict[int, bytes], size: int, source_size: int, label_known: bool = True) -> int:
@@ -149,7 +141,7 @@ def write_shard(path: str | Path, items: pd.DataFrame, jpegs: dict[int, bytes], 
 
 
 def run_train_shard(labels_csv: str, manifests: list[str], chunk_tars: list[str], shard: int, out_path: str, settings: dict) -> int:
-    cfg, source_size = settings["shards"], settings["scrape"]["width"]
+    cfg, source_size = settings["shards"], settings["scrape"]["size"]
     check_geometry(cfg, source_size)
     labels = available_labels(labels_csv, manifests)
     plan, _ = plan_training_set(labels, cfg)
@@ -161,7 +153,7 @@ def run_train_shard(labels_csv: str, manifests: list[str], chunk_tars: list[str]
 
 
 def run_eval_shards(labels_csv: str, manifests: list[str], chunk_tars: list[str], out_paths: dict[str, str], settings: dict) -> None:
-    cfg, source_size = settings["shards"], settings["scrape"]["width"]
+    cfg, source_size = settings["shards"], settings["scrape"]["size"]
     labels = available_labels(labels_csv, manifests)
     wanted = labels[labels["split"].isin(EVAL_SPLITS)]
     jpegs = read_chunks(chunk_tars, set(wanted["objid"].tolist()))
@@ -191,6 +183,7 @@ def run_manifest(labels_csv: str, manifests: list[str], shard_paths: list[str], 
         files[Path(path).name] = {"images": int(len(lab)), "sha256": sha256_file(path), "by_class": {c: int((lab == i).sum()) for i, c in enumerate(CLASS_NAMES)}}
     manifest = {
         "settings": {k: cfg[k] for k in sorted(cfg)},
+        "cutout": {k: settings["scrape"][k] for k in ("size", "scale_mode", "scale", "adaptive_k") if k in settings["scrape"]},
         "crop_at": "full resolution",
         "galaxies": {s: int((labels["split"] == s).sum()) for s in ("train", *EVAL_SPLITS)},
         "copies_per_class": copies,

@@ -24,6 +24,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .classes import CLASS_NAMES
+from .errors import InputError, SettingsError
 from .files import atomic_path, write_csv_atomic
 from .model import build_model, save_model, to_input
 
@@ -41,17 +42,17 @@ def load_shards(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(images), np.concatenate(labels).astype(np.int64)
 
 
-def pick_device(requested: str) -> torch.device:
+def pick_device(requested: str = "auto") -> torch.device:
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if requested == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device is 'cuda' but PyTorch sees no CUDA device; use 'auto' or 'cpu'")
+        raise SettingsError("the device is 'cuda' but PyTorch sees no CUDA device; use 'auto' or 'cpu'")
     return torch.device(requested)
 
 
 def run_key(shard_paths: list[str], cfg: dict) -> str:
     """Identifies a training run: a checkpoint is resumed only by a run with the same key."""
-    h = hashlib.sha256(json.dumps({k: v for k, v in cfg.items() if k not in ("checkpoint_dir", "device", "gpus")}, sort_keys=True).encode())
+    h = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode())
     for path in shard_paths:
         h.update(Path(path).name.encode())
         h.update(str(Path(path).stat().st_size).encode())
@@ -136,21 +137,21 @@ def place(array: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(array).to(device)
 
 
-def fit(train_paths: list[str], val_path: str, cfg: dict, threads: int = 1, stop_after_epochs: int | None = None) -> tuple[Trainer, pd.DataFrame, dict]:
-    """Train (resuming from a matching checkpoint); return the trainer with the best weights loaded, the history, and the best state."""
-    device = pick_device(cfg["device"])
+def fit(train_paths: list[str], val_path: str, cfg: dict, checkpoint_dir: str | Path, device: str = "auto", threads: int = 1, stop_after_epochs: int | None = None) -> tuple[Trainer, pd.DataFrame, dict]:
+    """Train (resuming from a matching checkpoint in ``checkpoint_dir``); return the trainer with the best weights loaded, the history, and the best state."""
+    device = pick_device(device)
     if device.type == "cpu":
         torch.set_num_threads(max(1, threads))
     x_train, y_train = load_shards(train_paths)
     x_val, y_val = load_shards([val_path])
     if len(y_train) == 0:
-        raise ValueError(f"the training shards {train_paths} hold no images")
+        raise InputError(f"the training shards {train_paths} hold no images")
     log.info("training on %d images (%s), validating on %d galaxies, device %s, %d CPU threads", len(y_train), ", ".join(f"{c}={int((y_train == i).sum())}" for i, c in enumerate(CLASS_NAMES)), len(y_val), device, torch.get_num_threads())
     images, labels = place(x_train, device), torch.from_numpy(y_train).to(device)
     val_images, val_labels = place(x_val, device), torch.from_numpy(y_val).to(device)
 
     key = run_key(train_paths + [val_path], cfg)
-    ckpt_path = Path(cfg["checkpoint_dir"]) / "checkpoint.pt"
+    ckpt_path = Path(checkpoint_dir) / "checkpoint.pt"
     trainer = Trainer(cfg, device)
     trainer.model.standardize.set_statistics(*channel_statistics(x_train))
     history: list[dict] = []
@@ -191,12 +192,18 @@ def fit(train_paths: list[str], val_path: str, cfg: dict, threads: int = 1, stop
     return trainer, pd.DataFrame(history, columns=list(HISTORY_COLUMNS)), best
 
 
-def run(train_paths: list[str], val_path: str, model_path: str, history_path: str, settings: dict, threads: int = 1) -> pd.DataFrame:
+def run(train_paths: list[str], val_path: str, shards_manifest: str, model_path: str, history_path: str, settings: dict, device: str = "auto", checkpoint_dir: str | Path = "results/cache/train", threads: int = 1) -> pd.DataFrame:
+    """Stage ``train``. ``settings``: the ``train`` section (what decides the weights); ``device``,
+    ``checkpoint_dir`` and ``threads``: how the job runs. The model file records the cutout
+    geometry and crop of the shards it was trained on (from their manifest), so ``predict`` frames
+    new images the same way."""
     cfg = settings["train"]
-    trainer, history, best = fit(train_paths, val_path, cfg, threads)
-    save_model(model_path, trainer.model, cfg["model"], {"classes": list(CLASS_NAMES), "best_epoch": best["epoch"], "best_val_loss": best["val_loss"], "epochs_run": int(len(history))})
+    manifest = json.loads(Path(shards_manifest).read_text())
+    trainer, history, best = fit(train_paths, val_path, cfg, checkpoint_dir, device, threads)
+    extra = {"classes": list(CLASS_NAMES), "best_epoch": best["epoch"], "best_val_loss": best["val_loss"], "epochs_run": int(len(history)), "cutout": manifest["cutout"], "crop": manifest["settings"]["crop"]}
+    save_model(model_path, trainer.model, cfg["model"], extra)
     write_csv_atomic(history_path, history)
     # the checkpoint exists to resume a crashed run; once the model is out, a rerun trains afresh
-    (Path(cfg["checkpoint_dir"]) / "checkpoint.pt").unlink(missing_ok=True)
+    (Path(checkpoint_dir) / "checkpoint.pt").unlink(missing_ok=True)
     log.info("saved %s (best epoch %d of %d)", model_path, best["epoch"], len(history))
     return history

@@ -1,27 +1,58 @@
 import json
+import os
 
-PKG = "workflow/nightskynet"
+from nightskynet.config import runtime_keys
+from nightskynet.package_modules import module_files
+
 CHUNKS = list(range(config["scrape"]["chunks"]))
 TRAIN_SHARDS = list(range(config["shards"]["train_shards"]))
+RUNTIME_KEYS = runtime_keys()  # how a job runs: resources, never params
 
 
-def code(*modules):
-    """Package modules that a stage runs. Listed among its inputs, so that editing one
-    reruns that stage and what follows."""
-    return [f"{PKG}/{m}.py" for m in modules]
+def code(stage_module):
+    """The package's files a job of this stage runs (read from their imports). Listed among the
+    rule's inputs, so that editing one reruns this stage and what follows."""
+    return module_files(stage_module)
 
 
 def settings(*keys):
-    """JSON of the config entries a stage reads ("section" or "section.key"): the rule's params,
-    so changing one of them reruns exactly the stages that read it."""
+    """JSON of the config entries that decide a stage's outputs ("section" or "section.key"): the
+    rule's params, so changing one of them reruns exactly the stages that read it. Settings of
+    how a job runs are resources instead (changing them reruns nothing)."""
     out = {}
     for key in keys:
         section, _, name = key.partition(".")
         if name:
             out.setdefault(section, {})[name] = config[section][name]
+        elif isinstance(config[section], dict):
+            out[section] = {
+                k: v
+                for k, v in config[section].items()
+                if f"{section}.{k}" not in RUNTIME_KEYS
+            }
         else:
             out[section] = config[section]
     return json.dumps(out, sort_keys=True)
+
+
+def geometry_keys():
+    """The cutout's geometry: its size and the scale setting of the mode in use (scrape.scale for
+    fixed, scrape.adaptive_k for adaptive); the other mode's setting changes no image.
+    """
+    scale = (
+        "scrape.scale"
+        if config["scrape"]["scale_mode"] == "fixed"
+        else "scrape.adaptive_k"
+    )
+    return ["scrape.size", "scrape.scale_mode", scale]
+
+
+def source_keys():
+    """The settings that say where the data comes from: the source and its own section only, so
+    that sdss.* under source: demo (and demo.* under source: sdss) rerun nothing."""
+    if config["source"] == "sdss":
+        return ["source", "sdss.base_url", "sdss.release"]
+    return ["source", "demo.sky_dir", "demo.seed"]
 
 
 def demo_sky_inputs():
@@ -31,12 +62,41 @@ def demo_sky_inputs():
     return []
 
 
+def client_resources():
+    """The cutout client's settings (scrape.*, run keys) as resources, for query and predict jobs."""
+    s = config["scrape"]
+    # floats travel as text: Snakemake rounds float resources to integers
+    return dict(
+        concurrency=s["concurrency"],
+        max_rate=str(s["max_rate"]),
+        http_timeout_s=str(s["timeout_s"]),
+        max_attempts=s["max_attempts"],
+        backoff_base_s=str(s["backoff_base_s"]),
+        backoff_max_s=str(s["backoff_max_s"]),
+        cache_dir=s["cache_dir"],
+    )
+
+
 def predict_input(wildcards):
-    """The input of the predict step (config predict.input), which must be set."""
+    """The input of the predict step (config predict.input), which must be set. For a folder, its
+    image files themselves, so that overwriting one reruns the prediction."""
+    from nightskynet.predict import IMAGE_SUFFIXES
+
     path = config["predict"]["input"]
     if not path:
         raise WorkflowError(
-            "config key predict.input is empty. Set it to a folder of JPEG cutouts or a catalog CSV "
+            "config key predict.input is empty. Set it to a folder of JPEG/PNG cutouts or a catalog CSV "
             "(objid, ra, dec), e.g. snakemake predict --config 'predict={input: my_cutouts/}'"
         )
-    return path
+    if not os.path.exists(path):
+        raise WorkflowError(
+            f"config key predict.input = {path!r}: no such file or folder"
+        )
+    if os.path.isdir(path):
+        files = sorted(
+            os.path.join(path, f)
+            for f in os.listdir(path)
+            if os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES
+        )
+        return [path] + files
+    return [path]

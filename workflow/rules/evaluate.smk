@@ -4,9 +4,7 @@ rule evaluate:
         test="results/shards/test.npz",
         uncertain="results/shards/uncertain.npz",
         labels="results/labels/labels.csv",
-        code=code(
-            "evaluate", "figures", "model", "augment", "classes", "files", "train"
-        ),
+        code=code("evaluate"),
     output:
         metrics="results/eval/metrics.json",
         predictions_test="results/eval/predictions_test.csv",
@@ -48,12 +46,15 @@ rule evaluate:
     conda:
         "../../envs/learn.yaml"
     threads: 2
+    resources:
+        device=config["train"]["device"],
+        batch_size=config["evaluate"]["batch_size"],
     params:
-        settings=settings("source", "evaluate", "train.device"),
+        settings=settings("source", "evaluate"),
     shell:
         "python -m nightskynet evaluate --settings {params.settings:q} --model {input.model} --test {input.test}"
         " --uncertain {input.uncertain} --labels {input.labels} --metrics {output.metrics}"
         " --predictions-test {output.predictions_test} --predictions-uncertain {output.predictions_uncertain}"
         " --confusion {output.confusion} --roc-pr {output.roc_pr} --reliability {output.reliability}"
         " --mistakes {output.mistakes} --votes {output.votes} --disagreements {output.disagreements}"
-        " --threads {threads} > {log} 2>&1"
+        " --device {resources.device} --batch-size {resources.batch_size} --threads {threads} > {log} 2>&1"

@@ -1,7 +1,7 @@
 rule labels:
     input:
         catalog="results/catalog/gz1_votes.csv",
-        code=code("labels", "classes", "files"),
+        code=code("labels"),
     output:
         labels="results/labels/labels.csv",
         summary="results/labels/summary.json",

@@ -2,22 +2,7 @@ rule predict:
     input:
         model="results/model/model.pt",
         data=predict_input,
-        code=code(
-            "predict",
-            "figures",
-            "evaluate",
-            "model",
-            "augment",
-            "classes",
-            "files",
-            "train",
-            "scrape",
-            "http_retry",
-            "query",
-            "sky_source",
-            "demo_server",
-            "demo_sky",
-        ),
+        code=code("predict"),
     output:
         "results/predict/predictions.csv",
     log:
@@ -27,9 +12,19 @@ rule predict:
     conda:
         "../../envs/predict.yaml"
     threads: 2
+    resources:
+        **client_resources(),
+        device=config["train"]["device"],
+        batch_size=config["evaluate"]["batch_size"],
     params:
-        settings=settings("source", "sdss", "demo", "scrape", "train.device"),
+        settings=settings(*source_keys()),
+        input=config["predict"]["input"],
         tta="" if config["predict"]["tta"] else "--no-tta",
     shell:
-        "python -m nightskynet predict {input.model} {input.data} -o {output} --settings {params.settings:q}"
-        " {params.tta} --threads {threads} > {log} 2>&1"
+        "python -m nightskynet predict {input.model} {params.input:q} -o {output} --settings {params.settings:q}"
+        " {params.tta} --device {resources.device} --batch-size {resources.batch_size} --threads {threads}"
+        " --concurrency {resources.concurrency} --max-rate {resources.max_rate}"
+        " --timeout-s {resources.http_timeout_s} --max-attempts {resources.max_attempts}"
+        " --backoff-base-s {resources.backoff_base_s} --backoff-max-s {resources.backoff_max_s}"
+        " --cache-dir {resources.cache_dir:q}"
+        " > {log} 2>&1"

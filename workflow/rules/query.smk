@@ -1,8 +1,6 @@
 rule query:
     input:
-        code=code(
-            "query", "http_retry", "sky_source", "demo_server", "demo_sky", "files"
-        ),
+        code=code("query"),
         demo_sky=demo_sky_inputs(),
     output:
         catalog="results/catalog/gz1_votes.csv",
@@ -12,7 +10,15 @@ rule query:
         "results/benchmarks/query.tsv"
     conda:
         "../../envs/acquire.yaml"
+    resources:
+        page_size=config["query"]["page_size"],
+        sql_timeout_s=str(config["query"]["timeout_s"]),
+        max_attempts=config["query"]["max_attempts"],
+        demo_max_rows=config["demo"]["max_rows"],
     params:
-        settings=settings("source", "sdss", "demo"),
+        settings=settings(*source_keys(), "query.tables", "query.limit"),
     shell:
-        "python -m nightskynet query --settings {params.settings:q} --out {output.catalog} > {log} 2>&1"
+        "python -m nightskynet query --settings {params.settings:q} --out {output.catalog}"
+        " --page-size {resources.page_size} --timeout-s {resources.sql_timeout_s}"
+        " --max-attempts {resources.max_attempts} --demo-max-rows {resources.demo_max_rows}"
+        " > {log} 2>&1"

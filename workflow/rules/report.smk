@@ -8,9 +8,14 @@ rule report:
         shards_manifest="results/shards/manifest.json",
         history="results/model/history.csv",
         model="results/model/model.pt",
-        metrics="results/eval/metrics.json",
-        figures=rules.evaluate.output,
-        code=code("report", "figures", "shards", "augment", "model", "classes", "files"),
+        metrics=rules.evaluate.output.metrics,
+        confusion=rules.evaluate.output.confusion,
+        roc_pr=rules.evaluate.output.roc_pr,
+        reliability=rules.evaluate.output.reliability,
+        mistakes=rules.evaluate.output.mistakes,
+        votes=rules.evaluate.output.votes,
+        disagreements=rules.evaluate.output.disagreements,
+        code=code("report"),
     output:
         html="results/report/report.html",
         examples=report(
@@ -36,20 +41,21 @@ rule report:
         "../../envs/report.yaml"
     params:
         settings=settings(
-            "source",
-            "sdss",
-            "demo",
+            *source_keys(),
+            "query",
             "labels",
-            "scrape",
+            "scrape.chunks",
+            *geometry_keys(),
             "shards",
             "train",
             "evaluate",
             "report",
         ),
-        eval_dir=lambda wildcards, input: os.path.dirname(input.metrics),
     shell:
         "python -m nightskynet report --settings {params.settings:q} --catalog {input.catalog} --labels {input.labels}"
         " --labels-summary {input.labels_summary} --scrape-manifests {input.manifests} --chunk-tars {input.chunks}"
         " --shards-manifest {input.shards_manifest} --history {input.history} --model {input.model}"
-        " --metrics {input.metrics} --eval-dir {params.eval_dir} --examples {output.examples}"
+        " --metrics {input.metrics} --confusion {input.confusion} --roc-pr {input.roc_pr}"
+        " --reliability {input.reliability} --mistakes {input.mistakes} --votes {input.votes}"
+        " --disagreements {input.disagreements} --examples {output.examples}"
         " --network {output.network} --curves {output.curves} --out {output.html} > {log} 2>&1"

@@ -1,15 +1,7 @@
 rule scrape:
     input:
         labels="results/labels/labels.csv",
-        code=code(
-            "scrape",
-            "http_retry",
-            "sky_source",
-            "demo_server",
-            "demo_sky",
-            "query",
-            "files",
-        ),
+        code=code("scrape"),
         demo_sky=demo_sky_inputs(),
     output:
         tar="results/images/chunk_{k}.tar",
@@ -22,15 +14,15 @@ rule scrape:
         k=r"\d+",
     conda:
         "../../envs/acquire.yaml"
+    resources:
+        **client_resources(),
     params:
-        settings=settings(
-            "source",
-            "sdss.base_url",
-            "sdss.release",
-            "demo.sky_dir",
-            "demo.seed",
-            "scrape",
-        ),
+        settings=settings(*source_keys(), "scrape.chunks", *geometry_keys()),
     shell:
         "python -m nightskynet scrape --settings {params.settings:q} --labels {input.labels} --chunk {wildcards.k}"
-        " --tar {output.tar} --manifest {output.manifest} > {log} 2>&1"
+        " --tar {output.tar} --manifest {output.manifest}"
+        " --concurrency {resources.concurrency} --max-rate {resources.max_rate}"
+        " --timeout-s {resources.http_timeout_s} --max-attempts {resources.max_attempts}"
+        " --backoff-base-s {resources.backoff_base_s} --backoff-max-s {resources.backoff_max_s}"
+        " --cache-dir {resources.cache_dir:q}"
+        " > {log} 2>&1"

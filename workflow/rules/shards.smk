@@ -3,7 +3,7 @@ rule shards_train:
         labels="results/labels/labels.csv",
         manifests=expand("results/images/chunk_{k}.manifest.csv", k=CHUNKS),
         chunks=expand("results/images/chunk_{k}.tar", k=CHUNKS),
-        code=code("shards", "augment", "classes", "files"),
+        code=code("shards"),
     output:
         "results/shards/train_{k}.npz",
     log:
@@ -15,7 +15,7 @@ rule shards_train:
     conda:
         "../../envs/learn.yaml"
     params:
-        settings=settings("shards", "scrape.width"),
+        settings=settings("shards", "scrape.size"),
     shell:
         "python -m nightskynet shards-train --settings {params.settings:q} --labels {input.labels}"
         " --scrape-manifests {input.manifests} --chunk-tars {input.chunks} --shard {wildcards.k}"
@@ -27,7 +27,7 @@ rule shards_eval:
         labels="results/labels/labels.csv",
         manifests=expand("results/images/chunk_{k}.manifest.csv", k=CHUNKS),
         chunks=expand("results/images/chunk_{k}.tar", k=CHUNKS),
-        code=code("shards", "augment", "classes", "files"),
+        code=code("shards"),
     output:
         val="results/shards/val.npz",
         test="results/shards/test.npz",
@@ -39,7 +39,7 @@ rule shards_eval:
     conda:
         "../../envs/learn.yaml"
     params:
-        settings=settings("shards.crop", "scrape.width"),
+        settings=settings("shards.crop", "scrape.size"),
     shell:
         "python -m nightskynet shards-eval --settings {params.settings:q} --labels {input.labels}"
         " --scrape-manifests {input.manifests} --chunk-tars {input.chunks} --val {output.val}"
@@ -52,7 +52,7 @@ rule shards:
         manifests=expand("results/images/chunk_{k}.manifest.csv", k=CHUNKS),
         train=expand("results/shards/train_{k}.npz", k=TRAIN_SHARDS),
         eval=expand("results/shards/{split}.npz", split=["val", "test", "uncertain"]),
-        code=code("shards", "augment", "classes", "files"),
+        code=code("shards"),
     output:
         manifest="results/shards/manifest.json",
     log:
@@ -62,7 +62,7 @@ rule shards:
     conda:
         "../../envs/learn.yaml"
     params:
-        settings=settings("shards"),
+        settings=settings("shards", *geometry_keys()),
     shell:
         "python -m nightskynet shards-manifest --settings {params.settings:q} --labels {input.labels}"
         " --scrape-manifests {input.manifests} --shards {input.train} {input.eval}"

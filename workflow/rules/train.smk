@@ -3,7 +3,7 @@ rule train:
         train=expand("results/shards/train_{k}.npz", k=TRAIN_SHARDS),
         val="results/shards/val.npz",
         manifest="results/shards/manifest.json",
-        code=code("train", "model", "classes", "files"),
+        code=code("train"),
     output:
         model="results/model/model.pt",
         history="results/model/history.csv",
@@ -16,8 +16,12 @@ rule train:
     threads: 8
     resources:
         gpu=config["train"]["gpus"],
+        device=config["train"]["device"],
+        checkpoint_dir=config["train"]["checkpoint_dir"],
     params:
         settings=settings("train"),
     shell:
         "python -m nightskynet train --settings {params.settings:q} --train-shards {input.train} --val {input.val}"
-        " --model {output.model} --history {output.history} --threads {threads} > {log} 2>&1"
+        " --shards-manifest {input.manifest} --model {output.model} --history {output.history}"
+        " --device {resources.device} --checkpoint-dir {resources.checkpoint_dir:q} --threads {threads}"
+        " > {log} 2>&1"

@@ -1,0 +1,78 @@
+"""Every documented way of setting a key gives the same typed value and the schema's own verdict."""
+
+import pytest
+import yaml
+
+from conftest import SKY_DIR, TINY, copy_repo, project_config, snakemake
+from nightskynet.config import ConfigError, load_config, runtime_keys, validate_config
+
+
+def test_nested_strings_get_the_type_the_schema_asks_for():
+    config = project_config()
+    config["train"]["epochs"] = "3"  # how Snakemake passes --config 'train={epochs: 3}'
+    config["predict"]["tta"] = "false"
+    config["scrape"]["scale"] = "0.25"
+    config["train"]["model"]["channels"] = ["16", "32", "64", "128"]
+    validate_config(config)
+    assert config["train"]["epochs"] == 3 and config["predict"]["tta"] is False and config["scrape"]["scale"] == 0.25
+    assert config["train"]["model"]["channels"] == [16, 32, 64, 128]
+    assert config["source"] == "demo" and config["sdss"]["release"] == "dr17"  # strings stay strings
+
+
+@pytest.mark.parametrize(
+    "section, key, value, verdict",
+    [
+        ("train", "epochs", "-3", "config key train.epochs = -3: -3 is less than the minimum of 1"),
+        ("train", "epochs", "three", "config key train.epochs = \"three\": 'three' is not of type 'integer'"),
+        ("predict", "tta", "maybe", "config key predict.tta = \"maybe\": 'maybe' is not of type 'boolean'"),
+        ("scrape", "concurrency", "0", "config key scrape.concurrency = 0: 0 is less than the minimum of 1"),
+    ],
+)
+def test_a_bad_nested_value_gets_the_schemas_real_verdict(section, key, value, verdict):
+    config = project_config()
+    config[section][key] = value
+    with pytest.raises(ConfigError) as err:
+        validate_config(config)
+    assert verdict in str(err.value)
+
+
+def test_load_config_merges_partial_files_and_anchors_paths_at_the_checkout(tmp_path):
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump({"train": {"epochs": 2}}))
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump({"train": {"seed": 7}, "scrape": {"cache_dir": "/elsewhere"}}))
+    config = load_config([tmp_path / "a.yaml", tmp_path / "b.yaml"])
+    assert config["train"]["epochs"] == 2 and config["train"]["seed"] == 7 and config["train"]["patience"] == 4
+    assert config["demo"]["sky_dir"] == str(SKY_DIR) and config["scrape"]["cache_dir"] == "/elsewhere"
+    (tmp_path / "bad.yaml").write_text("train: [1, 2")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config([tmp_path / "bad.yaml"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config([tmp_path / "missing.yaml"])
+
+
+def test_runtime_keys_are_the_ones_config_yaml_marks_run():
+    marked = set()
+    section = None
+    for line in (SKY_DIR.parent.parent / "config.yaml").read_text().splitlines():
+        if line and not line.startswith((" ", "#")) and line.rstrip().endswith(":"):
+            section = line.split(":")[0]
+        elif line.startswith("  ") and "# (run)" in line:
+            marked.add(f"{section}.{line.split(':')[0].strip()}")
+    assert marked == runtime_keys()
+
+
+@pytest.mark.slow
+def test_every_way_of_setting_a_key_on_the_snakemake_command_line(tmp_path):
+    work = copy_repo(tmp_path / "repo")
+    (work / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    (work / "pics").mkdir()
+    ok = [
+        ["--config", "train={epochs: 3}"],
+        ["--config", "predict={input: pics/, tta: false}"],
+        ["--config", "source=demo"],
+        ["--config", "scrape={scale: 0.3, size: 128}"],
+    ]
+    for args in ok:
+        proc = snakemake(work, "-n", "--configfile", "tiny.yaml", *args, check=False)
+        assert proc.returncode == 0, (args, proc.stderr[-2000:])
+    bad = snakemake(work, "-n", "--configfile", "tiny.yaml", "--config", "train={epochs: -3}", check=False)
+    assert bad.returncode != 0 and "config key train.epochs = -3: -3 is less than the minimum of 1" in bad.stderr + bad.stdout

@@ -1,0 +1,170 @@
+"""``predict`` on new galaxies: the right galaxy for every row, any working directory, and one clear line for bad input."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from conftest import REPO, SKY_DIR, snakemake
+
+pytestmark = pytest.mark.slow
+ENV = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
+CLASSES = {"elliptical", "face_on_spiral", "edge_on_spiral", "merger"}
+
+
+def predict(model, *args, cwd=None, check=True):
+    """``python -m nightskynet predict MODEL ...`` in a child process; the CompletedProcess."""
+    proc = subprocess.run([sys.executable, "-m", "nightskynet", "predict", str(model), *map(str, args)], env=ENV, cwd=cwd, capture_output=True, text=True, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def one_line_error(proc) -> str:
+    """The error a failed command printed: exit status 1, no traceback, one 'failed:' line."""
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    lines = [ln for ln in proc.stderr.splitlines() if "failed:" in ln or ln.startswith("usage:") or "error:" in ln]
+    assert lines, proc.stderr[-3000:]
+    return proc.stderr
+
+
+@pytest.fixture(scope="module")
+def model(tiny_run):
+    return tiny_run / "results/model/model.pt"
+
+
+@pytest.fixture(scope="module")
+def galaxies(tiny_run):
+    """Six demo galaxies of the tiny run's catalog: objid, ra, dec."""
+    return pd.read_csv(tiny_run / "results/catalog/gz1_votes.csv").head(6)[["objid", "ra", "dec"]]
+
+
+def test_a_folder_of_new_images_with_unreadable_tiny_and_empty_ones_named_and_counted(tiny_run, model, tmp_path):
+    folder = tmp_path / "new"
+    folder.mkdir()
+    for k, path in enumerate(sorted((SKY_DIR / "images").iterdir())[:5]):
+        Image.open(path).rotate(30 * k).resize((200 + 10 * k, 200 + 10 * k)).save(folder / f"galaxy_{k}.jpg", quality=85)
+    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8not really a jpeg")
+    Image.new("RGB", (1, 1), (200, 180, 150)).save(folder / "one_pixel.jpg")
+    rng = np.random.default_rng(0)
+    Image.fromarray(np.clip(rng.normal(12, 3, (120, 120, 3)), 0, 255).astype(np.uint8)).save(folder / "blank_sky.png")
+    proc = predict(model, folder, "-o", tmp_path / "out.csv", "--threads", "2")
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert out["source"].tolist() == [f"galaxy_{k}.jpg" for k in range(5)]
+    assert set(out["predicted"]) <= CLASSES
+    assert np.allclose(out[["p_elliptical", "p_face_on_spiral", "p_edge_on_spiral", "p_merger"]].sum(axis=1), 1, atol=1e-3)
+    assert "skipped corrupt.jpg" in proc.stderr
+    assert "skipped one_pixel.jpg: 1 x 1 px is smaller than 32 px" in proc.stderr
+    assert "skipped blank_sky.png: no_galaxy" in proc.stderr
+    assert "3 skipped" in proc.stderr
+
+
+def test_two_catalogs_reusing_objids_each_get_their_own_galaxies(model, galaxies, tmp_path):
+    """Running ids 1, 2, 3 in two catalogs at other positions: each row is answered from its own position."""
+    cache = tmp_path / "cache"
+    first = galaxies.iloc[:3].assign(objid=[1, 2, 3])
+    second = galaxies.iloc[3:].assign(objid=[1, 2, 3])
+    first.to_csv(tmp_path / "first.csv", index=False)
+    second.to_csv(tmp_path / "second.csv", index=False)
+    predict(model, tmp_path / "first.csv", "-o", tmp_path / "first_out.csv", "--cache-dir", cache)
+    predict(model, tmp_path / "second.csv", "-o", tmp_path / "second_out.csv", "--cache-dir", cache)  # same cache
+    alone = galaxies.iloc[3:]
+    alone.to_csv(tmp_path / "alone.csv", index=False)
+    predict(model, tmp_path / "alone.csv", "-o", tmp_path / "alone_out.csv", "--cache-dir", tmp_path / "fresh_cache")
+    second_out, alone_out = pd.read_csv(tmp_path / "second_out.csv"), pd.read_csv(tmp_path / "alone_out.csv")
+    probs = ["p_elliptical", "p_face_on_spiral", "p_edge_on_spiral", "p_merger"]
+    np.testing.assert_allclose(second_out[probs].to_numpy(), alone_out[probs].to_numpy())  # not the first catalog's galaxies
+    assert second_out[["ra", "dec"]].to_numpy().tolist() == alone[["ra", "dec"]].to_numpy().tolist()
+    assert not list(cache.glob(".incoming-*"))
+
+
+def test_an_objid_at_two_positions_is_refused_with_its_lines_named(model, galaxies, tmp_path):
+    rows = galaxies.iloc[:3].copy()
+    rows.loc[2, "objid"] = rows.loc[0, "objid"]
+    rows.to_csv(tmp_path / "dup.csv", index=False)
+    proc = predict(model, tmp_path / "dup.csv", "-o", tmp_path / "out.csv", "--cache-dir", tmp_path / "cache", check=False)
+    assert f"objid {rows.loc[0, 'objid']} appears at different positions (lines 2, 4)" in one_line_error(proc)
+    assert not (tmp_path / "out.csv").exists()
+    same = pd.concat([galaxies.iloc[:2], galaxies.iloc[:1]])  # the very same row twice is no ambiguity
+    same.to_csv(tmp_path / "same.csv", index=False)
+    predict(model, tmp_path / "same.csv", "-o", tmp_path / "same_out.csv", "--cache-dir", tmp_path / "cache")
+    assert len(pd.read_csv(tmp_path / "same_out.csv")) == 3
+
+
+def test_a_catalog_predicts_from_any_working_directory(model, galaxies, tmp_path):
+    galaxies.iloc[:2].to_csv(tmp_path / "catalog.csv", index=False)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    predict(model, "../catalog.csv", "-o", "out.csv", "--cache-dir", "cache", "--no-tta", cwd=elsewhere)
+    out = pd.read_csv(elsewhere / "out.csv")
+    assert out["source"].tolist() == galaxies["objid"].iloc[:2].tolist() and set(out["predicted"]) <= CLASSES
+    assert (elsewhere / "cache").is_dir()
+
+
+def test_predict_merges_a_partial_config_over_config_yaml(model, galaxies, tmp_path):
+    galaxies.iloc[:2].to_csv(tmp_path / "catalog.csv", index=False)
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump({"scrape": {"cache_dir": str(tmp_path / "my_cache"), "concurrency": 2}}))
+    predict(model, tmp_path / "catalog.csv", "-o", tmp_path / "out.csv", "--config", tmp_path / "mine.yaml")
+    assert list((tmp_path / "my_cache").glob("*/*.jpg"))
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"scrape": {"concurrency": 0}}))
+    proc = predict(model, tmp_path / "catalog.csv", "-o", tmp_path / "out2.csv", "--config", tmp_path / "bad.yaml", check=False)
+    assert "config key scrape.concurrency = 0: 0 is less than the minimum of 1" in one_line_error(proc)
+
+
+@pytest.mark.parametrize(
+    "rows, expected",
+    [
+        ({"objid": "587722981742084144", "ra": "abc", "dec": "10.0"}, "line 2, column ra: 'abc' is not a number"),
+        ({"objid": "not-an-id", "ra": "180.0", "dec": "10.0"}, "line 2, column objid: 'not-an-id' is not a number"),
+        ({"objid": "1", "ra": "180.0", "dec": "95"}, "line 2, column dec: 95 is outside [-90, 90] degrees"),
+    ],
+)
+def test_a_bad_catalog_value_is_named_by_line_column_and_value(model, tmp_path, rows, expected):
+    pd.DataFrame([rows]).to_csv(tmp_path / "bad.csv", index=False)
+    proc = predict(model, tmp_path / "bad.csv", "-o", tmp_path / "out.csv", "--cache-dir", tmp_path / "cache", check=False)
+    assert expected in one_line_error(proc)
+
+
+def test_bad_paths_and_options_get_one_line(model, tmp_path):
+    assert "does not exist" in one_line_error(predict(model, tmp_path / "nothing_here", "-o", tmp_path / "x.csv", check=False))
+    (tmp_path / "folder").mkdir()
+    Image.open(sorted((SKY_DIR / "images").iterdir())[0]).save(tmp_path / "folder" / "g.jpg")
+    assert "is a folder; give the path of the CSV file" in one_line_error(predict(model, tmp_path / "folder", "-o", tmp_path / "folder", check=False))
+    assert "0 is not a positive number" in one_line_error(predict(model, tmp_path / "folder", "-o", tmp_path / "x.csv", "--threads", "0", check=False))
+    png = tmp_path / "model.png"
+    Image.new("RGB", (8, 8)).save(png)
+    err = one_line_error(predict(png, tmp_path / "folder", "-o", tmp_path / "x.csv", check=False))
+    assert "is not a Night Sky Net model file" in err and "weights_only" not in err
+
+
+def test_a_failed_catalog_run_leaves_nothing_in_the_cache_but_whole_images(model, tmp_path):
+    off = pd.DataFrame({"objid": [1, 2], "ra": [10.0, 11.0], "dec": [-60.0, -61.0]})  # off the demo footprint: 404
+    off.to_csv(tmp_path / "off.csv", index=False)
+    proc = predict(model, tmp_path / "off.csv", "-o", tmp_path / "out.csv", "--cache-dir", tmp_path / "cache", check=False)
+    assert "no image to classify (2 skipped" in one_line_error(proc)
+    assert "off the survey footprint" in proc.stderr
+    assert not (tmp_path / "out.csv").exists()
+    assert not list((tmp_path / "cache").glob(".incoming-*"))
+
+
+def test_snakemake_predict_reruns_when_an_image_of_its_folder_changes(tiny_run, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    images = sorted((SKY_DIR / "images").iterdir())
+    for k in range(3):
+        Image.open(images[k]).save(folder / f"g{k}.jpg")
+    config = ["--configfile", "tiny.yaml", "--config", f"predict={{input: {folder}, tta: false}}"]
+    snakemake(tiny_run, "predict", *config)
+    before = pd.read_csv(tiny_run / "results/predict/predictions.csv")
+    assert "Nothing to be done" in snakemake(tiny_run, "-n", "predict", *config).stdout
+    Image.open(images[10]).save(folder / "g1.jpg")  # overwritten in place: the folder's own mtime need not change
+    snakemake(tiny_run, "predict", *config)
+    after = pd.read_csv(tiny_run / "results/predict/predictions.csv")
+    assert not np.allclose(before.loc[1, "p_elliptical":"p_merger"].to_numpy(float), after.loc[1, "p_elliptical":"p_merger"].to_numpy(float))
+    assert "predict" in (tiny_run / "results/logs/predict.log").read_text()
