@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/snakemake --cores all
+	@echo
+	@echo "Report: $(CURDIR)/results/report/report.html (open it in a browser)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

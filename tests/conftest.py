@@ -17,7 +17,7 @@ TINY = {
     "labels": {"uncertain_max": 10},
     "scrape": {"chunks": 2},
     "shards": {"total": 240, "train_shards": 1},
-    "train": {"epochs": 1},
+    "train": {"resnet": {"epochs": 1}, "study": {"epochs": 1}},
     "report": {"examples_per_class": 2},
 }
 # the cutout client for tests: quick retries against local servers

@@ -9,21 +9,21 @@ from nightskynet.config import ConfigError, load_config, runtime_keys, validate_
 
 def test_nested_strings_get_the_type_the_schema_asks_for():
     config = project_config()
-    config["train"]["epochs"] = "3"  # how Snakemake passes --config 'train={epochs: 3}'
+    config["train"]["resnet"]["epochs"] = "3"  # how Snakemake passes --config 'train={resnet: {epochs: 3}}'
     config["predict"]["tta"] = "false"
     config["scrape"]["scale"] = "0.25"
-    config["train"]["model"]["channels"] = ["16", "32", "64", "128"]
+    config["train"]["study"]["model"]["channels"] = ["16", "32", "64", "128"]
     validate_config(config)
-    assert config["train"]["epochs"] == 3 and config["predict"]["tta"] is False and config["scrape"]["scale"] == 0.25
-    assert config["train"]["model"]["channels"] == [16, 32, 64, 128]
+    assert config["train"]["resnet"]["epochs"] == 3 and config["predict"]["tta"] is False and config["scrape"]["scale"] == 0.25
+    assert config["train"]["study"]["model"]["channels"] == [16, 32, 64, 128]
     assert config["source"] == "demo" and config["sdss"]["release"] == "dr17"  # strings stay strings
 
 
 @pytest.mark.parametrize(
     "section, key, value, verdict",
     [
-        ("train", "epochs", "-3", "config key train.epochs = -3: -3 is less than the minimum of 1"),
-        ("train", "epochs", "three", "config key train.epochs = \"three\": 'three' is not of type 'integer'"),
+        ("train", "seed", "1.5", "config key train.seed = 1.5: 1.5 is not of type 'integer'"),
+        ("train", "min_votes", "-3", "config key train.min_votes = -3: -3 is less than the minimum of 0"),
         ("predict", "tta", "maybe", "config key predict.tta = \"maybe\": 'maybe' is not of type 'boolean'"),
         ("scrape", "concurrency", "0", "config key scrape.concurrency = 0: 0 is less than the minimum of 1"),
     ],
@@ -37,10 +37,10 @@ def test_a_bad_nested_value_gets_the_schemas_real_verdict(section, key, value, v
 
 
 def test_load_config_merges_partial_files_and_anchors_paths_at_the_checkout(tmp_path):
-    (tmp_path / "a.yaml").write_text(yaml.safe_dump({"train": {"epochs": 2}}))
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump({"train": {"resnet": {"epochs": 2}}}))
     (tmp_path / "b.yaml").write_text(yaml.safe_dump({"train": {"seed": 7}, "scrape": {"cache_dir": "/elsewhere"}}))
     config = load_config([tmp_path / "a.yaml", tmp_path / "b.yaml"])
-    assert config["train"]["epochs"] == 2 and config["train"]["seed"] == 7 and config["train"]["patience"] == 4
+    assert config["train"]["resnet"]["epochs"] == 2 and config["train"]["seed"] == 7 and config["train"]["study"]["patience"] == 4
     assert config["demo"]["sky_dir"] == str(SKY_DIR) and config["scrape"]["cache_dir"] == "/elsewhere"
     (tmp_path / "bad.yaml").write_text("train: [1, 2")
     with pytest.raises(ConfigError, match="not valid YAML"):
@@ -66,7 +66,8 @@ def test_every_way_of_setting_a_key_on_the_snakemake_command_line(tmp_path):
     (work / "tiny.yaml").write_text(yaml.safe_dump(TINY))
     (work / "pics").mkdir()
     ok = [
-        ["--config", "train={epochs: 3}"],
+        ["--config", "train={resnet: {epochs: 3}}"],
+        ["--config", "train={recipe: study, study: {model: {channels: [16, 32, 64, 128]}}}"],
         ["--config", "predict={input: pics/, tta: false}"],
         ["--config", "source=demo"],
         ["--config", "scrape={scale: 0.3, size: 128}"],
@@ -74,5 +75,5 @@ def test_every_way_of_setting_a_key_on_the_snakemake_command_line(tmp_path):
     for args in ok:
         proc = snakemake(work, "-n", "--configfile", "tiny.yaml", *args, check=False)
         assert proc.returncode == 0, (args, proc.stderr[-2000:])
-    bad = snakemake(work, "-n", "--configfile", "tiny.yaml", "--config", "train={epochs: -3}", check=False)
-    assert bad.returncode != 0 and "config key train.epochs = -3: -3 is less than the minimum of 1" in bad.stderr + bad.stdout
+    bad = snakemake(work, "-n", "--configfile", "tiny.yaml", "--config", "train={resnet: {epochs: -3}}", check=False)
+    assert bad.returncode != 0 and "config key train.resnet.epochs = -3: -3 is less than the minimum of 1" in bad.stderr + bad.stdout

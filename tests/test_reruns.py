@@ -29,9 +29,11 @@ OTHER_VALUE = {
     "shards.max_shift": 3,
     "labels.threshold": 0.9,
     "train.device": "cpu",
-    "train.model.channels": [16, 32, 64, 128],
-    "train.model.kernels": [5, 5, 3, 3],
-    "train.model.dense": [256, 256, 256, 128],
+    "train.recipe": "study",
+    "train.targets": "hard",
+    "train.study.model.channels": [16, 32, 64, 128],
+    "train.study.model.kernels": [5, 5, 3, 3],
+    "train.study.model.dense": [256, 256, 256, 128],
 }
 
 

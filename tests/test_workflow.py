@@ -70,12 +70,14 @@ def test_tiny_run_writes_every_declared_output(tiny_run):
     assert len(history) == 1
     html = (tiny_run / "results/report/report.html").read_text()
     assert "simulated votes" in html and html.count("data:image/png;base64,") == 9
-    for key in ("balanced_accuracy", "accuracy_single_view", "calibration", "most_confident_mistakes", "uncertain"):
+    for key in ("balanced_accuracy", "accuracy_single_view", "balanced_accuracy_uncalibrated", "calibration", "merger", "most_confident_mistakes", "uncertain"):
         assert key in metrics
+    assert {"expected_calibration_error", "temperature", "logit_bias", "uncalibrated"} <= set(metrics["calibration"])
+    assert {"threshold", "recall_target", "average_precision", "test_mergers"} <= set(metrics["merger"])
     assert {"roc_auc", "average_precision", "support"} <= set(metrics["per_class"]["elliptical"])
     assert metrics["uncertain"]["votes"] == "simulated" and "largest_disagreements" in metrics["uncertain"]
     predictions = pd.read_csv(tiny_run / "results/eval/predictions_test.csv")
-    assert list(predictions.columns) == ["objid", "true_class", "human_p_elliptical", "human_p_face_on_spiral", "human_p_edge_on_spiral", "human_p_merger", "p_elliptical", "p_face_on_spiral", "p_edge_on_spiral", "p_merger", "predicted", "votes"]
+    assert list(predictions.columns) == ["objid", "true_class", "human_p_elliptical", "human_p_face_on_spiral", "human_p_edge_on_spiral", "human_p_merger", "p_elliptical", "p_face_on_spiral", "p_edge_on_spiral", "p_merger", "predicted", "merger_candidate", "votes"]
     assert set(predictions["votes"]) == {"simulated"}
     assert set(catalog["votes"]) == {"simulated"} and set(labels["votes"]) == {"simulated"}
     assert np.allclose(predictions[["p_elliptical", "p_face_on_spiral", "p_edge_on_spiral", "p_merger"]].sum(axis=1), 1, atol=1e-3)

@@ -60,9 +60,10 @@ def _typed(text: str, types: list[str]):
         value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
     ok = {
-        "integer": isinstance(value, int) and not isinstance(value, bool),
-        "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "integer": number,  # 1.5 for an integer: the schema then says so, of the number
+        "number": number,
         "boolean": isinstance(value, bool),
     }
     return value if any(ok.get(t, False) for t in types) else text

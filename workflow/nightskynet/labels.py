@@ -8,9 +8,15 @@ that a fraction that is exactly 0.95 on paper is kept despite floating-point rou
 with no votes outside don't-know cannot be renormalised and are dropped.
 
 Confident galaxies are split by galaxy, stratified by class, seeded: ``test_fraction`` to test,
-then ``val_fraction`` of the remainder to val (for early stopping), the rest to train. A seeded
-sample of the uncertain galaxies (max < threshold) is kept as ``uncertain``, to compare the
-network's probabilities with the human vote fractions.
+then ``val_fraction`` of the remainder to val (for early stopping and calibration), the rest to
+train. A seeded sample of the uncertain galaxies (max < threshold) is kept as ``uncertain``, to
+compare the network's probabilities with the human vote fractions; it is never trained on.
+
+With ``train.targets: votes`` the network learns the vote fractions themselves, so the uncertain
+galaxies are split like the confident ones: a seeded ``test_fraction`` of them (at most
+``uncertain_max``) is held out as ``uncertain``, and of the rest, those with at least
+``train.min_votes`` votes go ``val_fraction`` to val and the others to train, stratified by their
+top class. The test split stays confident galaxies only, scored against their (unambiguous) class.
 """
 
 from __future__ import annotations
@@ -67,7 +73,7 @@ def stratified_split(labels: pd.Series, test_fraction: float, val_fraction: floa
     return split
 
 
-def make_labels(catalog: pd.DataFrame, threshold: float, test_fraction: float, val_fraction: float, uncertain_max: int, seed: int) -> tuple[pd.DataFrame, dict]:
+def make_labels(catalog: pd.DataFrame, threshold: float, test_fraction: float, val_fraction: float, uncertain_max: int, seed: int, targets: str = "hard", min_votes: int = 0) -> tuple[pd.DataFrame, dict]:
     """The labelled table (one row per galaxy kept) and a summary of counts."""
     probs = class_probabilities(catalog)
     table = pd.concat([catalog[["objid", "ra", "dec", "petroR90_r", "nvote"]], probs], axis=1)
@@ -80,11 +86,19 @@ def make_labels(catalog: pd.DataFrame, threshold: float, test_fraction: float, v
     conf["split"] = stratified_split(conf["label"], test_fraction, val_fraction, rng)
 
     unc = table[defined & ~confident]
-    n_unc = min(uncertain_max, len(unc)) if uncertain_max >= 0 else len(unc)
-    unc = unc.iloc[np.sort(rng.choice(len(unc), size=n_unc, replace=False))].copy()
-    unc["split"] = "uncertain"
+    # the held-out sample for the comparison with the votes: with votes as targets, the test share
+    # of them (the rest is trained on), else every one; at most uncertain_max
+    n_unc = int(round(len(unc) * test_fraction)) if targets == "votes" else len(unc)
+    n_unc = min(uncertain_max, n_unc) if uncertain_max >= 0 else n_unc
+    held = np.zeros(len(unc), dtype=bool)
+    held[rng.choice(len(unc), size=n_unc, replace=False)] = True
+    parts = [conf, unc[held].assign(split="uncertain")]
+    if targets == "votes":
+        extra = unc[~held & (unc["nvote"].to_numpy() >= min_votes)].copy()
+        extra["split"] = stratified_split(extra["label"], 0.0, val_fraction, rng)
+        parts.append(extra)
 
-    out = pd.concat([conf, unc]).sort_values("objid").reset_index(drop=True)[list(LABEL_COLUMNS)]
+    out = pd.concat(parts).sort_values("objid").reset_index(drop=True)[list(LABEL_COLUMNS)]
     summary = {
         "threshold": threshold,
         "catalog_rows": int(len(catalog)),
@@ -92,6 +106,8 @@ def make_labels(catalog: pd.DataFrame, threshold: float, test_fraction: float, v
         "confident": int(confident.sum()),
         "uncertain_total": int((defined & ~confident).sum()),
         "uncertain_kept": int(n_unc),
+        "targets": targets,
+        "uncertain_trained_on": int(((out["split"].isin(["train", "val"])) & (out["confidence"] < threshold - TOLERANCE)).sum()),
         "confident_by_class": {c: int((conf["label"] == c).sum()) for c in CLASS_NAMES},
         "by_split": {s: {c: int(((out["split"] == s) & (out["label"] == c)).sum()) for c in CLASS_NAMES} for s in SPLITS},
     }
@@ -101,7 +117,8 @@ def make_labels(catalog: pd.DataFrame, threshold: float, test_fraction: float, v
 def run(catalog_csv: str | Path, out_csv: str | Path, summary_json: str | Path, settings: dict) -> pd.DataFrame:
     cfg = settings["labels"]
     catalog = pd.read_csv(catalog_csv, dtype={"objid": "int64"})
-    labels, summary = make_labels(catalog, cfg["threshold"], cfg["test_fraction"], cfg["val_fraction"], cfg["uncertain_max"], cfg["seed"])
+    targets = settings["train"]
+    labels, summary = make_labels(catalog, cfg["threshold"], cfg["test_fraction"], cfg["val_fraction"], cfg["uncertain_max"], cfg["seed"], targets["targets"], targets.get("min_votes", 0))
     if summary["confident"] == 0:
         raise InputError(f"no galaxy in {catalog_csv} reaches labels.threshold = {cfg['threshold']}: nothing to train on; lower the threshold or query more galaxies")
     write_csv_atomic(out_csv, labels)

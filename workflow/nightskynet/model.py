@@ -1,11 +1,24 @@
-"""The study's network: 4 conv layers, 4 fully connected (two of them maxout), 4-way softmax.
+"""The networks, the input standardisation and the calibration they share, and the model file.
 
-conv(32) -> pool -> conv(64) -> pool -> conv(64) -> conv(128) -> pool -> flatten ->
-dense + ReLU -> maxout -> maxout -> dense + ReLU -> linear(4), dropout 0.5 after each dense layer.
-The study left kernel sizes and dense widths unstated; the defaults (config ``train.model``) are
-kernels 6, 5, 3, 3 (valid convolutions, as in Dieleman et al.'s Galaxy Zoo network), dense widths
-512, 256, 256, 128, and 2 pieces per maxout unit. The forward pass returns logits; ``probabilities``
-applies the softmax.
+Two networks (config ``train.recipe``):
+
+* ``study``: the study's network. conv(32) -> pool -> conv(64) -> pool -> conv(64) -> conv(128)
+  -> pool -> flatten -> dense + ReLU -> maxout -> maxout -> dense + ReLU -> linear(4), dropout
+  after each of the four dense layers. The study left kernel sizes and dense widths unstated; the
+  defaults (config ``train.study.model``) are kernels 6, 5, 3, 3 (valid convolutions, as in
+  Dieleman et al.'s Galaxy Zoo network), dense widths 512, 256, 256, 128, 2 pieces per maxout
+  unit, dropout 0.5.
+* ``resnet``: a small residual network sized for 60 px crops: a 3 x 3 stem, four stages of one
+  basic residual block each (widths w, 2w, 4w, 8w; stride 2 from the second stage on), batch
+  normalisation, global average pooling, dropout, linear(4).
+
+Both sit inside a ``GalaxyClassifier``: per-channel standardisation of the [0, 1] input (from the
+training images) -> network -> calibration. The calibration (fitted after training, on the
+validation galaxies; identity until then) adds a per-class logit offset that moves the class
+prior the network was trained at back to the real one, and divides by a temperature, so the
+softmax of the classifier's output is a calibrated probability in every consumer (evaluate,
+predict). The model file holds the architecture, the weights, the calibration, the merger decision
+threshold and the geometry of the cutouts it was trained on.
 """
 
 from __future__ import annotations
@@ -16,18 +29,13 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
+from .classes import CLASS_NAMES
 from .errors import NightSkyNetError, SettingsError
 
-DEFAULT_ARCHITECTURE = {
-    "channels": [32, 64, 64, 128],
-    "kernels": [6, 5, 3, 3],
-    "dense": [512, 256, 256, 128],
-    "maxout_pieces": 2,
-    "dropout": 0.5,
-    "input_size": 60,
-}
-POOL_AFTER = (True, True, False, True)  # 2 x 2 max pooling after conv 1, 2 and 4
+POOL_AFTER = (True, True, False, True)  # the study's network: 2 x 2 max pooling after conv 1, 2 and 4
+NETWORKS = ("study", "resnet")
 
 
 class Maxout(nn.Module):
@@ -58,12 +66,13 @@ class Standardize(nn.Module):
         return (x - self.mean) / self.std
 
 
-class GalaxyNet(nn.Module):
-    def __init__(self, channels=(32, 64, 64, 128), kernels=(6, 5, 3, 3), dense=(512, 256, 256, 128), maxout_pieces=2, dropout=0.5, input_size=60, n_classes=4):
+class StudyNet(nn.Module):
+    """The study's network (module docstring)."""
+
+    def __init__(self, channels, kernels, dense, maxout_pieces: int, dropout: float, input_size: int, n_classes: int = 4):
         super().__init__()
         if len(channels) != 4 or len(kernels) != 4 or len(dense) != 4:
-            raise SettingsError("the network has exactly 4 conv layers (channels, kernels) and 4 dense layers (dense)")
-        self.standardize = Standardize(3)
+            raise SettingsError("the study's network has exactly 4 conv layers (channels, kernels) and 4 dense layers (dense)")
         layers: list[nn.Module] = []
         c_in, side = 3, input_size
         for c_out, k, pool in zip(channels, kernels, POOL_AFTER):
@@ -73,29 +82,94 @@ class GalaxyNet(nn.Module):
                 layers.append(nn.MaxPool2d(2))
                 side //= 2
             if side < 1:
-                raise SettingsError(f"train.model kernels {list(kernels)} shrink a {input_size} px input to nothing")
+                raise SettingsError(f"train.study.model kernels {list(kernels)} shrink a {input_size} px crop (shards.crop) to nothing; use smaller kernels or a larger crop")
             c_in = c_out
         self.features = nn.Sequential(*layers)
-        flat = c_in * side * side
         d1, d2, d3, d4 = dense
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(flat, d1), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(c_in * side * side, d1), nn.ReLU(inplace=True), nn.Dropout(dropout),
             Maxout(d1, d2, maxout_pieces), nn.Dropout(dropout),
             Maxout(d2, d3, maxout_pieces), nn.Dropout(dropout),
             nn.Linear(d3, d4), nn.ReLU(inplace=True), nn.Dropout(dropout),
             nn.Linear(d4, n_classes),
-        )
+        )  # fmt: skip
         self.feature_shape = (c_in, side, side)
-        self.input_size = input_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(self.standardize(x)))
+        return self.classifier(self.features(x))
+
+    def parts(self) -> list[nn.Module]:
+        return [*self.features, *self.classifier]
 
 
-def build_model(architecture: dict) -> GalaxyNet:
-    arch = {**DEFAULT_ARCHITECTURE, **architecture}
-    return GalaxyNet(arch["channels"], arch["kernels"], arch["dense"], arch["maxout_pieces"], arch["dropout"], arch["input_size"])
+class ResidualBlock(nn.Module):
+    """Two 3 x 3 convolutions with batch normalisation and a shortcut (1 x 1 where the shape changes)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Sequential() if (c_in == c_out and stride == 1) else nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(h)) + self.shortcut(x))
+
+
+class ResidualNet(nn.Module):
+    """The small residual network (module docstring)."""
+
+    def __init__(self, width: int, dropout: float, input_size: int, n_classes: int = 4):
+        super().__init__()
+        if input_size < 16:
+            raise SettingsError(f"the residual network needs crops of at least 16 px (shards.crop is {input_size})")
+        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+        widths = [width, 2 * width, 4 * width, 8 * width]
+        self.stages = nn.Sequential(*[ResidualBlock(c_in, c_out, 1 if i == 0 else 2) for i, (c_in, c_out) in enumerate(zip([width, *widths[:-1]], widths))])
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(widths[-1], n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.stages(self.stem(x)))
+
+    def parts(self) -> list[nn.Module]:
+        return [self.stem, *self.stages, *self.head]
+
+
+class Calibration(nn.Module):
+    """logits -> (logits + logit_bias) / temperature. The identity until ``train`` fits it."""
+
+    def __init__(self, n_classes: int = 4):
+        super().__init__()
+        self.register_buffer("logit_bias", torch.zeros(n_classes))
+        self.register_buffer("temperature", torch.ones(()))
+
+    def forward(self, logits: torch.Tensor) -> torch.Tensor:
+        return (logits + self.logit_bias) / self.temperature
+
+
+class GalaxyClassifier(nn.Module):
+    """Standardisation -> network -> calibration. ``forward`` gives calibrated logits, ``raw_logits`` the network's own."""
+
+    def __init__(self, network: str, architecture: dict, input_size: int):
+        super().__init__()
+        if network == "study":
+            self.network = StudyNet(architecture["channels"], architecture["kernels"], architecture["dense"], architecture["maxout_pieces"], architecture["dropout"], input_size)
+        elif network == "resnet":
+            self.network = ResidualNet(architecture["width"], architecture["dropout"], input_size)
+        else:
+            raise SettingsError(f"unknown network {network!r} (known: {', '.join(NETWORKS)})")
+        self.kind, self.architecture, self.input_size = network, dict(architecture), input_size
+        self.standardize = Standardize(3)
+        self.calibration = Calibration(len(CLASS_NAMES))
+
+    def raw_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(self.standardize(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.calibration(self.raw_logits(x))
 
 
 def to_input(images_uint8: torch.Tensor) -> torch.Tensor:
@@ -107,45 +181,57 @@ def probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return torch.softmax(model(x).float(), dim=1)
 
 
-def layer_shapes(model: GalaxyNet) -> list[tuple[str, tuple[int, ...]]]:
-    """(layer description, output shape without batch) for each layer, for reports."""
-    shapes = []
-    x = torch.zeros(1, 3, model.input_size, model.input_size)
+def layer_table(model: GalaxyClassifier) -> list[tuple[str, tuple[int, ...]]]:
+    """(layer, output shape without the batch) for every layer a reader should see, dropout included."""
+    rows = []
+    x = model.standardize(torch.zeros(1, 3, model.input_size, model.input_size))
+    was_training = model.training
+    model.eval()
     with torch.no_grad():
-        for part in (model.features, model.classifier):
-            for layer in part:
-                x = layer(x)
-                if isinstance(layer, (nn.ReLU, nn.Dropout, nn.Flatten)):
-                    continue
-                shapes.append((describe(layer), tuple(x.shape[1:])))
-    return shapes
+        for part in model.network.parts():
+            x = part(x)
+            name = describe(part)
+            if name:
+                rows.append((name, tuple(x.shape[1:])))
+    model.train(was_training)
+    return rows
 
 
-def describe(layer: nn.Module) -> str:
+def describe(layer: nn.Module) -> str | None:
+    """A layer in words; None for the ones folded into the line before (ReLU, flatten)."""
     if isinstance(layer, nn.Conv2d):
         return f"conv {layer.kernel_size[0]}x{layer.kernel_size[1]}, {layer.out_channels} ch, ReLU"
     if isinstance(layer, nn.MaxPool2d):
         return "max pool 2x2"
     if isinstance(layer, Maxout):
-        return f"maxout {layer.out_features} ({layer.pieces} pieces), dropout"
+        return f"maxout {layer.out_features} ({layer.pieces} pieces)"
     if isinstance(layer, nn.Linear):
-        return f"dense {layer.out_features}"
-    return type(layer).__name__
+        return f"dense {layer.out_features}" + (", ReLU" if layer.out_features > len(CLASS_NAMES) else " (class logits)")
+    if isinstance(layer, nn.Dropout):
+        return f"dropout {layer.p:g}"
+    if isinstance(layer, ResidualBlock):
+        stride = layer.conv1.stride[0]
+        return f"residual block, {layer.conv2.out_channels} ch" + (f", stride {stride}" if stride > 1 else "")
+    if isinstance(layer, nn.Sequential) and layer and isinstance(layer[0], nn.Conv2d):
+        return f"stem: conv 3x3, {layer[0].out_channels} ch, batch norm, ReLU"
+    if isinstance(layer, nn.AdaptiveAvgPool2d):
+        return "global average pool"
+    return None
 
 
-def save_model(path, model: GalaxyNet, architecture: dict, extra: dict) -> None:
+def save_model(path, model: GalaxyClassifier, extra: dict) -> None:
     from .files import atomic_path
 
     with atomic_path(path) as tmp:
-        torch.save({"architecture": {**DEFAULT_ARCHITECTURE, **architecture}, "state_dict": model.state_dict(), **extra}, tmp)
+        torch.save({"network": model.kind, "architecture": model.architecture, "input_size": model.input_size, "state_dict": model.state_dict(), **extra}, tmp)
 
 
 class ModelFileError(NightSkyNetError, ValueError):
     """A file that is not a model written by the train stage."""
 
 
-def load_model(path, device: str | torch.device = "cpu") -> tuple[GalaxyNet, dict]:
-    """The network in ``path`` (a model.pt of the train stage), in eval mode on ``device``, and everything saved with it.
+def load_model(path, device: str | torch.device = "cpu") -> tuple[GalaxyClassifier, dict]:
+    """The classifier in ``path`` (a model.pt of the train stage), in eval mode on ``device``, and everything saved with it.
 
     Loads tensors and plain settings only (``weights_only``): a model file never runs code.
     """
@@ -161,21 +247,14 @@ def load_model(path, device: str | torch.device = "cpu") -> tuple[GalaxyNet, dic
         raise ModelFileError(f"{path} is not a Night Sky Net model file ({what}): not a PyTorch file") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile):
         raise ModelFileError(f"{path} is not a Night Sky Net model file ({what}): not a readable PyTorch file") from None
-    if not isinstance(saved, dict) or "architecture" not in saved or "state_dict" not in saved:
-        raise ModelFileError(f"{path} is not a Night Sky Net model file ({what}): a PyTorch file without the network's architecture and weights")
-    model = build_model(saved["architecture"])
+    if not isinstance(saved, dict) or not {"network", "architecture", "input_size", "state_dict"} <= set(saved):
+        raise ModelFileError(f"{path} is not a Night Sky Net model file ({what}): a PyTorch file without the network's architecture and weights (a model from before calibration was added: train it again)")
+    model = GalaxyClassifier(saved["network"], saved["architecture"], saved["input_size"])
     model.load_state_dict(saved["state_dict"])
     model.to(device).eval()
     return model, saved
 
 
-DEFAULT_CUTOUT = {"size": 120, "scale_mode": "fixed", "scale": 0.4, "adaptive_k": 0.0846}
-
-
 def model_geometry(saved: dict) -> tuple[dict, int]:
-    """(the cutout geometry the model was trained on, the network's input crop in px).
-
-    Models written before the geometry was recorded were trained on the default cutouts.
-    """
-    cutout = {**DEFAULT_CUTOUT, **saved.get("cutout", {})}
-    return cutout, int(saved.get("crop", saved["architecture"].get("input_size", 60)))
+    """(the geometry of the cutouts the model was trained on, the network's input crop in px)."""
+    return dict(saved["cutout"]), int(saved["input_size"])

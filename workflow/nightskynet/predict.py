@@ -13,8 +13,10 @@ INPUT is a folder of JPEG/PNG cutouts or a catalog CSV with ``objid, ra, dec``.
   depends only on its position. An objid that appears at two different positions is refused,
   with the rows named: the output could not tell the two apart.
 
-OUT.csv has one row per classified input: ``source`` (file name or objid), the four class
-probabilities and ``predicted``; for a catalog also ``ra, dec``. Test-time augmentation (the mean
+OUT.csv has one row per classified input: ``source`` (file name or objid), the four calibrated
+class probabilities, ``predicted`` (the most probable class) and ``merger_candidate`` (p_merger at
+or above the model's merger threshold, chosen on the val split for a target recall); for a
+catalog also ``ra, dec``. Test-time augmentation (the mean
 over the 8 D4 views) is on by default. Bad input stops the command with one line naming the row,
 the column and the value.
 """
@@ -34,7 +36,7 @@ from PIL import Image, UnidentifiedImageError
 from .classes import CLASS_NAMES, PROB_COLUMNS
 from .cutouts import IMAGE_SUFFIXES, has_central_source, image_files, load_cutout
 from .errors import InputError
-from .evaluate import predict_proba
+from .evaluate import merger_candidates, predict_proba
 from .files import write_csv_atomic
 from .model import load_model, model_geometry
 from .train import pick_device
@@ -175,6 +177,7 @@ def run(model_path: str | Path, input_path: str | Path, out_csv: str | Path, set
     for k, col in enumerate(PROB_COLUMNS):
         out[col] = probs[:, k].round(5)
     out["predicted"] = [CLASS_NAMES[i] for i in probs.argmax(1)]
+    out["merger_candidate"] = merger_candidates(probs, saved.get("merger_threshold"))
     if positions is not None:
         out["ra"], out["dec"] = positions.loc[keep, "ra"].to_numpy(), positions.loc[keep, "dec"].to_numpy()
     write_csv_atomic(out_csv, out)

@@ -21,7 +21,7 @@ from . import __version__
 from .classes import CLASS_LABELS, CLASS_NAMES
 from .figures import plt, png_data_uri, save_figure
 from .files import write_text_atomic
-from .model import layer_shapes, load_model
+from .model import layer_table, load_model
 from .cutouts import decode
 from .shards import read_chunks
 from .votes import votes_phrase
@@ -75,24 +75,82 @@ def example_grid(labels: pd.DataFrame, chunk_tars: list[str], per_class: int, si
 
 
 def network_drawing(shapes: list[tuple[str, tuple[int, ...]]], input_size: int):
-    """Boxes left to right, one per layer, height growing with the layer's size, shape written under each."""
-    items = [("input", (3, input_size, input_size))] + shapes + [("softmax", (4,))]
-    fig, ax = plt.subplots(figsize=(max(8, 1.05 * len(items)), 3.3))
+    """Boxes left to right, one per layer, height growing with the layer's size (log scale), its
+    output shape under it and its name above, a dropout folded into the layer it follows."""
+    items: list[tuple[str, tuple[int, ...]]] = [("input", (3, input_size, input_size))]
+    for name, shape in shapes:
+        if name.startswith("dropout") and items:
+            items[-1] = (items[-1][0] + ", + " + name, items[-1][1])
+        else:
+            items.append((name, shape))
+    items.append(("softmax", (4,)))
+    fig, ax = plt.subplots(figsize=(max(8.0, 1.15 * len(items)), 3.6))
     sizes = [float(np.prod(shape)) for _, shape in items]
     lo, hi = np.log10(min(sizes)), np.log10(max(sizes))
-    colours = {"conv": "#4c72b0", "max ": "#8fa8d8", "dens": "#dd8452", "maxo": "#c44e52", "inpu": "#55a868", "soft": "#55a868"}
+    colours = {"conv": "#4c72b0", "max ": "#8fa8d8", "dens": "#dd8452", "maxo": "#c44e52", "inpu": "#55a868", "soft": "#55a868", "stem": "#4c72b0", "resi": "#64b5cd", "glob": "#8fa8d8"}
     for k, ((name, shape), size) in enumerate(zip(items, sizes)):
         h = 0.35 + 1.6 * (np.log10(size) - lo) / max(1e-9, hi - lo)
         ax.add_patch(plt.Rectangle((k - 0.38, -h / 2), 0.76, h, color=colours.get(name[:4], "#999"), alpha=0.85))
         ax.text(k, -h / 2 - 0.12, " x ".join(str(v) for v in shape), ha="center", va="top", fontsize=7)
-        ax.text(k, h / 2 + 0.1, name.replace(", ", "\n"), ha="center", va="bottom", fontsize=6.5)
+        label = name.replace("stem: ", "stem\n").replace(", ", "\n").replace(" (", "\n(")
+        ax.text(k, h / 2 + 0.1, label, ha="center", va="bottom", fontsize=6.5, linespacing=1.15)
         if k:
             ax.annotate("", xy=(k - 0.4, 0), xytext=(k - 0.6, 0), arrowprops={"arrowstyle": "->", "color": "#444"})
     ax.set_xlim(-0.6, len(items) - 0.4)
-    ax.set_ylim(-1.55, 1.75)
+    ax.set_ylim(-1.55, 2.25)
     ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def result_section(metrics: dict, votes: str) -> str:
+    """The headline, in words: balanced accuracy first (what it means), accuracy, and every class
+    the network never predicts or never gets right, named beside them."""
+    per_class = metrics["per_class"]
+    cm = np.array(metrics["confusion_matrix"])
+    never_predicted = [c for i, c in enumerate(CLASS_NAMES) if cm[:, i].sum() == 0 and per_class[c]["support"]]
+    never_right = [c for i, c in enumerate(CLASS_NAMES) if cm[i, i] == 0 and per_class[c]["support"] and c not in never_predicted]
+    text = (
+        f"<p>Balanced accuracy <b>{metrics['balanced_accuracy']}</b> on {metrics['n_test']} test galaxies never used in training "
+        f"(labels from {votes}). Balanced accuracy is the mean of the four classes' recalls (the share of each class's "
+        "galaxies the network gets right), so a rare class such as the mergers counts as much as a common one; "
+        f"plain accuracy, the share of all test galaxies classified right, is {metrics['accuracy']} "
+        f"({metrics['accuracy_single_view']} from a single view, without averaging the 8 rotations and flips).</p>"
+    )
+    cal, merger = metrics.get("calibration", {}), metrics.get("merger", {})
+    if "uncalibrated" in cal:
+        text += (f"<p>Probabilities are calibrated: expected calibration error {cal['expected_calibration_error']} on the test split "
+                 f"({cal['uncalibrated']['expected_calibration_error']} before calibration), so a class given probability 0.8 is right about 8 times in 10.</p>")
+    if merger.get("threshold") is not None:
+        found = f"finds {merger['recall']:.2f} of the {merger['test_mergers']} test mergers" if merger.get("recall") is not None else "has no test merger to find"
+        prec = f"{merger['precision']:.2f} of its {merger['candidates']} candidates are mergers" if merger.get("precision") is not None else "it flags no test galaxy"
+        text += (f"<p>Mergers: a galaxy with p_merger &ge; {merger['threshold']:.3f} is a <i>merger candidate</i> (the threshold that finds "
+                 f"{merger['recall_target']:.0%} of the validation mergers). On the test split it {found}; {prec}.</p>")
+    for c in never_predicted:
+        text += (f"<p class='note'><b>The network never predicts {CLASS_LABELS[c]}</b>: none of the {per_class[c]['support']} "
+                 f"test {CLASS_LABELS[c]}s is found (recall 0) and no galaxy is called one (precision undefined, shown as 0). "
+                 "Its accuracy above holds for the other classes only.</p>")
+    for c in never_right:
+        text += f"<p class='note'><b>No test {CLASS_LABELS[c]} is classified right</b> (recall 0 of {per_class[c]['support']}).</p>"
+    return text
+
+
+RECIPE_WORDS = {
+    "study": "the study's network (4 convolutional and 4 dense layers, two of them maxout) trained as the study did: Adam at a constant learning rate, early stopping on the validation loss",
+    "resnet": "a small residual network trained with AdamW under a one-cycle schedule, each batch drawn so mergers make up a set share of it, every image given a fresh rotation/flip and shift each time it is seen",
+}
+
+
+def network_paragraph(saved: dict, model, n_params: int) -> str:
+    recipe = saved.get("recipe", {})
+    kind = recipe.get("recipe", model.kind)
+    kept = f"the weights of epoch {saved.get('best_epoch')} (lowest validation loss) kept" if kind == "study" else "the weights after the last epoch kept"
+    targets = "the vote fractions of every galaxy with enough votes" if recipe.get("targets") == "votes" else "the class of the confident galaxies"
+    cal = saved.get("calibration", {})
+    calibrated = (f" Calibrated on {cal.get('val_galaxies')} validation galaxies: class-prior correction {', '.join(f'{b:+.2f}' for b in cal.get('logit_bias', []))} "
+                  f"(logits of {', '.join(CLASS_LABELS[c] for c in CLASS_NAMES)}) and temperature {cal.get('temperature', 1):.3f}.") if cal.get("fitted") else " Not calibrated (train.calibrate: false)."
+    return (f"<p>Recipe <b>{html.escape(kind)}</b>: {RECIPE_WORDS.get(kind, '')}. It learns {targets}. {n_params:,} parameters; input "
+            f"{model.input_size} x {model.input_size} x 3 crops; trained {saved.get('epochs_run')} epochs, {kept}.{calibrated}</p>")
 
 
 def save_png(fig, path: str | Path) -> str:
@@ -162,18 +220,21 @@ def run(inputs: dict, eval_figures: dict, figures: dict, out_html: str, settings
     labelled = labels.assign(downloaded=labels["objid"].isin(ok))
     count_rows = [["catalog (SqlSearch, after validation)", len(catalog), "", "", "", ""]]
     count_rows.append(["confident (max >= %.2f)" % summary["threshold"], summary["confident"], *[summary["confident_by_class"][c] for c in CLASS_NAMES]])
-    count_rows.append(["uncertain (kept sample)", summary["uncertain_kept"], "", "", "", ""])
+    count_rows.append(["uncertain (below the cut)", summary["uncertain_total"], "", "", "", ""])
     count_rows.append(["cutouts downloaded (total incl. uncertain; per class: confident)", int(labelled["downloaded"].sum()), *[int((labelled["downloaded"] & (labelled["label"] == c) & (labelled["split"] != "uncertain")).sum()) for c in CLASS_NAMES]])
     for split in ("train", "val", "test"):
         part = labelled[(labelled["split"] == split) & labelled["downloaded"]]
         count_rows.append([f"{split} galaxies", len(part), *[int((part["label"] == c).sum()) for c in CLASS_NAMES]])
-    count_rows.append(["uncertain galaxies", int(((labelled["split"] == "uncertain") & labelled["downloaded"]).sum()), "", "", "", ""])
+    below_cut = labelled["downloaded"] & labelled["split"].isin(["train", "val"]) & (labelled["confidence"] < summary["threshold"] - 1e-9)
+    if below_cut.any():
+        count_rows.append(["of the train + val galaxies: below the cut, trained on their votes", int(below_cut.sum()), *[int((below_cut & (labelled["label"] == c)).sum()) for c in CLASS_NAMES]])
+    count_rows.append(["uncertain galaxies held out (compared with the votes)", int(((labelled["split"] == "uncertain") & labelled["downloaded"]).sum()), "", "", "", ""])
     count_rows.append(["augmented training images", shards_manifest["images"]["train"], *[shards_manifest["copies_per_class"][c]["images"] for c in CLASS_NAMES]])
     status_counts = manifests["status"].value_counts().to_dict()
 
     metric_rows = [[CLASS_LABELS[c], v["precision"], v["recall"], v["f1"], v["support"]] for c, v in metrics["per_class"].items()]
     vote_rows = [[CLASS_LABELS[c], v["pearson_r"], v["mean_abs_diff"]] for c, v in metrics["uncertain"]["per_class"].items()]
-    shapes = layer_shapes(model)
+    shapes = layer_table(model)
     arch_rows = [[name, " x ".join(str(s) for s in shape)] for name, shape in shapes]
     mistakes = metrics.get("most_confident_mistakes", [])
     auc_rows = [[CLASS_LABELS[c], v.get("roc_auc"), v.get("average_precision")] for c, v in metrics["per_class"].items()]
@@ -187,7 +248,7 @@ def run(inputs: dict, eval_figures: dict, figures: dict, out_html: str, settings
         f"nightskynet {__version__}, Python {platform.python_version()}.</p>",
         sim_note,
         "<h2>Result</h2>",
-        f"<p>Test accuracy <b>{metrics['accuracy']}</b> (balanced {metrics['balanced_accuracy']}; single view without test-time augmentation {metrics['accuracy_single_view']}) on {metrics['n_test']} test galaxies never used in training.</p>",
+        result_section(metrics, votes),
         table(metric_rows, ["class", "precision", "recall", "F1", "test galaxies"]),
         "<h2>Data through the pipeline</h2>",
         f"<p>Labels from {votes}: four classes renormalised after dropping don't-know; a galaxy is confident when its top class reaches {summary['threshold']}. "
@@ -196,8 +257,8 @@ def run(inputs: dict, eval_figures: dict, figures: dict, out_html: str, settings
         "<h2>Example galaxies</h2>",
         figure(save_png(example_grid(labels, inputs["chunk_tars"], settings["report"]["examples_per_class"], settings["scrape"]["size"], 0), figures["examples"]), f"Confident galaxies of each class, as downloaded ({settings['scrape']['size']} x {settings['scrape']['size']} px cutouts; class from {votes})."),
         "<h2>The network</h2>",
-        f"<p>{n_params:,} parameters; input {model.input_size} x {model.input_size} x 3 crops; trained {saved.get('epochs_run')} epochs, weights of epoch {saved.get('best_epoch')} (lowest validation loss) kept.</p>",
-        figure(save_png(network_drawing(shapes, model.input_size), figures["network"]), "The network, input on the left: box heights grow with each layer's output size (log scale); under each box its output shape (channels x height x width). Dropout 0.5 follows each dense and maxout layer."),
+        network_paragraph(saved, model, n_params),
+        figure(save_png(network_drawing(shapes, model.input_size), figures["network"]), "The network, input on the left: box heights grow with each layer's output size (log scale); under each box its output shape (channels x height x width), above it the layer and the dropout that follows it, if any. The table lists every layer."),
         table(arch_rows, ["layer", "output shape"]),
         "<h2>Training</h2>",
         figure(save_png(training_curves(history), figures["curves"]), "Loss and accuracy per epoch on the augmented training images and the validation galaxies (centre crops); lower loss and higher accuracy are better, a widening gap means overfitting."),

@@ -15,7 +15,9 @@ shard's array and the compressed JPEGs rather than every decoded image. Val, tes
 sets: one centre crop per galaxy.
 
 Every shard holds ``images`` (N, 60, 60, 3) uint8, ``labels`` (N,) int8 (class index, -1 where
-unknown), ``objids`` (N,) int64 and ``augmentation`` (N, 3) int16 (g, dy, dx). Shards are
+unknown), ``targets`` (N, 4) float32 (the galaxy's renormalised vote fractions, what
+``train.targets: votes`` learns), ``objids`` (N,) int64 and ``augmentation`` (N, 3) int16
+(g, dy, dx). Shards are
 byte-identical for identical inputs, settings and seed; ``manifest.json`` records counts, copies
 per class, settings and each shard's sha256.
 """
@@ -33,7 +35,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from .augment import augment, draw_augmentations
-from .classes import CLASS_INDEX, CLASS_NAMES
+from .classes import CLASS_INDEX, CLASS_NAMES, PROB_COLUMNS
 from .cutouts import decode
 from .errors import SettingsError
 from .files import write_json_atomic, write_npz_atomic
@@ -107,6 +109,8 @@ def plan_training_set(labels: pd.DataFrame, cfg: dict) -> tuple[pd.DataFrame, di
     for k, part in enumerate(np.array_split(np.arange(len(picks)), cfg["train_shards"])):
         shard[part], row[part] = k, np.arange(len(part))
     plan = pd.DataFrame({"objid": train["objid"].to_numpy()[picks], "label": train["label"].to_numpy()[picks], "g": aug[:, 0], "dy": aug[:, 1], "dx": aug[:, 2], "shard": shard, "row": row})
+    for col in PROB_COLUMNS:
+        plan[col] = train[col].to_numpy()[picks]
     copies = {c: {"galaxies": int(counts.get(c, 0)), "images": int(targets[c]), "copies_per_galaxy": round(targets[c] / counts[c], 2) if counts.get(c) else 0} for c in CLASS_NAMES}
     return plan, copies
 
@@ -136,7 +140,9 @@ def write_shard(path: str | Path, items: pd.DataFrame, jpegs: dict[int, bytes], 
     out_objids[rows] = objids
     out_labels[rows] = [CLASS_INDEX[c] for c in items["label"]] if label_known else -1
     out_aug[rows] = aug
-    write_npz_atomic(path, images=images, labels=out_labels, objids=out_objids, augmentation=out_aug)
+    out_targets = np.empty((n, len(PROB_COLUMNS)), np.float32)
+    out_targets[rows] = items[list(PROB_COLUMNS)].to_numpy(np.float32)
+    write_npz_atomic(path, images=images, labels=out_labels, targets=out_targets, objids=out_objids, augmentation=out_aug)
     return n
 
 

@@ -1,12 +1,27 @@
-"""Stage ``train``: fit the network on the augmented shards; early stopping on the val split.
+"""Stage ``train``: fit the network on the augmented shards, then calibrate it on the val split.
 
-CUDA when present (bf16 autocast, channels_last, the whole uint8 training set moved to the GPU
-once), CPU otherwise (``threads`` from Snakemake). A checkpoint is written after every epoch to
-``train.checkpoint_dir`` (outside Snakemake's outputs, which a failed job loses); a restarted
-training with the same inputs and settings resumes from it, bit for bit on the CPU: the shuffle
-order comes from (seed, epoch) and the dropout RNG state is saved with the checkpoint.
-Outputs: ``model.pt`` (the weights of the epoch with the lowest val loss) and ``history.csv``;
-the checkpoint is deleted once they are written, so ``--forcerun train`` trains afresh.
+Two recipes (config ``train.recipe``), each with its own settings section:
+
+* ``study``: the study's network and training. Adam at a constant learning rate, cross-entropy,
+  one pass over the stored training images per epoch in a seeded order, early stopping on the
+  validation loss (``patience``), the weights of the best epoch kept.
+* ``resnet``: the small residual network (``model.py``) with a modern recipe: AdamW under a
+  one-cycle learning-rate schedule, each batch drawn so mergers make up ``merger_share`` of it
+  (the stored shards keep the study's 1%), and every image given a fresh D4 element and a shift
+  of up to ``shift`` px on the training device, on top of the stored augmentation; the weights
+  of the last epoch kept (or their exponential moving average, ``ema``).
+
+``train.targets``: ``hard`` learns each galaxy's class (with ``label_smoothing``), ``votes`` its
+renormalised vote fractions (the soft cross-entropy). Then ``calibrate.calibrate`` fits the prior
+correction, the temperature and the merger threshold on the validation galaxies.
+
+CUDA when present (bf16 autocast, channels_last, the whole uint8 set on the GPU once), CPU
+otherwise (``threads``, channels_last). A checkpoint is written after every epoch to
+``checkpoint_dir`` (outside Snakemake's outputs, which a failed job loses); a restarted training
+with the same inputs and settings resumes from it, bit for bit on the CPU: batch order and
+augmentation come from (seed, epoch), and the dropout RNG state is saved with the checkpoint.
+Outputs: ``model.pt`` and ``history.csv``; the checkpoint is deleted once they are written, so
+``--forcerun train`` trains afresh.
 """
 
 from __future__ import annotations
@@ -20,26 +35,32 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
+from torch.nn import functional as F
 from tqdm import tqdm
 
+from .augment import d4_torch
+from .calibrate import calibrate
 from .classes import CLASS_NAMES
 from .errors import InputError, SettingsError
 from .files import atomic_path, write_csv_atomic
-from .model import build_model, save_model, to_input
+from .model import GalaxyClassifier, save_model, to_input
 
 log = logging.getLogger(__name__)
 
-HISTORY_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds", "images_per_s")
+HISTORY_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_balanced_accuracy", "learning_rate", "seconds", "images_per_s")
+RECIPES = ("study", "resnet")
 
 
-def load_shards(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    images, labels = [], []
+def load_shards(paths: list[str]) -> dict[str, np.ndarray]:
+    """images, labels, targets and objids of the shards, concatenated."""
+    parts: dict[str, list] = {"images": [], "labels": [], "targets": [], "objids": []}
     for path in paths:
         with np.load(path) as z:
-            images.append(z["images"])
-            labels.append(z["labels"])
-    return np.concatenate(images), np.concatenate(labels).astype(np.int64)
+            for key in parts:
+                parts[key].append(z[key])
+    out = {k: np.concatenate(v) for k, v in parts.items()}
+    out["labels"] = out["labels"].astype(np.int64)
+    return out
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -50,76 +71,160 @@ def pick_device(requested: str = "auto") -> torch.device:
     return torch.device(requested)
 
 
-def run_key(shard_paths: list[str], cfg: dict) -> str:
+def recipe_settings(cfg: dict) -> dict:
+    """The settings that decide the weights: the recipe's own section and the keys all recipes share."""
+    return {"recipe": cfg["recipe"], "targets": cfg["targets"], "seed": cfg["seed"], **cfg[cfg["recipe"]]}
+
+
+def run_key(shard_paths: list[str], recipe: dict, input_size: int) -> str:
     """Identifies a training run: a checkpoint is resumed only by a run with the same key."""
-    h = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode())
+    h = hashlib.sha256(json.dumps({**recipe, "input_size": input_size}, sort_keys=True).encode())
     for path in shard_paths:
         h.update(Path(path).name.encode())
-        h.update(str(Path(path).stat().st_size).encode())
         with open(path, "rb") as f:
-            h.update(hashlib.sha256(f.read()).digest())
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
     return h.hexdigest()[:16]
 
 
+def random_views(x: torch.Tensor, shift: int, generator: torch.Generator) -> torch.Tensor:
+    """A fresh D4 element and a shift of up to ``shift`` px (edges replicated) for every image of (N, C, H, W)."""
+    n, _, h, w = x.shape
+    g = torch.randint(0, 8, (n,), generator=generator)
+    moves = torch.randint(-shift, shift + 1, (n, 2), generator=generator)
+    if shift:
+        padded = F.pad(x, (shift, shift, shift, shift), mode="replicate")
+        rows = (shift + moves[:, :1] + torch.arange(h)).to(x.device)
+        cols = (shift + moves[:, 1:] + torch.arange(w)).to(x.device)
+        x = padded[torch.arange(n, device=x.device)[:, None, None, None], torch.arange(x.shape[1], device=x.device)[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
+    out = torch.empty_like(x)
+    for element in range(8):
+        chosen = (g == element).to(x.device)
+        if chosen.any():
+            out[chosen] = d4_torch(x[chosen], element)
+    return out
+
+
+def sampling_weights(labels: np.ndarray, merger_share: float) -> np.ndarray:
+    """Per-image probabilities that give mergers ``merger_share`` of a batch and the other classes equal shares."""
+    present = [c for c in range(len(CLASS_NAMES)) if (labels == c).any()]
+    share = {}
+    others = [c for c in present if c != 3]
+    if 3 in present:
+        share[3] = merger_share if others else 1.0
+    for c in others:
+        share[c] = (1.0 - share.get(3, 0.0)) / len(others)
+    counts = np.bincount(labels, minlength=len(CLASS_NAMES))
+    w = np.array([share.get(int(c), 0.0) / counts[c] for c in labels])
+    return w / w.sum()
+
+
+def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    recalls = [float((y_pred[y_true == c] == c).mean()) for c in range(len(CLASS_NAMES)) if (y_true == c).any()]
+    return float(np.mean(recalls)) if recalls else float("nan")
+
+
 class Trainer:
-    def __init__(self, cfg: dict, device: torch.device):
-        self.cfg, self.device = cfg, device
-        torch.manual_seed(cfg["seed"])
-        self.model = build_model(cfg["model"]).to(device)
-        if device.type == "cuda":
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg["learning_rate"], weight_decay=cfg["weight_decay"])
-        self.loss_fn = nn.CrossEntropyLoss()
+    """One recipe's network, optimizer and schedule; ``train_epoch`` and ``evaluate`` on uint8 tensors."""
+
+    def __init__(self, recipe: dict, architecture: dict, input_size: int, device: torch.device, steps_per_epoch: int):
+        self.recipe, self.device = recipe, device
+        torch.manual_seed(recipe["seed"])
+        self.model = GalaxyClassifier(recipe["recipe"], architecture, input_size).to(device).to(memory_format=torch.channels_last)
+        if recipe["recipe"] == "study":
+            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=recipe["learning_rate"], weight_decay=recipe["weight_decay"])
+            self.scheduler = None
+        else:
+            self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=recipe["learning_rate"], weight_decay=recipe["weight_decay"])
+            self.scheduler = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=recipe["learning_rate"], total_steps=max(1, recipe["epochs"] * steps_per_epoch), pct_start=0.2)
+        ema = recipe.get("ema", 0.0)
+        self.ema = torch.optim.swa_utils.AveragedModel(self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(ema), use_buffers=True) if ema else None
         self.amp = device.type == "cuda"
 
-    def _batch(self, images: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        x = to_input(images[idx].to(self.device, non_blocking=True))
-        return x.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else x
+    @property
+    def final_model(self) -> GalaxyClassifier:
+        return self.ema.module if self.ema is not None else self.model
 
-    def train_epoch(self, images: torch.Tensor, labels: torch.Tensor, epoch: int) -> tuple[float, float]:
+    def _input(self, images: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return to_input(images[idx].to(self.device, non_blocking=True)).contiguous(memory_format=torch.channels_last)
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.recipe["targets"] == "votes":
+            return -(targets * F.log_softmax(logits, dim=1)).sum(1).mean()
+        return F.cross_entropy(logits, labels, label_smoothing=self.recipe.get("label_smoothing", 0.0))
+
+    def epoch_order(self, labels: np.ndarray, epoch: int) -> torch.Tensor:
+        rng = np.random.default_rng([self.recipe["seed"], epoch])
+        if self.recipe["recipe"] == "study":
+            return torch.from_numpy(rng.permutation(len(labels)))
+        return torch.from_numpy(rng.choice(len(labels), size=len(labels), p=sampling_weights(labels, self.recipe["merger_share"])))
+
+    def train_epoch(self, data: dict[str, torch.Tensor], labels_np: np.ndarray, epoch: int) -> tuple[float, float]:
         self.model.train()
-        order = torch.from_numpy(np.random.default_rng([self.cfg["seed"], epoch]).permutation(len(labels)))
-        bs = self.cfg["batch_size"]
+        order = self.epoch_order(labels_np, epoch)
+        bs, shift = self.recipe["batch_size"], self.recipe.get("shift", 0)
+        fresh_views = self.recipe["recipe"] != "study"
+        generator = torch.Generator().manual_seed(int(np.random.default_rng([self.recipe["seed"], epoch, 1]).integers(2**62)))
         # running sums stay on the device: no host sync per step (it would idle a GPU)
         total_loss = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         with tqdm(total=len(order), desc=f"epoch {epoch}", unit="img", mininterval=5.0, leave=False) as bar:
             for start in range(0, len(order), bs):
-                idx = order[start : start + bs].to(images.device)
-                x, y = self._batch(images, idx), labels[idx].to(self.device, non_blocking=True)
+                idx = order[start : start + bs].to(data["images"].device)
+                x = self._input(data["images"], idx)
+                if fresh_views:
+                    x = random_views(x, shift, generator).contiguous(memory_format=torch.channels_last)
+                y, t = data["labels"][idx].to(self.device), data["targets"][idx].to(self.device)
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                    logits = self.model(x)
-                    loss = self.loss_fn(logits.float(), y)
+                    logits = self.model(x).float()
+                loss = self._loss(logits, y, t)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
+                if self.scheduler is not None:
+                    self.scheduler.step()
+                if self.ema is not None:
+                    self.ema.update_parameters(self.model)
                 total_loss += loss.detach() * len(idx)
                 correct += (logits.argmax(1) == y).sum()
                 bar.update(len(idx))
-        total_loss, correct = float(total_loss), int(correct)
-        return total_loss / max(1, len(order)), correct / max(1, len(order))
+        return float(total_loss) / max(1, len(order)), int(correct) / max(1, len(order))
 
     @torch.no_grad()
-    def evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
-        if len(labels) == 0:
-            return float("nan"), float("nan")
-        self.model.eval()
-        total_loss, correct = 0.0, 0
-        for start in range(0, len(labels), 1024):
-            idx = torch.arange(start, min(start + 1024, len(labels)), device=images.device)
-            x, y = self._batch(images, idx), labels[idx].to(self.device)
+    def evaluate(self, data: dict[str, torch.Tensor]) -> tuple[float, float, float]:
+        """Validation loss (against the class), accuracy and balanced accuracy, one view per galaxy."""
+        n = len(data["labels"])
+        if n == 0:
+            return float("nan"), float("nan"), float("nan")
+        model = self.final_model
+        model.eval()
+        logits = []
+        for start in range(0, n, 1024):
+            idx = torch.arange(start, min(start + 1024, n), device=data["images"].device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                logits = self.model(x).float()
-            total_loss += float(self.loss_fn(logits, y)) * len(idx)
-            correct += int((logits.argmax(1) == y).sum())
-        return total_loss / len(labels), correct / len(labels)
+                logits.append(model(self._input(data["images"], idx)).float())
+        logits = torch.cat(logits)
+        y = data["labels"].to(self.device)
+        pred = logits.argmax(1)
+        return float(F.cross_entropy(logits, y)), float((pred == y).float().mean()), balanced_accuracy(y.cpu().numpy(), pred.cpu().numpy())
 
     def state(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
 
     def load_state(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
@@ -132,28 +237,50 @@ def channel_statistics(images: np.ndarray, sample: int = 4096) -> tuple[np.ndarr
     return x.mean(axis=0), x.std(axis=0)
 
 
-def place(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    """The whole uint8 set on the training device once (1.1 GB at the study's scale)."""
-    return torch.from_numpy(array).to(device)
+def place(arrays: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
+    """The whole set on the training device once (1.1 GB of uint8 images at the study's scale)."""
+    return {"images": torch.from_numpy(arrays["images"]).to(device), "labels": torch.from_numpy(arrays["labels"]).to(device), "targets": torch.from_numpy(arrays["targets"]).to(device)}
 
 
-def fit(train_paths: list[str], val_path: str, cfg: dict, checkpoint_dir: str | Path, device: str = "auto", threads: int = 1, stop_after_epochs: int | None = None) -> tuple[Trainer, pd.DataFrame, dict]:
-    """Train (resuming from a matching checkpoint in ``checkpoint_dir``); return the trainer with the best weights loaded, the history, and the best state."""
-    device = pick_device(device)
-    if device.type == "cpu":
+def class_priors(train: dict[str, np.ndarray], recipe: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(the class mixture the network is trained at, the real one of the training galaxies).
+
+    Both are means of what the network learns (the class, or the vote fractions): over the
+    training images as the recipe draws them, and over the training galaxies, each counted once.
+    """
+    learned = train["targets"].astype(np.float64) if recipe["targets"] == "votes" else np.eye(len(CLASS_NAMES))[train["labels"]]
+    if recipe["recipe"] == "study":
+        trained = learned.mean(axis=0)
+    else:
+        trained = sampling_weights(train["labels"], recipe["merger_share"]) @ learned
+    _, first = np.unique(train["objids"], return_index=True)
+    real = learned[first].mean(axis=0)
+    return trained, real
+
+
+def fit(train_paths: list[str], val_path: str, cfg: dict, input_size: int, checkpoint_dir: str | Path, device: str = "auto", threads: int = 1, stop_after_epochs: int | None = None) -> tuple[Trainer, pd.DataFrame, dict]:
+    """Train (resuming from a matching checkpoint in ``checkpoint_dir``); return the trainer with the final weights loaded, the history and the best epoch."""
+    if cfg["recipe"] not in RECIPES:
+        raise SettingsError(f"train.recipe = {cfg['recipe']!r}: known recipes are {', '.join(RECIPES)}")
+    recipe = recipe_settings(cfg)
+    torch_device = pick_device(device)
+    if torch_device.type == "cpu":
         torch.set_num_threads(max(1, threads))
-    x_train, y_train = load_shards(train_paths)
-    x_val, y_val = load_shards([val_path])
-    if len(y_train) == 0:
+    train, val = load_shards(train_paths), load_shards([val_path])
+    if len(train["labels"]) == 0:
         raise InputError(f"the training shards {train_paths} hold no images")
-    log.info("training on %d images (%s), validating on %d galaxies, device %s, %d CPU threads", len(y_train), ", ".join(f"{c}={int((y_train == i).sum())}" for i, c in enumerate(CLASS_NAMES)), len(y_val), device, torch.get_num_threads())
-    images, labels = place(x_train, device), torch.from_numpy(y_train).to(device)
-    val_images, val_labels = place(x_val, device), torch.from_numpy(y_val).to(device)
+    log.info("recipe %s, targets %s: %d training images (%s), %d validation galaxies, device %s, %d CPU threads", recipe["recipe"], recipe["targets"], len(train["labels"]),
+             ", ".join(f"{c}={int((train['labels'] == i).sum())}" for i, c in enumerate(CLASS_NAMES)), len(val["labels"]), torch_device, torch.get_num_threads())
+    train_t, val_t = place(train, torch_device), place(val, torch_device)
+    architecture = recipe["model"] if recipe["recipe"] == "study" else {"width": recipe["width"], "dropout": recipe["dropout"]}
 
-    key = run_key(train_paths + [val_path], cfg)
+    key = run_key(train_paths + [val_path], recipe, input_size)
     ckpt_path = Path(checkpoint_dir) / "checkpoint.pt"
-    trainer = Trainer(cfg, device)
-    trainer.model.standardize.set_statistics(*channel_statistics(x_train))
+    steps = -(-len(train["labels"]) // recipe["batch_size"])
+    trainer = Trainer(recipe, architecture, input_size, torch_device, steps)
+    trainer.model.standardize.set_statistics(*channel_statistics(train["images"]))
+    if trainer.ema is not None:
+        trainer.ema.module.standardize.set_statistics(*channel_statistics(train["images"]))
     history: list[dict] = []
     best = {"val_loss": float("inf"), "epoch": 0, "state": None}
     start_epoch = 1
@@ -166,44 +293,61 @@ def fit(train_paths: list[str], val_path: str, cfg: dict, checkpoint_dir: str | 
         else:
             log.info("ignoring %s: it belongs to another run (inputs or settings changed)", ckpt_path)
 
+    early_stopping = recipe["recipe"] == "study"
     epochs_run = 0
-    for epoch in range(start_epoch, cfg["epochs"] + 1):
-        if best["epoch"] and epoch - best["epoch"] > cfg["patience"]:
-            log.info("early stop: val loss has not improved for %d epochs (best %.4f at epoch %d)", cfg["patience"], best["val_loss"], best["epoch"])
+    for epoch in range(start_epoch, recipe["epochs"] + 1):
+        if early_stopping and best["epoch"] and epoch - best["epoch"] > recipe["patience"]:
+            log.info("early stop: val loss has not improved for %d epochs (best %.4f at epoch %d)", recipe["patience"], best["val_loss"], best["epoch"])
             break
         if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
             break
         t0 = time.perf_counter()
-        train_loss, train_acc = trainer.train_epoch(images, labels, epoch)
-        if device.type == "cuda":
+        lr = trainer.optimizer.param_groups[0]["lr"]
+        train_loss, train_acc = trainer.train_epoch(train_t, train["labels"], epoch)
+        if torch_device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
-        val_loss, val_acc = trainer.evaluate(val_images, val_labels)
+        val_loss, val_acc, val_bal = trainer.evaluate(val_t)
         score = val_loss if not np.isnan(val_loss) else train_loss
-        if score < best["val_loss"]:
-            best = {"val_loss": score, "epoch": epoch, "state": {k: v.detach().cpu().clone() for k, v in trainer.model.state_dict().items()}}
-        history.append({"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc, "val_loss": val_loss, "val_accuracy": val_acc, "learning_rate": trainer.optimizer.param_groups[0]["lr"], "seconds": round(seconds, 3), "images_per_s": round(len(labels) / seconds, 1)})
-        log.info("epoch %d: train loss %.4f acc %.3f | val loss %.4f acc %.3f | %.1f s, %.0f img/s", epoch, train_loss, train_acc, val_loss, val_acc, seconds, len(labels) / seconds)
+        if not early_stopping or score < best["val_loss"]:
+            best = {"val_loss": score, "epoch": epoch, "state": {k: v.detach().cpu().clone() for k, v in trainer.final_model.state_dict().items()}}
+        history.append({"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc, "val_loss": val_loss, "val_accuracy": val_acc, "val_balanced_accuracy": val_bal, "learning_rate": lr, "seconds": round(seconds, 3), "images_per_s": round(len(train["labels"]) / seconds, 1)})
+        log.info("epoch %d: train loss %.4f acc %.3f | val loss %.4f acc %.3f balanced %.3f | lr %.2g | %.1f s, %.0f img/s", epoch, train_loss, train_acc, val_loss, val_acc, val_bal, lr, seconds, len(train["labels"]) / seconds)
         with atomic_path(ckpt_path) as tmp:
             torch.save({"key": key, "epoch": epoch, "trainer": trainer.state(), "history": history, "best": best}, tmp)
         epochs_run += 1
+    model = trainer.final_model
     if best["state"] is not None:
-        trainer.model.load_state_dict(best["state"])
+        model.load_state_dict(best["state"])
     return trainer, pd.DataFrame(history, columns=list(HISTORY_COLUMNS)), best
 
 
 def run(train_paths: list[str], val_path: str, shards_manifest: str, model_path: str, history_path: str, settings: dict, device: str = "auto", checkpoint_dir: str | Path = "results/cache/train", threads: int = 1) -> pd.DataFrame:
-    """Stage ``train``. ``settings``: the ``train`` section (what decides the weights); ``device``,
+    """Stage ``train``. ``settings``: the ``train`` settings that decide the weights; ``device``,
     ``checkpoint_dir`` and ``threads``: how the job runs. The model file records the cutout
     geometry and crop of the shards it was trained on (from their manifest), so ``predict`` frames
-    new images the same way."""
+    new images the same way, and the calibration fitted on the val split."""
     cfg = settings["train"]
     manifest = json.loads(Path(shards_manifest).read_text())
-    trainer, history, best = fit(train_paths, val_path, cfg, checkpoint_dir, device, threads)
-    extra = {"classes": list(CLASS_NAMES), "best_epoch": best["epoch"], "best_val_loss": best["val_loss"], "epochs_run": int(len(history)), "cutout": manifest["cutout"], "crop": manifest["settings"]["crop"]}
-    save_model(model_path, trainer.model, cfg["model"], extra)
+    input_size = int(manifest["settings"]["crop"])
+    trainer, history, best = fit(train_paths, val_path, cfg, input_size, checkpoint_dir, device, threads)
+    model = trainer.final_model
+    recipe = recipe_settings(cfg)
+    trained_prior, real_prior = class_priors(load_shards(train_paths), recipe)
+    val = load_shards([val_path])
+    result = calibrate(model, val["images"], val["labels"], trained_prior, real_prior, cfg["merger_recall"], pick_device(device), fit=cfg["calibrate"])
+    extra = {
+        "classes": list(CLASS_NAMES),
+        "recipe": recipe,
+        "best_epoch": best["epoch"],
+        "epochs_run": len(history),
+        "cutout": manifest["cutout"],
+        "calibration": result,
+        "merger_threshold": result["merger_threshold"],
+    }
+    save_model(model_path, model, extra)
     write_csv_atomic(history_path, history)
     # the checkpoint exists to resume a crashed run; once the model is out, a rerun trains afresh
     (Path(checkpoint_dir) / "checkpoint.pt").unlink(missing_ok=True)
-    log.info("saved %s (best epoch %d of %d)", model_path, best["epoch"], len(history))
+    log.info("saved %s (recipe %s, epoch %d of %d kept)", model_path, recipe["recipe"], best["epoch"], len(history))
     return history

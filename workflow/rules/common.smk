@@ -47,6 +47,17 @@ def geometry_keys():
     return ["scrape.size", "scrape.scale_mode", scale]
 
 
+def votes_keys():
+    """train.min_votes decides which galaxies are trained on only under train.targets: votes."""
+    return ["train.min_votes"] if config["train"]["targets"] == "votes" else []
+
+
+def train_keys():
+    """The train settings that decide the weights: the shared ones and the section of the recipe in use."""
+    shared = ["recipe", "targets", "seed", "calibrate", "merger_recall"]
+    return [f"train.{k}" for k in shared] + ["train." + config["train"]["recipe"]]
+
+
 def source_keys():
     """The settings that say where the data comes from: the source and its own section only, so
     that sdss.* under source: demo (and demo.* under source: sdss) rerun nothing."""

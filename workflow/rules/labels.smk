@@ -12,7 +12,7 @@ rule labels:
     conda:
         "../../envs/learn.yaml"
     params:
-        settings=settings("labels"),
+        settings=settings("labels", "train.targets", *votes_keys()),
     shell:
         "python -m nightskynet labels --settings {params.settings:q} --catalog {input.catalog}"
         " --out {output.labels} --summary {output.summary} > {log} 2>&1"

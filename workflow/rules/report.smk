@@ -47,7 +47,7 @@ rule report:
             "scrape.chunks",
             *geometry_keys(),
             "shards",
-            "train",
+            *train_keys(),
             "evaluate",
             "report",
         ),

@@ -19,7 +19,7 @@ rule train:
         device=config["train"]["device"],
         checkpoint_dir=config["train"]["checkpoint_dir"],
     params:
-        settings=settings("train"),
+        settings=settings(*train_keys()),
     shell:
         "python -m nightskynet train --settings {params.settings:q} --train-shards {input.train} --val {input.val}"
         " --shards-manifest {input.manifest} --model {output.model} --history {output.history}"

@@ -1,0 +1,122 @@
+"""Calibration of a trained network on the validation galaxies: prior correction, temperature, merger threshold.
+
+* Prior correction (logit adjustment): a network trained on a resampled class mixture (mergers
+  at ``merger_share`` of each batch, the other classes equal) learns that mixture as its prior.
+  Adding log(real prior) - log(trained prior) to its logits moves it back to the class frequencies
+  of the training galaxies (with ``train.targets: votes``, their mean vote fractions).
+* Temperature: one number T dividing the corrected logits, fitted by minimising the negative log
+  likelihood of the validation galaxies' classes under the test-time-averaged probabilities (the
+  mean of the softmax over the 8 D4 views, as every consumer predicts).
+* Merger threshold: the largest p_merger whose recall on the validation mergers reaches
+  ``train.merger_recall``; a galaxy at or above it is a merger candidate (``merger_candidate`` in
+  the predictions), whatever its top class.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import torch
+
+from .augment import d4_torch
+from .model import GalaxyClassifier, to_input
+
+log = logging.getLogger(__name__)
+
+PRIOR_FLOOR = 1e-4  # a class absent from training keeps a finite (very low) prior
+
+
+@torch.no_grad()
+def view_logits(model: GalaxyClassifier, images: np.ndarray, device: torch.device, batch_size: int = 256) -> np.ndarray:
+    """(N, 8, 4) raw (uncalibrated) logits of each image's 8 D4 views."""
+    model.eval()
+    out = np.zeros((len(images), 8, 4), dtype=np.float64)
+    for start in range(0, len(images), batch_size):
+        x = to_input(torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(device))
+        for g in range(8):
+            out[start : start + len(x), g] = model.raw_logits(d4_torch(x, g)).float().cpu().numpy()
+    return out
+
+
+def averaged_probabilities(logits: np.ndarray, bias: np.ndarray, temperature: float) -> np.ndarray:
+    """(N, 4): the mean over views of softmax((logits + bias) / temperature)."""
+    z = (logits + bias) / temperature
+    z = z - z.max(axis=-1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=-1, keepdims=True)
+    return p.mean(axis=1)
+
+
+def prior_correction(trained_prior: np.ndarray, real_prior: np.ndarray) -> np.ndarray:
+    """Per-class logit offsets log(real) - log(trained)."""
+    trained = np.maximum(np.asarray(trained_prior, float), PRIOR_FLOOR)
+    real = np.maximum(np.asarray(real_prior, float), PRIOR_FLOOR)
+    return np.log(real / real.sum()) - np.log(trained / trained.sum())
+
+
+def negative_log_likelihood(probs: np.ndarray, labels: np.ndarray) -> float:
+    return float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None))))
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, bias: np.ndarray, lo: float = 0.1, hi: float = 10.0) -> float:
+    """The temperature in [lo, hi] minimising the validation NLL (golden-section search on log T)."""
+    if not len(labels):
+        return 1.0
+    a, b = math.log(lo), math.log(hi)
+    ratio = (math.sqrt(5) - 1) / 2
+
+    def loss(log_t: float) -> float:
+        return negative_log_likelihood(averaged_probabilities(logits, bias, math.exp(log_t)), labels)
+
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = loss(c), loss(d)
+    for _ in range(60):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = loss(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = loss(d)
+    return round(math.exp((a + b) / 2), 6)
+
+
+def merger_threshold(p_merger: np.ndarray, is_merger: np.ndarray, target_recall: float) -> float | None:
+    """The largest threshold t with recall(p_merger >= t) >= target_recall; None without mergers."""
+    scores = np.sort(p_merger[is_merger])[::-1]
+    if not len(scores):
+        return None
+    k = max(1, math.ceil(target_recall * len(scores)))  # the k highest-scoring mergers must be in
+    return float(scores[k - 1])
+
+
+def calibrate(model: GalaxyClassifier, images: np.ndarray, labels: np.ndarray, trained_prior: np.ndarray, real_prior: np.ndarray, merger_recall: float, device: torch.device, fit: bool = True) -> dict:
+    """Fit the calibration on the validation set, set it in ``model``; return what was fitted and how it did."""
+    logits = view_logits(model, images, device)
+    bias = prior_correction(trained_prior, real_prior) if fit else np.zeros(4)
+    temperature = fit_temperature(logits, labels, bias) if fit else 1.0
+    before = averaged_probabilities(logits, np.zeros(4), 1.0)
+    after = averaged_probabilities(logits, bias, temperature)
+    threshold = merger_threshold(after[:, 3], labels == 3, merger_recall)
+    model.calibration.logit_bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+    model.calibration.temperature.fill_(temperature)
+    result = {
+        "fitted": fit,
+        "trained_prior": [round(float(v), 5) for v in trained_prior],
+        "real_prior": [round(float(v), 5) for v in real_prior],
+        "logit_bias": [round(float(v), 5) for v in bias],
+        "temperature": temperature,
+        "val_galaxies": int(len(labels)),
+        "val_nll_before": round(negative_log_likelihood(before, labels), 5) if len(labels) else None,
+        "val_nll_after": round(negative_log_likelihood(after, labels), 5) if len(labels) else None,
+        "merger_recall_target": merger_recall,
+        "merger_threshold": threshold,
+        "val_mergers": int((labels == 3).sum()),
+    }
+    log.info("calibration on %d val galaxies: logit bias %s, temperature %.3f, val NLL %.4f -> %.4f; merger threshold %s (%d val mergers, recall target %.2f)",
+             len(labels), result["logit_bias"], temperature, result["val_nll_before"] or float("nan"), result["val_nll_after"] or float("nan"),
+             "none" if threshold is None else f"{threshold:.4f}", result["val_mergers"], merger_recall)
+    return result
