@@ -139,8 +139,8 @@ def run_fold(work: Path, name: str, config: dict, everything: pd.DataFrame, mani
     scores = score(pd.read_csv(files["predictions_test"], dtype={"objid": "int64"}), truth)
     scores.update(fold=k, train_seconds=round(t2 - t1, 1), shard_seconds=round(t1 - t0, 1))
     done.write_text(json.dumps(scores, indent=1))
-    for path in [*train_paths, *evals.values()]:
-        Path(path).unlink()  # keep the model, metrics and predictions; the shards are rebuilt in seconds
+    for path in train_paths:
+        Path(path).unlink()  # keep the model, its val and test sets, metrics and predictions; the training shards are rebuilt in seconds
     return scores
 
 
@@ -190,7 +190,26 @@ COLUMNS = [
 ]
 
 
-def summarise(results: dict[str, list[dict]]) -> tuple[str, dict]:
+def calibration_floor(probs: np.ndarray, draws: int = 200, seed: int = 0) -> float:
+    """The ECE a perfectly calibrated model with these probabilities would show on this many galaxies:
+    the mean ECE against classes drawn from the probabilities themselves (the measurement's noise floor)."""
+    rng = np.random.default_rng(seed)
+    cum = probs.cumsum(axis=1)
+    return float(np.mean([ece(probs, (rng.random((len(probs), 1)) > cum).sum(axis=1).clip(0, 3)) for _ in range(draws)]))
+
+
+def pooled(work: Path, name: str, folds: list[dict], truth: pd.Series) -> dict:
+    """Scores of all held-out predictions together (every demo galaxy once), and the ECE noise floors."""
+    frames = [pd.read_csv(work / name / f"fold{f['fold']}" / "predictions_test.csv", dtype={"objid": "int64"}) for f in folds]
+    pred = pd.concat(frames, ignore_index=True)
+    out = score(pred, truth)
+    probs = pred[list(PROB_COLUMNS)].to_numpy(float)
+    out["ece_floor_pooled"] = calibration_floor(probs)
+    out["ece_floor_fold"] = float(np.mean([calibration_floor(f[list(PROB_COLUMNS)].to_numpy(float)) for f in frames]))
+    return out
+
+
+def summarise(work: Path, results: dict[str, list[dict]], truth: pd.Series) -> tuple[str, dict]:
     rows, summary = [], {}
     header = "| recipe | " + " | ".join(label for _, label in COLUMNS) + " |"
     rows += [header, "|" + "---|" * (len(COLUMNS) + 1)]
@@ -202,8 +221,13 @@ def summarise(results: dict[str, list[dict]]) -> tuple[str, dict]:
             mean, sd = float(np.nanmean(values)), float(np.nanstd(values))
             stats[key] = {"mean": round(mean, 4), "sd": round(sd, 4)}
             cells.append(f"{mean:.0f}" if key == "train_seconds" else f"{mean:.3f} ± {sd:.3f}")
-        summary[name] = {"folds": len(folds), **stats}
+        summary[name] = {"folds": len(folds), **stats, "pooled": {k: round(v, 4) if isinstance(v, float) else v for k, v in pooled(work, name, folds, truth).items()}}
         rows.append(f"| {name} ({len(folds)} folds) | " + " | ".join(cells) + " |")
+    rows += ["", "All held-out predictions pooled (every galaxy once; merger decisions at each fold's own threshold), and the ECE a perfectly calibrated model would show on as many galaxies:", ""]
+    keys = [("bal3", "bal. acc. (3)"), ("accuracy", "accuracy"), ("merger_recall_at_threshold", "merger recall @thr"), ("merger_precision_at_threshold", "merger precision @thr"), ("merger_ap", "merger AP"), ("ece", "ECE"), ("ece_floor_pooled", "ECE floor, pooled"), ("ece_floor_fold", "ECE floor, one fold")]
+    rows += ["| recipe | " + " | ".join(label for _, label in keys) + " |", "|" + "---|" * (len(keys) + 1)]
+    for name in results:
+        rows.append(f"| {name} | " + " | ".join(f"{summary[name]['pooled'][k]:.3f}" for k, _ in keys) + " |")
     return "\n".join(rows), summary
 
 
@@ -242,7 +266,7 @@ def main() -> int:
             s = run_fold(work, name, config, everything, manifests, tars, fold, k, truth, args.threads)
             results[name].append(s)
             print(f"{name} fold {k}: bal3 {s['bal3']:.3f} accuracy {s['accuracy']:.3f} merger recall/precision @thr {s['merger_recall_at_threshold']:.2f}/{s['merger_precision_at_threshold']:.2f} AP {s['merger_ap']:.2f} ECE {s['ece']:.3f} ({time.monotonic() - t0:.0f} s)", flush=True)
-    table, summary = summarise(results)
+    table, summary = summarise(work, results, truth)
     print("\n" + table)
     (work / "summary.md").write_text(table + "\n")
     (work / "summary.json").write_text(json.dumps({"folds": args.folds, "seed": args.seed, "recipes": {n: {"what": RECIPES[n][0], "overrides": RECIPES[n][1], **summary[n]} for n in summary}}, indent=1))
