@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
+# jobs run the `nightskynet` command: the environment's bin/ goes first on PATH, as activating it would
 demo: $(STAMP)
-	$(BIN)/snakemake --cores all
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores all
 	@echo
 	@echo "Report: $(CURDIR)/results/report/report.html (open it in a browser)"
 
@@ -23,8 +24,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/snakemake --lint
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/ruff check workflow tests benchmarks
+	$(BIN)/ruff format --check workflow tests benchmarks
 
 clean:
 	rm -rf results .snakemake

@@ -1,28 +1,16 @@
 # Night Sky Net: galaxy morphology from SDSS cutouts and Galaxy Zoo 1 votes.
 #
 #   query -> labels -> scrape (chunk jobs) -> shards -> train -> evaluate -> report
+#                                                       predict (on demand)
 #
-# Stages talk only through files under results/ (see ../shared/DESIGN.md, mirrored in docs/).
-# Each rule runs one command of the nightskynet package (workflow/nightskynet/).
-import os
-import sys
-
+# Stages talk only through files under results/ (docs/design.md). Each rule runs one command of
+# the nightskynet package, which the environment provides (`make` installs it into .venv/; each
+# conda env of envs/ installs it after creation).
 from snakemake.utils import min_version
 
-min_version("9.0")
-
-# Jobs run `python -m nightskynet ...`: the package from this checkout, and (unless a conda env
-# of the rule takes over) the Python that runs Snakemake, even when its venv is not activated.
-PACKAGE_ROOT = os.path.join(workflow.basedir, "workflow")
-sys.path.insert(0, PACKAGE_ROOT)
-os.environ.update(
-    PYTHONPATH=os.pathsep.join(
-        p for p in (PACKAGE_ROOT, os.environ.get("PYTHONPATH", "")) if p
-    ),
-    PATH=os.pathsep.join((os.path.dirname(sys.executable), os.environ.get("PATH", ""))),
-)
-
 from nightskynet.config import ConfigError, validate_config
+
+min_version("9.0")
 
 
 configfile: "config.yaml"
@@ -32,9 +20,7 @@ report: "workflow/report/workflow.rst"
 
 
 try:
-    validate_config(
-        config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
-    )
+    validate_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
 except ConfigError as err:
     raise WorkflowError(
         f"invalid config (config.yaml and any --configfile/--config):\n{err}"

@@ -49,7 +49,10 @@ CLIENT = {"concurrency": 16, "max_rate": 0, "timeout_s": 30, "max_attempts": 3, 
 # Named recipes: overrides of config.yaml. "default" is config.yaml as it is.
 RECIPES: dict[str, tuple[str, dict]] = {
     "default": ("config.yaml as shipped", {}),
-    "study": ("the study's network and training, hard targets, 1% mergers, uncalibrated", {"train": {"recipe": "study", "targets": "hard", "calibrate": False}}),
+    "study": (
+        "the study's network and training, hard targets, 1% mergers, uncalibrated",
+        {"train": {"recipe": "study", "targets": "hard", "calibrate": False}},
+    ),
     "study-calibrated": ("the study's recipe with calibration", {"train": {"recipe": "study", "targets": "hard"}}),
     "resnet-hard": ("default, but hard targets (confident galaxies only)", {"train": {"targets": "hard"}}),
     "resnet-hard-smooth": ("resnet-hard with label smoothing 0.1", {"train": {"targets": "hard", "resnet": {"label_smoothing": 0.1}}}),
@@ -58,8 +61,8 @@ RECIPES: dict[str, tuple[str, dict]] = {
     "resnet-no-fresh-views": ("default without the fresh D4 element and shift per step", {"train": {"resnet": {"shift": 0}}}),
     "resnet-wide": ("default with width 24", {"train": {"resnet": {"width": 24}}}),
     "resnet-longer": ("default trained twice as long", {"train": {"resnet": {"epochs": 12}}}),
-    "scale-0.2": ("default on 2x magnified cutouts (0.2\"/px: the 60 px crop spans 12\")", {"scrape": {"scale": 0.2}}),
-    "crop-48": ("default on 48 px crops (19\" instead of 24\")", {"shards": {"crop": 48}}),
+    "scale-0.2": ('default on 2x magnified cutouts (0.2"/px: the 60 px crop spans 12")', {"scrape": {"scale": 0.2}}),
+    "crop-48": ('default on 48 px crops (19" instead of 24")', {"shards": {"crop": 48}}),
 }
 
 
@@ -82,7 +85,11 @@ def prepare_sky(work: Path, config: dict) -> tuple[pd.DataFrame, list[str], list
     sky = work / "sky"
     catalog_csv = sky / "catalog.csv"
     if not catalog_csv.exists():
-        query.run(catalog_csv, {"source": "demo", "demo": config["demo"], "query": {"tables": ["zooSpec", "zooNoSpec"], "limit": 0}}, {"page_size": 50000, "timeout_s": 60, "max_attempts": 3})
+        query.run(
+            catalog_csv,
+            {"source": "demo", "demo": config["demo"], "query": {"tables": ["zooSpec", "zooNoSpec"], "limit": 0}},
+            {"page_size": 50000, "timeout_s": 60, "max_attempts": 3},
+        )
     catalog = pd.read_csv(catalog_csv, dtype={"objid": "int64"})
     everything, _ = make_labels(catalog, config["labels"]["threshold"], 0.2, 0.1, -1, 1, "votes", 0)
     geometry = {k: config["scrape"][k] for k in scrape.GEOMETRY_KEYS}
@@ -91,7 +98,15 @@ def prepare_sky(work: Path, config: dict) -> tuple[pd.DataFrame, list[str], list
     if not tar.exists():
         all_csv = sky / "all_labels.csv"
         everything.to_csv(all_csv, index=False)
-        scrape.run(all_csv, 0, tar, manifest, {"source": "demo", "demo": config["demo"], "scrape": {"chunks": 1, **geometry}}, CLIENT, work / "cache")
+        scrape.run(
+            all_csv,
+            0,
+            tar,
+            manifest,
+            {"source": "demo", "demo": config["demo"], "scrape": {"chunks": 1, **geometry}},
+            CLIENT,
+            work / "cache",
+        )
     return everything, [str(manifest)], [str(tar)]
 
 
@@ -112,7 +127,18 @@ def fold_labels(everything: pd.DataFrame, fold: pd.Series, k: int, config: dict)
     return table[table["split"] != "none"].reset_index(drop=True)
 
 
-def run_fold(work: Path, name: str, config: dict, everything: pd.DataFrame, manifests: list[str], tars: list[str], fold: pd.Series, k: int, truth: pd.Series, threads: int) -> dict:
+def run_fold(
+    work: Path,
+    name: str,
+    config: dict,
+    everything: pd.DataFrame,
+    manifests: list[str],
+    tars: list[str],
+    fold: pd.Series,
+    k: int,
+    truth: pd.Series,
+    threads: int,
+) -> dict:
     out = work / name / f"fold{k}"
     done = out / "scores.json"
     if done.exists():
@@ -131,11 +157,35 @@ def run_fold(work: Path, name: str, config: dict, everything: pd.DataFrame, mani
     shards.run_eval_shards(str(labels_csv), manifests, tars, evals, stage)
     shards.run_manifest(str(labels_csv), manifests, train_paths + list(evals.values()), str(out / "manifest.json"), stage)
     t1 = time.monotonic()
-    train.run(train_paths, evals["val"], str(out / "manifest.json"), str(out / "model.pt"), str(out / "history.csv"), {"train": config["train"]}, device="cpu", checkpoint_dir=out / "checkpoint", threads=threads)
+    train.run(
+        train_paths,
+        evals["val"],
+        str(out / "manifest.json"),
+        str(out / "model.pt"),
+        str(out / "history.csv"),
+        {"train": config["train"]},
+        device="cpu",
+        checkpoint_dir=out / "checkpoint",
+        threads=threads,
+    )
     t2 = time.monotonic()
     figs = {n: str(out / f"{n}.png") for n in ("confusion", "roc_pr", "reliability", "mistakes", "votes", "disagreements")}
-    files = {"metrics": str(out / "metrics.json"), "predictions_test": str(out / "predictions_test.csv"), "predictions_uncertain": str(out / "predictions_uncertain.csv"), **figs}
-    evaluate.run(str(out / "model.pt"), evals["test"], evals["uncertain"], str(labels_csv), files, {"source": "demo", "evaluate": config["evaluate"]}, device="cpu", threads=threads)
+    files = {
+        "metrics": str(out / "metrics.json"),
+        "predictions_test": str(out / "predictions_test.csv"),
+        "predictions_uncertain": str(out / "predictions_uncertain.csv"),
+        **figs,
+    }
+    evaluate.run(
+        str(out / "model.pt"),
+        evals["test"],
+        evals["uncertain"],
+        str(labels_csv),
+        files,
+        {"source": "demo", "evaluate": config["evaluate"]},
+        device="cpu",
+        threads=threads,
+    )
     scores = score(pd.read_csv(files["predictions_test"], dtype={"objid": "int64"}), truth)
     scores.update(fold=k, train_seconds=round(t2 - t1, 1), shard_seconds=round(t1 - t0, 1))
     done.write_text(json.dumps(scores, indent=1))
@@ -221,10 +271,28 @@ def summarise(work: Path, results: dict[str, list[dict]], truth: pd.Series) -> t
             mean, sd = float(np.nanmean(values)), float(np.nanstd(values))
             stats[key] = {"mean": round(mean, 4), "sd": round(sd, 4)}
             cells.append(f"{mean:.0f}" if key == "train_seconds" else f"{mean:.3f} ± {sd:.3f}")
-        summary[name] = {"folds": len(folds), **stats, "pooled": {k: round(v, 4) if isinstance(v, float) else v for k, v in pooled(work, name, folds, truth).items()}}
+        summary[name] = {
+            "folds": len(folds),
+            **stats,
+            "pooled": {k: round(v, 4) if isinstance(v, float) else v for k, v in pooled(work, name, folds, truth).items()},
+        }
         rows.append(f"| {name} ({len(folds)} folds) | " + " | ".join(cells) + " |")
-    rows += ["", "All held-out predictions pooled (every galaxy once; merger decisions at each fold's own threshold), and the ECE a perfectly calibrated model would show on as many galaxies:", ""]
-    keys = [("bal3", "bal. acc. (3)"), ("accuracy", "accuracy"), ("merger_recall_at_threshold", "merger recall @thr"), ("merger_precision_at_threshold", "merger precision @thr"), ("merger_ap", "merger AP"), ("ece", "ECE"), ("ece_floor_pooled", "ECE floor, pooled"), ("ece_floor_fold", "ECE floor, one fold")]
+    rows += [
+        "",
+        "All held-out predictions pooled (every galaxy once; merger decisions at each fold's own threshold), and the ECE a "
+        "perfectly calibrated model would show on as many galaxies:",
+        "",
+    ]
+    keys = [
+        ("bal3", "bal. acc. (3)"),
+        ("accuracy", "accuracy"),
+        ("merger_recall_at_threshold", "merger recall @thr"),
+        ("merger_precision_at_threshold", "merger precision @thr"),
+        ("merger_ap", "merger AP"),
+        ("ece", "ECE"),
+        ("ece_floor_pooled", "ECE floor, pooled"),
+        ("ece_floor_fold", "ECE floor, one fold"),
+    ]
     rows += ["| recipe | " + " | ".join(label for _, label in keys) + " |", "|" + "---|" * (len(keys) + 1)]
     for name in results:
         rows.append(f"| {name} | " + " | ".join(f"{summary[name]['pooled'][k]:.3f}" for k, _ in keys) + " |")
@@ -265,11 +333,25 @@ def main() -> int:
             t0 = time.monotonic()
             s = run_fold(work, name, config, everything, manifests, tars, fold, k, truth, args.threads)
             results[name].append(s)
-            print(f"{name} fold {k}: bal3 {s['bal3']:.3f} accuracy {s['accuracy']:.3f} merger recall/precision @thr {s['merger_recall_at_threshold']:.2f}/{s['merger_precision_at_threshold']:.2f} AP {s['merger_ap']:.2f} ECE {s['ece']:.3f} ({time.monotonic() - t0:.0f} s)", flush=True)
+            print(
+                f"{name} fold {k}: bal3 {s['bal3']:.3f} accuracy {s['accuracy']:.3f} merger recall/precision @thr "
+                f"{s['merger_recall_at_threshold']:.2f}/{s['merger_precision_at_threshold']:.2f} AP {s['merger_ap']:.2f} "
+                f"ECE {s['ece']:.3f} ({time.monotonic() - t0:.0f} s)",
+                flush=True,
+            )
     table, summary = summarise(work, results, truth)
     print("\n" + table)
     (work / "summary.md").write_text(table + "\n")
-    (work / "summary.json").write_text(json.dumps({"folds": args.folds, "seed": args.seed, "recipes": {n: {"what": RECIPES[n][0], "overrides": RECIPES[n][1], **summary[n]} for n in summary}}, indent=1))
+    (work / "summary.json").write_text(
+        json.dumps(
+            {
+                "folds": args.folds,
+                "seed": args.seed,
+                "recipes": {n: {"what": RECIPES[n][0], "overrides": RECIPES[n][1], **summary[n]} for n in summary},
+            },
+            indent=1,
+        )
+    )
     return 0
 
 

@@ -40,10 +40,12 @@ def main() -> None:
         folder.mkdir()
         for objid in test["objid"]:
             img = Image.open(SKY / sample.at[objid, "filename"]).convert("RGB")
-            img = img.rotate(args.angle + rng.uniform(-10, 10), resample=Image.Resampling.BICUBIC).resize((args.size, args.size), Image.Resampling.LANCZOS)
+            img = img.rotate(args.angle + rng.uniform(-10, 10), resample=Image.Resampling.BICUBIC).resize(
+                (args.size, args.size), Image.Resampling.LANCZOS
+            )
             img.save(folder / f"{objid}.jpg", quality=int(rng.integers(70, 95)))
         out = Path(tmp) / "predictions.csv"
-        subprocess.run([sys.executable, "-m", "nightskynet", "predict", args.model, str(folder), "-o", str(out)], check=True, env={"PYTHONPATH": str(REPO / "workflow"), "PATH": "/usr/bin:/bin"})
+        subprocess.run([sys.executable, "-m", "nightskynet", "predict", args.model, str(folder), "-o", str(out)], check=True)
         pred = pd.read_csv(out)
     pred["objid"] = pred["source"].str.removesuffix(".jpg").astype("int64")
     pred["true"] = [sample.at[o, "class4"] for o in pred["objid"]]
@@ -51,7 +53,13 @@ def main() -> None:
     print(f"{len(pred)} new images of test-split galaxies (rotated ~{args.angle:g} deg, {args.size} px, re-encoded)")
     print(f"accuracy against the Galaxy Zoo 1 class: {(pred['predicted'] == pred['true']).mean():.3f}")
     print(f"accuracy against the (simulated-vote) label the pipeline used: {(pred['predicted'] == pred['label']).mean():.3f}")
-    print("recall per class:", ", ".join(f"{c}={(pred.loc[pred['true'] == c, 'predicted'] == c).mean():.3f} (n={int((pred['true'] == c).sum())})" for c in ("elliptical", "face_on_spiral", "edge_on_spiral", "merger")))
+    print(
+        "recall per class:",
+        ", ".join(
+            f"{c}={(pred.loc[pred['true'] == c, 'predicted'] == c).mean():.3f} (n={int((pred['true'] == c).sum())})"
+            for c in ("elliptical", "face_on_spiral", "edge_on_spiral", "merger")
+        ),
+    )
 
 
 if __name__ == "__main__":

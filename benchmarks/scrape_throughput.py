@@ -15,22 +15,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
 import tempfile
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import pandas as pd
+
+from nightskynet.cutout_client import CutoutCache, download_all
+from nightskynet.demo_server import running_demo_sky
+from nightskynet.demo_sky import build_demo_sky
+from nightskynet.sky_source import cutout_url
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "workflow"))
-
-import pandas as pd  # noqa: E402
-
-from nightskynet.demo_server import running_demo_sky  # noqa: E402
-from nightskynet.demo_sky import build_demo_sky  # noqa: E402
-from nightskynet.scrape import CutoutCache, download_all  # noqa: E402
-from nightskynet.sky_source import cutout_url  # noqa: E402
 
 SKY = REPO / "resources" / "demo_sky"
 
@@ -58,7 +56,9 @@ def client(concurrency: int) -> dict:
 def run_async(url: str, frame: pd.DataFrame, concurrency: int) -> float:
     with tempfile.TemporaryDirectory() as cache:
         t0 = time.perf_counter()
-        outcomes = asyncio.run(download_all(url, frame, CutoutCache(cache, "benchmark", "dr17"), GEOMETRY, client(concurrency), show_progress=False))
+        outcomes = asyncio.run(
+            download_all(url, frame, CutoutCache(cache, "benchmark", "dr17"), GEOMETRY, client(concurrency), show_progress=False)
+        )
         elapsed = time.perf_counter() - t0
     bad = [o for o in outcomes if o.status != "ok"]
     if bad:

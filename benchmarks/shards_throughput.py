@@ -24,18 +24,17 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
+from nightskynet.augment import augment
+from nightskynet.classes import CLASS_NAMES
+from nightskynet.demo_server import DemoSkyServer
+from nightskynet.demo_sky import build_demo_sky
+from nightskynet.files import write_npz_atomic
+from nightskynet.shards import decode, plan_training_set, read_chunks
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "workflow"))
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from nightskynet.augment import augment  # noqa: E402
-from nightskynet.classes import CLASS_NAMES  # noqa: E402
-from nightskynet.demo_server import DemoSkyServer  # noqa: E402
-from nightskynet.demo_sky import build_demo_sky  # noqa: E402
-from nightskynet.files import write_npz_atomic  # noqa: E402
-from nightskynet.shards import decode, plan_training_set, read_chunks  # noqa: E402
 
 SKY = REPO / "resources" / "demo_sky"
 
@@ -83,7 +82,7 @@ def baseline(folder: Path, cfg: dict) -> None:
 def timed(cmd: list[str]) -> tuple[float, float]:
     """(seconds, peak RSS in MB) of a child process."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env={"PYTHONPATH": str(REPO / "workflow"), "PATH": "/usr/bin:/bin"}, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     if status != 0:
         raise SystemExit(f"{cmd[:4]} failed")
@@ -106,15 +105,38 @@ def main() -> None:
         labels_csv, tars, manifests = make_inputs(folder, args.galaxies, 8)
         size_mb = sum(Path(t).stat().st_size for t in tars) / 1e6
         print(f"{args.galaxies} galaxies in 8 chunk tars ({size_mb:.0f} MB); {args.total} training images in {args.shards} shards")
-        cmd = [sys.executable, "-m", "nightskynet", "shards-train", "--settings", json.dumps(settings), "--labels", str(labels_csv), "--scrape-manifests", *manifests, "--chunk-tars", *tars, "--shard", "0", "--out", str(folder / "train_0.npz")]
+        cmd = [
+            sys.executable,
+            "-m",
+            "nightskynet",
+            "shards-train",
+            "--settings",
+            json.dumps(settings),
+            "--labels",
+            str(labels_csv),
+            "--scrape-manifests",
+            *manifests,
+            "--chunk-tars",
+            *tars,
+            "--shard",
+            "0",
+            "--out",
+            str(folder / "train_0.npz"),
+        ]
         wall, rss_mb = timed(cmd)
         with np.load(folder / "train_0.npz") as z:
             n = len(z["labels"])
         base_wall, base_rss = timed([sys.executable, __file__, "--baseline-child", str(folder), json.dumps(cfg)])
     print("\n| shards job | images | seconds | img/s (one core) | peak RSS |")
     print("|---|---|---|---|---|")
-    print(f"| nightskynet shards-train (1 of {args.shards}, whole job incl. start-up, tar reading, npz write) | {n} | {wall:.1f} | {n / wall:.0f} | {rss_mb:.0f} MB |")
-    print(f"| baseline: one job, all decoded in memory, all {args.shards} shards | {args.total} | {base_wall:.1f} | {args.total / base_wall:.0f} | {base_rss:.0f} MB |")
+    print(
+        f"| nightskynet shards-train (1 of {args.shards}, whole job incl. start-up, tar reading, npz write) | {n} | {wall:.1f} "
+        f"| {n / wall:.0f} | {rss_mb:.0f} MB |"
+    )
+    print(
+        f"| baseline: one job, all decoded in memory, all {args.shards} shards | {args.total} | {base_wall:.1f} | "
+        f"{args.total / base_wall:.0f} | {base_rss:.0f} MB |"
+    )
     print(f"\nall {args.shards} shards on one core: {args.total / (n / wall):.0f} s; goal >= 2,000 img/s per core, peak RSS < 1.5 GB")
 
 

@@ -1,3 +1,4 @@
+import os
 import shutil
 import subprocess
 import sys
@@ -6,7 +7,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "workflow"))
 
 SKY_DIR = REPO / "resources" / "demo_sky"
 
@@ -39,7 +39,7 @@ def client(**overrides) -> dict:
 
 def geometry(**overrides) -> dict:
     """The default cutout geometry from config.yaml, with ``overrides``."""
-    from nightskynet.scrape import GEOMETRY_KEYS
+    from nightskynet.cutout_client import GEOMETRY_KEYS
 
     return {**{k: project_config()["scrape"][k] for k in GEOMETRY_KEYS}, **overrides}
 
@@ -79,8 +79,6 @@ def scraped(tmp_path_factory):
     return tmp, str(labels_csv), manifests, tars
 
 
-
-
 def build_shards(tmp, labels_csv, manifests, tars, tag, cfg):
     """Run the three shards commands into tmp/tag; return (train paths, eval paths, manifest)."""
     from nightskynet import shards
@@ -98,7 +96,11 @@ def build_shards(tmp, labels_csv, manifests, tars, tag, cfg):
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=workdir, capture_output=True, text=True, timeout=900)
+    """The real Snakemake in ``workdir``, with this interpreter's environment active (its bin/ on PATH), as after `make`."""
+    env = {**os.environ, "PATH": os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", "")))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=workdir, capture_output=True, text=True, timeout=900, env=env
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc

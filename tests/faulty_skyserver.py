@@ -16,7 +16,9 @@ from collections import Counter
 from aiohttp import web
 from PIL import Image
 
-HTML_503 = "<html><head><title>503 Service Unavailable</title></head><body><h1>No server is available to handle this request.</h1></body></html>"
+HTML_503 = (
+    "<html><head><title>503 Service Unavailable</title></head><body><h1>No server is available to handle this request.</h1></body></html>"
+)
 HTML_ERROR = "<html><body><h2>Skyserver Error</h2><p>Something went wrong</p></body></html>"
 
 
@@ -27,7 +29,15 @@ def jpeg(width: int, height: int, colour=(200, 120, 40)) -> bytes:
 
 
 class FaultySkyServer:
-    def __init__(self, fault: str, failures: int = 2, faulty_ra: set[float] | None = None, retry_after: str = "1", slow_s: float = 2.0, latency_s: float = 0.0):
+    def __init__(
+        self,
+        fault: str,
+        failures: int = 2,
+        faulty_ra: set[float] | None = None,
+        retry_after: str = "1",
+        slow_s: float = 2.0,
+        latency_s: float = 0.0,
+    ):
         self.fault, self.failures, self.faulty_ra = fault, failures, faulty_ra
         self.retry_after, self.slow_s, self.latency_s = retry_after, slow_s, latency_s
         self.requests: Counter = Counter()
@@ -43,7 +53,11 @@ class FaultySkyServer:
         if f == "503html":
             return web.Response(status=503, text=HTML_503, content_type="text/html")
         if f == "500json":
-            return web.Response(status=500, text=json.dumps({"ErrorCode": 500, "ErrorType": "System.Exception", "ErrorMessage": "Internal cutout failure"}), content_type="application/json")
+            return web.Response(
+                status=500,
+                text=json.dumps({"ErrorCode": 500, "ErrorType": "System.Exception", "ErrorMessage": "Internal cutout failure"}),
+                content_type="application/json",
+            )
         if f == "html200":
             return web.Response(status=200, text=HTML_ERROR, content_type="text/html")
         if f == "truncated":
@@ -64,7 +78,11 @@ class FaultySkyServer:
         if f == "404":
             return web.Response(status=404, body=jpeg(width, height, (60, 60, 60)), content_type="image/jpeg")
         if f == "400":
-            return web.Response(status=400, text=json.dumps({"ErrorCode": 400, "ErrorType": "ImgCutout", "ErrorMessage": "scale must be in [0.015, 60]"}), content_type="application/json")
+            return web.Response(
+                status=400,
+                text=json.dumps({"ErrorCode": 400, "ErrorType": "ImgCutout", "ErrorMessage": "scale must be in [0.015, 60]"}),
+                content_type="application/json",
+            )
         raise AssertionError(f"unknown fault {f}")
 
     async def getjpeg(self, request: web.Request) -> web.StreamResponse:
@@ -87,7 +105,11 @@ class FaultySkyServer:
                 return web.Response(status=503, text=HTML_503, content_type="text/html")
             if self.fault in ("500json", "400json"):
                 status = 500 if self.fault == "500json" else 400
-                body = {"ErrorCode": status, "ErrorType": "System.Data.SqlClient.SqlException", "ErrorMessage": "Query timeout expired" if status == 500 else "Incorrect syntax near 'TOP'."}
+                body = {
+                    "ErrorCode": status,
+                    "ErrorType": "System.Data.SqlClient.SqlException",
+                    "ErrorMessage": "Query timeout expired" if status == 500 else "Incorrect syntax near 'TOP'.",
+                }
                 return web.Response(status=status, text=json.dumps(body), content_type="application/json")
             if self.fault == "html200":
                 return web.Response(status=200, text=HTML_ERROR, content_type="text/html")

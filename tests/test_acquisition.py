@@ -4,12 +4,12 @@ import io
 import tarfile
 
 import pandas as pd
+from conftest import SKY_DIR, client, project_config
 from PIL import Image
 
-from nightskynet import query, scrape
+from nightskynet import cutout_client, query, scrape
 from nightskynet.demo_sky import build_demo_sky
 from nightskynet.http_retry import RetryPolicy
-from conftest import SKY_DIR, client, project_config
 
 
 def settings(**scrape_overrides):
@@ -19,7 +19,9 @@ def settings(**scrape_overrides):
 def test_query_pages_past_a_tiny_row_cap_and_gets_every_galaxy(demo_sky_url):
     import asyncio
 
-    catalog = asyncio.run(query.fetch_catalog(demo_sky_url, "dr17", ["zooSpec", "zooNoSpec"], page_size=1000, limit=0, policy=RetryPolicy(max_attempts=2)))
+    catalog = asyncio.run(
+        query.fetch_catalog(demo_sky_url, "dr17", ["zooSpec", "zooNoSpec"], page_size=1000, limit=0, policy=RetryPolicy(max_attempts=2))
+    )
     expected = build_demo_sky(SKY_DIR, seed=1).catalog
     assert len(catalog) == len(expected) == 1500  # the server answers 25 rows a page; 60+ pages
     assert sorted(catalog["objid"]) == sorted(expected["objid"])
@@ -29,7 +31,9 @@ def test_query_pages_past_a_tiny_row_cap_and_gets_every_galaxy(demo_sky_url):
 def test_query_limit_stops_early(demo_sky_url):
     import asyncio
 
-    catalog = asyncio.run(query.fetch_catalog(demo_sky_url, "dr17", ["zooSpec", "zooNoSpec"], page_size=10, limit=37, policy=RetryPolicy(max_attempts=2)))
+    catalog = asyncio.run(
+        query.fetch_catalog(demo_sky_url, "dr17", ["zooSpec", "zooNoSpec"], page_size=10, limit=37, policy=RetryPolicy(max_attempts=2))
+    )
     assert len(catalog) == 37
 
 
@@ -71,9 +75,9 @@ def test_scrape_chunk_writes_tar_and_manifest_and_resumes_from_cache(tmp_path):
 def test_cutout_scale_fixed_or_adaptive_within_the_service_range():
     fixed = {"scale_mode": "fixed", "scale": 0.4, "adaptive_k": 0.0846}
     adaptive = {**fixed, "scale_mode": "adaptive"}
-    assert scrape.cutout_scale(5.0, fixed) == 0.4
-    assert scrape.cutout_scale(5.0, adaptive) == 0.0846 * 5.0
-    assert scrape.cutout_scale(1e-4, adaptive) == 0.015 and scrape.cutout_scale(1e6, adaptive) == 60.0
+    assert cutout_client.cutout_scale(5.0, fixed) == 0.4
+    assert cutout_client.cutout_scale(5.0, adaptive) == 0.0846 * 5.0
+    assert cutout_client.cutout_scale(1e-4, adaptive) == 0.015 and cutout_client.cutout_scale(1e6, adaptive) == 60.0
 
 
 def test_chunks_are_stable_and_spread_evenly():

@@ -2,8 +2,8 @@
 
 import pytest
 import yaml
-
 from conftest import SKY_DIR, TINY, copy_repo, project_config, snakemake
+
 from nightskynet.config import ConfigError, load_config, runtime_keys, validate_config
 
 

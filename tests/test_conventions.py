@@ -1,22 +1,34 @@
 """Workflow conventions: `snakemake --lint` clean, snakefmt-formatted, every rule with log, benchmark and conda env."""
 
+import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import yaml
-
 from conftest import REPO
 
 
 def test_snakemake_lint_is_clean():
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "PATH": os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", "")))}
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
     out = proc.stdout + proc.stderr
     assert "Congratulations, your workflow is in a good condition!" in out, out[-3000:]
 
 
+def test_ruff_check_and_format_are_clean():
+    for args in (["check"], ["format", "--check"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "ruff", *args, "workflow", "tests", "benchmarks"], cwd=REPO, capture_output=True, text=True, timeout=120
+        )
+        assert proc.returncode == 0, f"ruff {' '.join(args)}:\n{proc.stdout[-3000:]}{proc.stderr[-1000:]}"
+
+
 def test_snakefmt_check_is_clean():
-    proc = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow/rules"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow/rules"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -49,13 +61,21 @@ def rule_stages():
         for rule in re.split(r"^rule ", smk.read_text(), flags=re.M)[1:]:
             name = rule.split(":", 1)[0]
             stage = re.search(r'code=code\("(\w+)"\)', rule)
-            assert stage, f"rule {name} in {smk.name} does not list its code with code(\"<stage module>\")"
+            assert stage, f'rule {name} in {smk.name} does not list its code with code("<stage module>")'
             yield name, smk, stage.group(1), re.search(r'conda:\s*"([^"]+)"', rule).group(1)
 
 
-def test_each_rules_env_has_the_packages_its_code_imports():
-    from nightskynet.package_modules import third_party_packages
+def third_party_packages(stage_module: str) -> set[str]:
+    """The top-level third-party packages a job of ``stage_module`` imports."""
+    from nightskynet.package_modules import ENTRY, imports_of, modules_run_by
 
+    found: set[str] = set()
+    for mod in modules_run_by(stage_module):
+        found |= imports_of(mod, top_level_only=mod in ENTRY)[1]
+    return found
+
+
+def test_each_rules_env_has_the_packages_its_code_imports():
     for name, smk, stage, env_path in rule_stages():
         env = yaml.safe_load((smk.parent / env_path).read_text())
         pip = {r.split("==")[0].lower() for d in env["dependencies"] if isinstance(d, dict) for r in d["pip"]}
@@ -67,8 +87,28 @@ def test_the_code_of_a_stage_is_what_its_modules_import():
     from nightskynet.package_modules import modules_run_by
 
     scrape = modules_run_by("scrape")
-    assert {"__main__", "cli", "scrape", "http_retry", "sky_source", "files", "errors"} <= set(scrape)
+    assert {"cli", "scrape", "cutout_client", "http_retry", "sky_source", "files", "errors"} <= set(scrape)
     assert "demo_server" in scrape  # imported inside a function (only demo runs load it): still code the job runs
     assert "train" not in scrape and "model" not in scrape  # cli imports each stage inside its own command
-    assert "scrape" in modules_run_by("predict")  # predict downloads a catalog's cutouts with the scrape client
+    assert "cutout_client" in modules_run_by("predict")  # predict downloads a catalog's cutouts with the same client
     assert "scrape" not in modules_run_by("labels")
+
+
+STAGE_MODULES = ("query", "labels", "scrape", "shards", "train", "evaluate", "report", "predict")
+
+
+def test_no_stage_module_imports_another():
+    from nightskynet.package_modules import imports_of
+
+    for stage in STAGE_MODULES:
+        crossing = imports_of(stage)[0] & (set(STAGE_MODULES) - {stage})
+        assert not crossing, f"{stage}.py imports the stage module(s) {sorted(crossing)}: move what they share to a module of its own"
+
+
+def test_importing_the_package_changes_no_process_state():
+    import subprocess
+    import sys
+
+    code = "import os; before = os.umask(0o027); import nightskynet.files, nightskynet.cli; after = os.umask(0); print(oct(after))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "0o27"

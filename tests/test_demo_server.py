@@ -8,11 +8,11 @@ import urllib.request
 
 import numpy as np
 import pytest
+from conftest import SKY_DIR
 from PIL import Image
 
 from nightskynet.demo_sky import PETRO_R90_R, build_demo_sky
 from nightskynet.query import build_sql
-from conftest import SKY_DIR
 
 
 def get(url: str, **params):
@@ -53,7 +53,10 @@ def test_sql_answers_table1_csv_capped_and_paged_by_objid(demo_sky_url, sky):
 def test_sql_after_the_last_objid_is_an_empty_table(demo_sky_url, sky):
     last = int(sky.table("zooNoSpec")["objid"].max())
     status, _, body = sql(demo_sky_url, build_sql("zooNoSpec", last, 10))
-    assert status == 200 and body.decode().splitlines() == ["#Table1", "objid,ra,dec,nvote,p_el,p_cw,p_acw,p_edge,p_dk,p_mg,p_cs,petroR90_r"]
+    assert status == 200 and body.decode().splitlines() == [
+        "#Table1",
+        "objid,ra,dec,nvote,p_el,p_cw,p_acw,p_edge,p_dk,p_mg,p_cs,petroR90_r",
+    ]
 
 
 def test_sql_json_format_has_bare_integer_objids(demo_sky_url):
@@ -62,7 +65,14 @@ def test_sql_json_format_has_bare_integer_objids(demo_sky_url):
     assert status == 200 and data[0]["TableName"] == "Table1" and isinstance(data[0]["Rows"][0]["objid"], int)
 
 
-@pytest.mark.parametrize("cmd, message", [("SELECT * FROM PhotoObj", "Incorrect syntax"), (build_sql("zooFoo", -1, 5), "Invalid object name"), (build_sql("zooSpec", -1, 5).replace("z.nvote", "z.votes"), "Invalid column name")])
+@pytest.mark.parametrize(
+    "cmd, message",
+    [
+        ("SELECT * FROM PhotoObj", "Incorrect syntax"),
+        (build_sql("zooFoo", -1, 5), "Invalid object name"),
+        (build_sql("zooSpec", -1, 5).replace("z.nvote", "z.votes"), "Invalid column name"),
+    ],
+)
 def test_bad_sql_is_a_400_with_the_json_error_body(demo_sky_url, cmd, message):
     status, ctype, body = sql(demo_sky_url, cmd)
     assert status == 400 and ctype.startswith("application/json")

@@ -16,14 +16,21 @@ def catalog(rows):
 def test_face_on_is_cw_plus_acw_and_dont_know_is_dropped():
     probs = class_probabilities(catalog([[1, 0.1, 0.3, 0.2, 0.1, 0.2, 0.1]]))
     # four raw: el .1, face-on .5, edge .1, merger .1 -> total .8
-    assert probs.loc[0, ["p_elliptical", "p_face_on_spiral", "p_edge_on_spiral", "p_merger"]].tolist() == pytest.approx([0.125, 0.625, 0.125, 0.125])
+    assert probs.loc[0, ["p_elliptical", "p_face_on_spiral", "p_edge_on_spiral", "p_merger"]].tolist() == pytest.approx(
+        [0.125, 0.625, 0.125, 0.125]
+    )
     assert probs.loc[0, "label"] == "face_on_spiral"
     assert probs.loc[0, "confidence"] == pytest.approx(0.625)
 
 
 def test_threshold_edge_exactly_095_is_kept():
     # renormalised: 0.57 / 0.60 = 0.95 exactly (kept); 0.56 / 0.60 = 0.933 (dropped); 0.95 / 1.0 (kept)
-    rows = [[1, 0.57, 0.01, 0.01, 0.01, 0.40, 0.0], [2, 0.56, 0.01, 0.01, 0.02, 0.40, 0.0], [3, 0.0, 0.0, 0.0, 0.95, 0.0, 0.05], [4, 0.0, 0.0, 0.0, 0.949, 0.0, 0.051]]
+    rows = [
+        [1, 0.57, 0.01, 0.01, 0.01, 0.40, 0.0],
+        [2, 0.56, 0.01, 0.01, 0.02, 0.40, 0.0],
+        [3, 0.0, 0.0, 0.0, 0.95, 0.0, 0.05],
+        [4, 0.0, 0.0, 0.0, 0.949, 0.0, 0.051],
+    ]
     probs = class_probabilities(catalog(rows))
     assert probs["confidence"].tolist() == pytest.approx([0.95, 0.56 / 0.6, 0.95, 0.949])
     assert is_confident(probs["confidence"], 0.95).tolist() == [True, False, True, False]

@@ -1,9 +1,9 @@
 import pytest
 import torch
-
 from conftest import project_config
+
 from nightskynet.errors import SettingsError
-from nightskynet.model import GalaxyClassifier, Maxout, ResidualBlock, layer_table, probabilities
+from nightskynet.model import GalaxyClassifier, Maxout, ResidualBlock, layer_table
 
 
 def study_architecture() -> dict:
@@ -14,7 +14,7 @@ def test_the_studys_network_shapes_and_softmax():
     model = GalaxyClassifier("study", study_architecture(), 60).eval()
     x = torch.rand(5, 3, 60, 60)
     assert model(x).shape == (5, 4)
-    p = probabilities(model, x)
+    p = torch.softmax(model(x), dim=1)
     assert torch.allclose(p.sum(dim=1), torch.ones(5), atol=1e-6) and (p >= 0).all()
     table = layer_table(model)
     names = [name for name, _ in table]
@@ -38,7 +38,7 @@ def test_the_residual_network_takes_any_crop_of_16_px_or_more():
 
 
 def test_kernels_that_shrink_the_crop_to_nothing_are_refused_with_the_setting_named():
-    with pytest.raises(SettingsError, match="train.study.model kernels"):
+    with pytest.raises(SettingsError, match="train.study.model.kernels"):
         GalaxyClassifier("study", {**study_architecture(), "kernels": [9, 9, 9, 9]}, 32)
 
 

@@ -8,18 +8,24 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import SKY_DIR, snakemake
 from PIL import Image
 
-from conftest import REPO, SKY_DIR, snakemake
-
 pytestmark = pytest.mark.slow
-ENV = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
+ENV = dict(os.environ)
 CLASSES = {"elliptical", "face_on_spiral", "edge_on_spiral", "merger"}
 
 
 def predict(model, *args, cwd=None, check=True):
     """``python -m nightskynet predict MODEL ...`` in a child process; the CompletedProcess."""
-    proc = subprocess.run([sys.executable, "-m", "nightskynet", "predict", str(model), *map(str, args)], env=ENV, cwd=cwd, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "nightskynet", "predict", str(model), *map(str, args)],
+        env=ENV,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if check:
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -135,8 +141,12 @@ def test_bad_paths_and_options_get_one_line(model, tmp_path):
     assert "does not exist" in one_line_error(predict(model, tmp_path / "nothing_here", "-o", tmp_path / "x.csv", check=False))
     (tmp_path / "folder").mkdir()
     Image.open(sorted((SKY_DIR / "images").iterdir())[0]).save(tmp_path / "folder" / "g.jpg")
-    assert "is a folder; give the path of the CSV file" in one_line_error(predict(model, tmp_path / "folder", "-o", tmp_path / "folder", check=False))
-    assert "0 is not a positive number" in one_line_error(predict(model, tmp_path / "folder", "-o", tmp_path / "x.csv", "--threads", "0", check=False))
+    assert "is a folder; give the path of the CSV file" in one_line_error(
+        predict(model, tmp_path / "folder", "-o", tmp_path / "folder", check=False)
+    )
+    assert "0 is not a positive number" in one_line_error(
+        predict(model, tmp_path / "folder", "-o", tmp_path / "x.csv", "--threads", "0", check=False)
+    )
     png = tmp_path / "model.png"
     Image.new("RGB", (8, 8)).save(png)
     err = one_line_error(predict(png, tmp_path / "folder", "-o", tmp_path / "x.csv", check=False))
@@ -166,5 +176,7 @@ def test_snakemake_predict_reruns_when_an_image_of_its_folder_changes(tiny_run, 
     Image.open(images[10]).save(folder / "g1.jpg")  # overwritten in place: the folder's own mtime need not change
     snakemake(tiny_run, "predict", *config)
     after = pd.read_csv(tiny_run / "results/predict/predictions.csv")
-    assert not np.allclose(before.loc[1, "p_elliptical":"p_merger"].to_numpy(float), after.loc[1, "p_elliptical":"p_merger"].to_numpy(float))
+    assert not np.allclose(
+        before.loc[1, "p_elliptical":"p_merger"].to_numpy(float), after.loc[1, "p_elliptical":"p_merger"].to_numpy(float)
+    )
     assert "predict" in (tiny_run / "results/logs/predict.log").read_text()

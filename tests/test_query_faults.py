@@ -3,8 +3,8 @@
 import asyncio
 
 import pytest
-
 from faulty_skyserver import FaultySkyServer, ServedInThread
+
 from nightskynet import query
 from nightskynet.http_retry import PermanentError, RetryPolicy, TransientError
 
@@ -55,9 +55,22 @@ def test_an_html_body_is_never_parsed_as_data():
 def test_rows_are_validated_and_drops_counted():
     import pandas as pd
 
-    frame = pd.DataFrame({"objid": [1, 2, 2, 3, 4], "ra": [10.0] * 5, "dec": [0.0] * 5, "nvote": [30, 30, 30, 0, 30],
-                          "p_el": [0.5, 0.5, 0.5, 0.5, 1.2], "p_cw": [0.5] * 5, "p_acw": [0.0] * 5, "p_edge": [0.0] * 5,
-                          "p_dk": [0.0] * 5, "p_mg": [0.0] * 5, "p_cs": [0.5] * 5, "petroR90_r": [5.0] * 5})
+    frame = pd.DataFrame(
+        {
+            "objid": [1, 2, 2, 3, 4],
+            "ra": [10.0] * 5,
+            "dec": [0.0] * 5,
+            "nvote": [30, 30, 30, 0, 30],
+            "p_el": [0.5, 0.5, 0.5, 0.5, 1.2],
+            "p_cw": [0.5] * 5,
+            "p_acw": [0.0] * 5,
+            "p_edge": [0.0] * 5,
+            "p_dk": [0.0] * 5,
+            "p_mg": [0.0] * 5,
+            "p_cs": [0.5] * 5,
+            "petroR90_r": [5.0] * 5,
+        }
+    )
     kept, dropped = query.validate_rows(frame)
     assert kept["objid"].tolist() == [1, 2]
     assert dropped == {"p_el outside [0, 1]": 1, "nvote <= 0": 1, "duplicate objid": 1}

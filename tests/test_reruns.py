@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
-
 from conftest import REPO, SKY_DIR, TINY, project_config, snakemake
+
 from nightskynet.config import merge as merge_config
 
 pytestmark = pytest.mark.slow

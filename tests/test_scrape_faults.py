@@ -10,27 +10,37 @@ import time
 
 import pandas as pd
 import pytest
+from conftest import client, geometry
+from faulty_skyserver import FaultySkyServer, ServedInThread
 from PIL import Image
 
-from faulty_skyserver import FaultySkyServer, ServedInThread
-from conftest import client, geometry
-from nightskynet import scrape
+from nightskynet import cutout_client
 
 N = 6
 MAX_ATTEMPTS = 4
 
 
 def galaxies() -> pd.DataFrame:
-    return pd.DataFrame({"objid": range(100, 100 + N), "ra": [180.0 + i / 10 for i in range(N)], "dec": [20.0] * N, "petroR90_r": [5.0] * N})
+    return pd.DataFrame(
+        {"objid": range(100, 100 + N), "ra": [180.0 + i / 10 for i in range(N)], "dec": [20.0] * N, "petroR90_r": [5.0] * N}
+    )
 
 
 def run(server: FaultySkyServer, tmp_path, **overrides):
-    geo = geometry(**{k: v for k, v in overrides.items() if k in scrape.GEOMETRY_KEYS})
-    cfg = client(**{"concurrency": 4, "timeout_s": 5, "max_attempts": MAX_ATTEMPTS, "backoff_max_s": 0.05, **{k: v for k, v in overrides.items() if k in scrape.CLIENT_KEYS}})
-    cache = scrape.CutoutCache(tmp_path / "cache", "test-server", "dr17")
+    geo = geometry(**{k: v for k, v in overrides.items() if k in cutout_client.GEOMETRY_KEYS})
+    cfg = client(
+        **{
+            "concurrency": 4,
+            "timeout_s": 5,
+            "max_attempts": MAX_ATTEMPTS,
+            "backoff_max_s": 0.05,
+            **{k: v for k, v in overrides.items() if k in cutout_client.CLIENT_KEYS},
+        }
+    )
+    cache = cutout_client.CutoutCache(tmp_path / "cache", "test-server", "dr17")
     with ServedInThread(server.app()) as served:
         t0 = time.monotonic()
-        outcomes = asyncio.run(scrape.download_all(served.url, galaxies(), cache, geo, cfg, show_progress=False))
+        outcomes = asyncio.run(cutout_client.download_all(served.url, galaxies(), cache, geo, cfg, show_progress=False))
         elapsed = time.monotonic() - t0
     by_id = {o.objid: o for o in outcomes}
     assert sorted(by_id) == list(range(100, 100 + N))  # the run finished, one outcome per galaxy
@@ -61,7 +71,17 @@ def test_transient_faults_are_retried_until_good(tmp_path, fault):
         assert by_id[objid].attempts == 1
 
 
-@pytest.mark.parametrize("fault, reason", [("503html", "No server is available"), ("500json", "Internal cutout failure"), ("truncated", "does not decode"), ("html200", "not a JPEG"), ("cut", "Payload"), ("wrongsize", "60x60, not 120x120")])
+@pytest.mark.parametrize(
+    "fault, reason",
+    [
+        ("503html", "No server is available"),
+        ("500json", "Internal cutout failure"),
+        ("truncated", "does not decode"),
+        ("html200", "not a JPEG"),
+        ("cut", "Payload"),
+        ("wrongsize", "60x60, not 120x120"),
+    ],
+)
 def test_a_fault_that_never_ends_is_recorded_after_bounded_attempts(tmp_path, fault, reason):
     server = FaultySkyServer(fault, failures=10**6, faulty_ra=FAULTY)
     by_id, _ = run(server, tmp_path)
@@ -104,21 +124,23 @@ def test_a_404_that_is_not_a_jpeg_is_not_taken_for_the_sky_edge(tmp_path):
     """An HTML 404 (a wrong release or path) is rejected with the server's words, not 'missing'."""
     from nightskynet.errors import PermanentError
 
-    check = scrape.jpeg_checker(120)
-    with pytest.raises(scrape.OffFootprint):
+    check = cutout_client.jpeg_checker(120)
+    with pytest.raises(cutout_client.OffFootprint):
         check(404, {}, b"\xff\xd8\xff\xe0 a jpeg with an error drawn on it")
     with pytest.raises(PermanentError, match="Skyserver Error") as info:
         check(404, {}, b"<html><body><h2>Skyserver Error</h2></body></html>")
-    assert not isinstance(info.value, scrape.OffFootprint)
+    assert not isinstance(info.value, cutout_client.OffFootprint)
 
 
 def test_adaptive_scale_without_a_valid_radius_is_rejected_not_guessed(tmp_path):
     frame = galaxies()
     frame.loc[0, "petroR90_r"] = -9999.0  # SDSS's mark for a failed Petrosian radius
     server = FaultySkyServer("none", failures=0)
-    cache = scrape.CutoutCache(tmp_path / "cache", "test-server", "dr17")
+    cache = cutout_client.CutoutCache(tmp_path / "cache", "test-server", "dr17")
     with ServedInThread(server.app()) as served:
-        outcomes = asyncio.run(scrape.download_all(served.url, frame, cache, geometry(scale_mode="adaptive"), client(), show_progress=False))
+        outcomes = asyncio.run(
+            cutout_client.download_all(served.url, frame, cache, geometry(scale_mode="adaptive"), client(), show_progress=False)
+        )
     by_id = {o.objid: o for o in outcomes}
     assert by_id[100].status == "rejected" and "petroR90_r" in by_id[100].reason and by_id[100].attempts == 0
     assert all(by_id[i].status == "ok" for i in range(101, 106))

@@ -9,8 +9,7 @@ import tarfile
 import time
 
 import pandas as pd
-
-from conftest import REPO, client, geometry
+from conftest import client, geometry
 from faulty_skyserver import FaultySkyServer, ServedInThread
 
 N = 120
@@ -18,15 +17,48 @@ CONCURRENCY = 4
 
 
 def test_kill_minus_9_then_resume_downloads_only_the_rest(tmp_path):
-    labels = pd.DataFrame({"objid": range(1000, 1000 + N), "ra": [150.0 + i / 100 for i in range(N)], "dec": [10.0] * N, "petroR90_r": [5.0] * N})
+    labels = pd.DataFrame(
+        {"objid": range(1000, 1000 + N), "ra": [150.0 + i / 100 for i in range(N)], "dec": [10.0] * N, "petroR90_r": [5.0] * N}
+    )
     labels.to_csv(tmp_path / "labels.csv", index=False)
     server = FaultySkyServer("none", failures=0, latency_s=0.05)
     cache = tmp_path / "cache"
     with ServedInThread(server.app()) as served:
         settings = {"source": "sdss", "sdss": {"base_url": served.url, "release": "dr17"}, "scrape": {"chunks": 1, **geometry()}}
-        options = ["--concurrency", str(CONCURRENCY), "--max-rate", "0", "--timeout-s", "10", "--max-attempts", "3", "--backoff-base-s", "0.01", "--backoff-max-s", "0.05", "--cache-dir", str(cache)]
-        cmd = [sys.executable, "-m", "nightskynet", "scrape", "--settings", json.dumps(settings), "--labels", str(tmp_path / "labels.csv"), "--chunk", "0", "--tar", str(tmp_path / "out/chunk_0.tar"), "--manifest", str(tmp_path / "out/chunk_0.manifest.csv"), *options]
-        env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
+        options = [
+            "--concurrency",
+            str(CONCURRENCY),
+            "--max-rate",
+            "0",
+            "--timeout-s",
+            "10",
+            "--max-attempts",
+            "3",
+            "--backoff-base-s",
+            "0.01",
+            "--backoff-max-s",
+            "0.05",
+            "--cache-dir",
+            str(cache),
+        ]
+        cmd = [
+            sys.executable,
+            "-m",
+            "nightskynet",
+            "scrape",
+            "--settings",
+            json.dumps(settings),
+            "--labels",
+            str(tmp_path / "labels.csv"),
+            "--chunk",
+            "0",
+            "--tar",
+            str(tmp_path / "out/chunk_0.tar"),
+            "--manifest",
+            str(tmp_path / "out/chunk_0.manifest.csv"),
+            *options,
+        ]
+        env = dict(os.environ)
         first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "first.log", "w"))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(list(cache.rglob("*.jpg"))) < 30:
@@ -56,11 +88,13 @@ def test_two_jobs_fill_one_cache_at_once_without_touching_each_others_files(tmp_
     predecessor left) must never remove the other's half-written files."""
     import asyncio
 
-    from nightskynet import scrape
+    from nightskynet import cutout_client
 
-    frame = pd.DataFrame({"objid": range(5000, 5080), "ra": [150.0 + i / 100 for i in range(80)], "dec": [10.0] * 80, "petroR90_r": [5.0] * 80})
+    frame = pd.DataFrame(
+        {"objid": range(5000, 5080), "ra": [150.0 + i / 100 for i in range(80)], "dec": [10.0] * 80, "petroR90_r": [5.0] * 80}
+    )
     root = tmp_path / "cache"
-    cache = scrape.CutoutCache(root, "test-server", "dr17")
+    cache = cutout_client.CutoutCache(root, "test-server", "dr17")
     (root / ".incoming-b").mkdir(parents=True)
     (root / ".incoming-b" / ".5001.jpg.x.part").write_bytes(b"half")  # a killed job b's leftover
     (root / ".incoming-live").mkdir()
@@ -70,9 +104,9 @@ def test_two_jobs_fill_one_cache_at_once_without_touching_each_others_files(tmp_
     server = FaultySkyServer("none", failures=0, latency_s=0.02)
 
     async def both(url):
-        a = asyncio.create_task(scrape.download_all(url, frame.iloc[::2], cache, geo, cfg, show_progress=False, job="a"))
+        a = asyncio.create_task(cutout_client.download_all(url, frame.iloc[::2], cache, geo, cfg, show_progress=False, job="a"))
         await asyncio.sleep(0.1)  # a is mid-way, with files in flight, when b starts
-        b = asyncio.create_task(scrape.download_all(url, frame.iloc[1::2], cache, geo, cfg, show_progress=False, job="b"))
+        b = asyncio.create_task(cutout_client.download_all(url, frame.iloc[1::2], cache, geo, cfg, show_progress=False, job="b"))
         return await a, await b
 
     with ServedInThread(server.app()) as served:

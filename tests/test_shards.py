@@ -4,11 +4,10 @@ import hashlib
 
 import numpy as np
 import pandas as pd
+from conftest import build_shards
 
 from nightskynet import shards
 from nightskynet.classes import CLASS_NAMES
-
-from conftest import build_shards
 
 CFG = {"total": 900, "merger_fraction": 0.01, "crop": 60, "max_shift": 4, "train_shards": 3, "seed": 5}
 
@@ -29,8 +28,18 @@ def test_class_copies_reach_the_target_mixture(scraped):
 
 
 def test_targets_follow_the_class_counts():
-    assert shards.copies_per_class({"elliptical": 10, "face_on_spiral": 5, "edge_on_spiral": 7, "merger": 2}, 1000, 0.01) == {"elliptical": 330, "face_on_spiral": 330, "edge_on_spiral": 330, "merger": 10}
-    assert shards.copies_per_class({"elliptical": 10, "face_on_spiral": 5, "edge_on_spiral": 7}, 100, 0.01) == {"elliptical": 34, "face_on_spiral": 33, "edge_on_spiral": 33, "merger": 0}
+    assert shards.copies_per_class({"elliptical": 10, "face_on_spiral": 5, "edge_on_spiral": 7, "merger": 2}, 1000, 0.01) == {
+        "elliptical": 330,
+        "face_on_spiral": 330,
+        "edge_on_spiral": 330,
+        "merger": 10,
+    }
+    assert shards.copies_per_class({"elliptical": 10, "face_on_spiral": 5, "edge_on_spiral": 7}, 100, 0.01) == {
+        "elliptical": 34,
+        "face_on_spiral": 33,
+        "edge_on_spiral": 33,
+        "merger": 0,
+    }
 
 
 def test_two_runs_give_byte_identical_shards(scraped):

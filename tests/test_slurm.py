@@ -11,7 +11,6 @@ import shutil
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import TINY, copy_repo, snakemake
 from slurm_cluster import LocalSlurm, why_not_available
 
@@ -38,9 +37,21 @@ def test_tiny_workflow_runs_under_slurm_and_matches_a_local_run(cluster, tmp_pat
         (work / "tiny.yaml").write_text(yaml.safe_dump(CONFIG))
     snakemake(local, "--configfile", "tiny.yaml")
     proc = snakemake(
-        on_slurm, "--configfile", "tiny.yaml", "--profile", "workflow/profiles/slurm",
-        "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
-        "--set-threads", "train=2", "--set-resources", "train:cpus_per_task=2", "train:mem_mb=3000", "evaluate:mem_mb=2000",
+        on_slurm,
+        "--configfile",
+        "tiny.yaml",
+        "--profile",
+        "workflow/profiles/slurm",
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--set-threads",
+        "train=2",
+        "--set-resources",
+        "train:cpus_per_task=2",
+        "train:mem_mb=3000",
+        "evaluate:mem_mb=2000",
     )
     assert "Nothing to be done" not in proc.stdout
 

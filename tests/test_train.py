@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import build_shards, project_config
+
 from nightskynet import train
 from nightskynet.model import load_model
 
@@ -47,7 +47,9 @@ def test_resumed_training_equals_an_uninterrupted_one(shard_files, tmp_path, rec
     resumed, resumed_hist, _ = train.fit(train_paths, val, cfg, 60, tmp_path / "cut", "cpu", threads=2)  # picks up at epoch 3
     assert resumed_hist["epoch"].tolist() == [1, 2, 3]
     assert same(weights(full.final_model), weights(resumed.final_model)), "resumed weights differ from an uninterrupted run"
-    pd.testing.assert_frame_equal(full_hist.drop(columns=["seconds", "images_per_s"]), resumed_hist.drop(columns=["seconds", "images_per_s"]))
+    pd.testing.assert_frame_equal(
+        full_hist.drop(columns=["seconds", "images_per_s"]), resumed_hist.drop(columns=["seconds", "images_per_s"])
+    )
 
 
 @pytest.mark.parametrize("recipe", ["study", "resnet"])
@@ -97,7 +99,17 @@ def test_fresh_views_are_d4_elements_with_shifts_and_keep_every_pixel_value():
 def test_the_train_stage_writes_a_calibrated_model_that_knows_its_cutouts(shard_files, tmp_path):
     train_paths, val, manifest = shard_files
     cfg = train_cfg("resnet", epochs=2)
-    train.run(train_paths, val, manifest, str(tmp_path / "model.pt"), str(tmp_path / "history.csv"), {"train": cfg}, device="cpu", checkpoint_dir=tmp_path / "ckpt", threads=2)
+    train.run(
+        train_paths,
+        val,
+        manifest,
+        str(tmp_path / "model.pt"),
+        str(tmp_path / "history.csv"),
+        {"train": cfg},
+        device="cpu",
+        checkpoint_dir=tmp_path / "ckpt",
+        threads=2,
+    )
     model, saved = load_model(tmp_path / "model.pt")
     assert saved["cutout"] == json.loads(open(manifest).read())["cutout"] and saved["input_size"] == 60
     cal = saved["calibration"]

@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import SKY_DIR, TINY, copy_repo, snakemake
 
 OUTPUTS = [
@@ -70,14 +69,36 @@ def test_tiny_run_writes_every_declared_output(tiny_run):
     assert len(history) == 1
     html = (tiny_run / "results/report/report.html").read_text()
     assert "simulated votes" in html and html.count("data:image/png;base64,") == 9
-    for key in ("balanced_accuracy", "accuracy_single_view", "balanced_accuracy_uncalibrated", "calibration", "merger", "most_confident_mistakes", "uncertain"):
+    for key in (
+        "balanced_accuracy",
+        "accuracy_single_view",
+        "balanced_accuracy_uncalibrated",
+        "calibration",
+        "merger",
+        "most_confident_mistakes",
+        "uncertain",
+    ):
         assert key in metrics
     assert {"expected_calibration_error", "temperature", "logit_bias", "uncalibrated"} <= set(metrics["calibration"])
     assert {"threshold", "recall_target", "average_precision", "test_mergers"} <= set(metrics["merger"])
     assert {"roc_auc", "average_precision", "support"} <= set(metrics["per_class"]["elliptical"])
     assert metrics["uncertain"]["votes"] == "simulated" and "largest_disagreements" in metrics["uncertain"]
     predictions = pd.read_csv(tiny_run / "results/eval/predictions_test.csv")
-    assert list(predictions.columns) == ["objid", "true_class", "human_p_elliptical", "human_p_face_on_spiral", "human_p_edge_on_spiral", "human_p_merger", "p_elliptical", "p_face_on_spiral", "p_edge_on_spiral", "p_merger", "predicted", "merger_candidate", "votes"]
+    assert list(predictions.columns) == [
+        "objid",
+        "true_class",
+        "human_p_elliptical",
+        "human_p_face_on_spiral",
+        "human_p_edge_on_spiral",
+        "human_p_merger",
+        "p_elliptical",
+        "p_face_on_spiral",
+        "p_edge_on_spiral",
+        "p_merger",
+        "predicted",
+        "merger_candidate",
+        "votes",
+    ]
     assert set(predictions["votes"]) == {"simulated"}
     assert set(catalog["votes"]) == {"simulated"} and set(labels["votes"]) == {"simulated"}
     assert np.allclose(predictions[["p_elliptical", "p_face_on_spiral", "p_edge_on_spiral", "p_merger"]].sum(axis=1), 1, atol=1e-3)
@@ -100,7 +121,15 @@ def test_changing_a_shards_parameter_reruns_exactly_shards_and_what_follows(tiny
     assert planned_jobs(tiny_run, "--configfile", "changed.yaml") == {"shards_train", "shards", "train", "evaluate", "report", "all"}
     changed = {**TINY, "shards": {**TINY["shards"], "crop": 56}}
     (tiny_run / "changed.yaml").write_text(yaml.safe_dump(changed))
-    assert planned_jobs(tiny_run, "--configfile", "changed.yaml") == {"shards_train", "shards_eval", "shards", "train", "evaluate", "report", "all"}
+    assert planned_jobs(tiny_run, "--configfile", "changed.yaml") == {
+        "shards_train",
+        "shards_eval",
+        "shards",
+        "train",
+        "evaluate",
+        "report",
+        "all",
+    }
 
 
 @pytest.mark.slow
@@ -126,7 +155,15 @@ def test_a_900000_galaxy_catalog_plans_in_under_10_seconds(tmp_path):
     n = 900_000
     rng = np.random.default_rng(0)
     objids = np.sort(rng.choice(np.arange(587_722_000_000_000_000, 587_722_000_000_000_000 + 10 * n), n, replace=False))
-    labels = pd.DataFrame({"objid": objids, "ra": rng.uniform(0, 360, n).round(5), "dec": rng.uniform(-10, 70, n).round(5), "petroR90_r": 5.0, "split": "train"})
+    labels = pd.DataFrame(
+        {
+            "objid": objids,
+            "ra": rng.uniform(0, 360, n).round(5),
+            "dec": rng.uniform(-10, 70, n).round(5),
+            "petroR90_r": 5.0,
+            "split": "train",
+        }
+    )
     (work / "results/labels").mkdir(parents=True)
     (work / "results/catalog").mkdir(parents=True)
     labels.to_csv(work / "results/catalog/gz1_votes.csv", index=False)
@@ -148,13 +185,29 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (Debian: apt-get install chromium); .ci/run installs it")
 def test_the_report_renders_in_a_browser_with_every_figure_loaded(tiny_run, tmp_path):
     html = tiny_run / "results/report/report.html"
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run([CHROMIUM, *flags, "--virtual-time-budget=5000", "--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
+    dom = subprocess.run(
+        [CHROMIUM, *flags, "--virtual-time-budget=5000", "--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=120
+    ).stdout
     loaded = re.search(r'data-images-loaded="(\d+)/(\d+)"', dom)
     assert loaded, "the page's own image check did not run"
     assert loaded.group(1) == loaded.group(2) == "9", loaded.group(0)
     shot = tmp_path / "report.png"
-    subprocess.run([CHROMIUM, *flags, "--hide-scrollbars", "--window-size=1200,3000", f"--screenshot={shot}", html.as_uri()], capture_output=True, timeout=120)
+    subprocess.run(
+        [CHROMIUM, *flags, "--hide-scrollbars", "--window-size=1200,3000", f"--screenshot={shot}", html.as_uri()],
+        capture_output=True,
+        timeout=120,
+    )
     from PIL import Image
 
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
@@ -173,7 +226,9 @@ def test_snakemake_report_collects_the_figures(tiny_run):
 def test_reruns_are_exactly_what_is_stale(tiny_run):
     everything_after_labels = {"scrape", "shards_train", "shards_eval", "shards", "train", "evaluate", "report", "all"}
     # a config key no stage reads: nothing
-    (tiny_run / "unread.yaml").write_text(yaml.safe_dump({**TINY, "cluster": {"downloads_on_submit_host": False}, "predict": {"tta": False}}))
+    (tiny_run / "unread.yaml").write_text(
+        yaml.safe_dump({**TINY, "cluster": {"downloads_on_submit_host": False}, "predict": {"tta": False}})
+    )
     assert planned_jobs(tiny_run, "--configfile", "unread.yaml") == set()
     # a param of one stage: that stage and its descendants
     (tiny_run / "labels.yaml").write_text(yaml.safe_dump({**TINY, "labels": {**TINY["labels"], "threshold": 0.9}}))
@@ -187,12 +242,24 @@ def test_reruns_are_exactly_what_is_stale(tiny_run):
     try:
         out = snakemake(tiny_run, "-n", "--configfile", "tiny.yaml").stdout
         counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", out.split("Job stats:", 1)[1], re.M)}
-        assert counts.pop("total") and counts == {"scrape": 1, "shards_train": 1, "shards_eval": 1, "shards": 1, "train": 1, "evaluate": 1, "report": 1, "all": 1}
+        assert counts.pop("total") and counts == {
+            "scrape": 1,
+            "shards_train": 1,
+            "shards_eval": 1,
+            "shards": 1,
+            "train": 1,
+            "evaluate": 1,
+            "report": 1,
+            "all": 1,
+        }
     finally:
         chunk.write_bytes(saved[0])
         os.utime(chunk, ns=(saved[1].st_atime_ns, saved[1].st_mtime_ns))
     # the code of one stage module: that stage and its descendants, nothing before it
-    for name, expected in (("shards", {"shards_train", "shards_eval", "shards", "train", "evaluate", "report", "all"}), ("labels", {"labels"} | everything_after_labels)):
+    for name, expected in (
+        ("shards", {"shards_train", "shards_eval", "shards", "train", "evaluate", "report", "all"}),
+        ("labels", {"labels"} | everything_after_labels),
+    ):
         module = tiny_run / f"workflow/nightskynet/{name}.py"
         original, stat = module.read_text(), module.stat()
         module.write_text(original + "\n# an edit\n")

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-D4_ELEMENTS = tuple(range(8))
-
 
 def d4(image: np.ndarray, g: int) -> np.ndarray:
     """Apply D4 element ``g`` to an (H, W, ...) array."""

@@ -20,33 +20,12 @@ import math
 import numpy as np
 import torch
 
-from .augment import d4_torch
-from .model import GalaxyClassifier, to_input
+from .inference import averaged_probabilities, view_logits
+from .model import GalaxyClassifier
 
 log = logging.getLogger(__name__)
 
 PRIOR_FLOOR = 1e-4  # a class absent from training keeps a finite (very low) prior
-
-
-@torch.no_grad()
-def view_logits(model: GalaxyClassifier, images: np.ndarray, device: torch.device, batch_size: int = 256) -> np.ndarray:
-    """(N, 8, 4) raw (uncalibrated) logits of each image's 8 D4 views."""
-    model.eval()
-    out = np.zeros((len(images), 8, 4), dtype=np.float64)
-    for start in range(0, len(images), batch_size):
-        x = to_input(torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(device))
-        for g in range(8):
-            out[start : start + len(x), g] = model.raw_logits(d4_torch(x, g)).float().cpu().numpy()
-    return out
-
-
-def averaged_probabilities(logits: np.ndarray, bias: np.ndarray, temperature: float) -> np.ndarray:
-    """(N, 4): the mean over views of softmax((logits + bias) / temperature)."""
-    z = (logits + bias) / temperature
-    z = z - z.max(axis=-1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=-1, keepdims=True)
-    return p.mean(axis=1)
 
 
 def prior_correction(trained_prior: np.ndarray, real_prior: np.ndarray) -> np.ndarray:
@@ -93,7 +72,16 @@ def merger_threshold(p_merger: np.ndarray, is_merger: np.ndarray, target_recall:
     return float(scores[k - 1])
 
 
-def calibrate(model: GalaxyClassifier, images: np.ndarray, labels: np.ndarray, trained_prior: np.ndarray, real_prior: np.ndarray, merger_recall: float, device: torch.device, fit: bool = True) -> dict:
+def calibrate(
+    model: GalaxyClassifier,
+    images: np.ndarray,
+    labels: np.ndarray,
+    trained_prior: np.ndarray,
+    real_prior: np.ndarray,
+    merger_recall: float,
+    device: torch.device,
+    fit: bool = True,
+) -> dict:
     """Fit the calibration on the validation set, set it in ``model``; return what was fitted and how it did."""
     logits = view_logits(model, images, device)
     bias = prior_correction(trained_prior, real_prior) if fit else np.zeros(4)
@@ -116,7 +104,16 @@ def calibrate(model: GalaxyClassifier, images: np.ndarray, labels: np.ndarray, t
         "merger_threshold": threshold,
         "val_mergers": int((labels == 3).sum()),
     }
-    log.info("calibration on %d val galaxies: logit bias %s, temperature %.3f, val NLL %.4f -> %.4f; merger threshold %s (%d val mergers, recall target %.2f)",
-             len(labels), result["logit_bias"], temperature, result["val_nll_before"] or float("nan"), result["val_nll_after"] or float("nan"),
-             "none" if threshold is None else f"{threshold:.4f}", result["val_mergers"], merger_recall)
+    log.info(
+        "calibration on %d val galaxies: logit bias %s, temperature %.3f, val NLL %.4f -> %.4f; merger threshold %s (%d val "
+        "mergers, recall target %.2f)",
+        len(labels),
+        result["logit_bias"],
+        temperature,
+        result["val_nll_before"] or float("nan"),
+        result["val_nll_after"] or float("nan"),
+        "none" if threshold is None else f"{threshold:.4f}",
+        result["val_mergers"],
+        merger_recall,
+    )
     return result

@@ -66,7 +66,12 @@ def cmd_demo_sky(args) -> None:
 def cmd_query(args) -> None:
     from . import query
 
-    client = {"page_size": args.page_size, "timeout_s": args.timeout_s, "max_attempts": args.max_attempts, "demo_max_rows": args.demo_max_rows}
+    client = {
+        "page_size": args.page_size,
+        "timeout_s": args.timeout_s,
+        "max_attempts": args.max_attempts,
+        "demo_max_rows": args.demo_max_rows,
+    }
     query.run(args.out, args.settings, client)
 
 
@@ -91,7 +96,13 @@ def cmd_shards_train(args) -> None:
 def cmd_shards_eval(args) -> None:
     from . import shards
 
-    shards.run_eval_shards(args.labels, args.scrape_manifests, args.chunk_tars, {"val": args.val, "test": args.test, "uncertain": args.uncertain}, args.settings)
+    shards.run_eval_shards(
+        args.labels,
+        args.scrape_manifests,
+        args.chunk_tars,
+        {"val": args.val, "test": args.test, "uncertain": args.uncertain},
+        args.settings,
+    )
 
 
 def cmd_shards_manifest(args) -> None:
@@ -103,17 +114,47 @@ def cmd_shards_manifest(args) -> None:
 def cmd_train(args) -> None:
     from . import train
 
-    train.run(args.train_shards, args.val, args.shards_manifest, args.model, args.history, args.settings, device=args.device, checkpoint_dir=args.checkpoint_dir, threads=args.threads)
+    train.run(
+        args.train_shards,
+        args.val,
+        args.shards_manifest,
+        args.model,
+        args.history,
+        args.settings,
+        device=args.device,
+        checkpoint_dir=args.checkpoint_dir,
+        threads=args.threads,
+    )
 
 
-EVALUATE_OUTPUTS = ("metrics", "predictions_test", "predictions_uncertain", "confusion", "roc_pr", "reliability", "mistakes", "votes", "disagreements")
+EVALUATE_OUTPUTS = (
+    "metrics",
+    "predictions_test",
+    "predictions_uncertain",
+    "confusion",
+    "roc_pr",
+    "reliability",
+    "mistakes",
+    "votes",
+    "disagreements",
+)
 
 
 def cmd_evaluate(args) -> None:
     from . import evaluate
 
     out = {name: getattr(args, name) for name in EVALUATE_OUTPUTS}
-    evaluate.run(args.model, args.test, args.uncertain, args.labels, out, args.settings, device=args.device, batch_size=args.batch_size, threads=args.threads)
+    evaluate.run(
+        args.model,
+        args.test,
+        args.uncertain,
+        args.labels,
+        out,
+        args.settings,
+        device=args.device,
+        batch_size=args.batch_size,
+        threads=args.threads,
+    )
 
 
 REPORT_INPUTS = ("catalog", "labels", "labels_summary", "shards_manifest", "history", "metrics", "model")
@@ -138,15 +179,28 @@ def cmd_predict(args) -> None:
     else:
         config = load_config(args.config)
         settings = {k: config[k] for k in ("source", "sdss", "demo")}
-        defaults = {**{k: config["scrape"][k] for k in CLIENT_KEYS}, "cache_dir": config["scrape"]["cache_dir"], "device": config["train"]["device"], "batch_size": config["evaluate"]["batch_size"]}
+        defaults = {
+            **{k: config["scrape"][k] for k in CLIENT_KEYS},
+            "cache_dir": config["scrape"]["cache_dir"],
+            "device": config["train"]["device"],
+            "batch_size": config["evaluate"]["batch_size"],
+        }
     given = {k: getattr(args, k) for k in (*CLIENT_KEYS, "cache_dir", "device", "batch_size")}
     missing = [k for k, v in given.items() if v is None and k not in defaults]
     if missing:
         raise NightSkyNetError(f"--settings needs --{missing[0].replace('_', '-')} too")
     run = {k: (v if v is not None else defaults[k]) for k, v in given.items()}
     predict.run(
-        args.model, args.input, args.output, settings, {k: run[k] for k in CLIENT_KEYS}, run["cache_dir"],
-        tta=not args.no_tta, threads=args.threads, batch_size=run["batch_size"], device=run["device"],
+        args.model,
+        args.input,
+        args.output,
+        settings,
+        {k: run[k] for k in CLIENT_KEYS},
+        run["cache_dir"],
+        tta=not args.no_tta,
+        threads=args.threads,
+        batch_size=run["batch_size"],
+        device=run["device"],
     )
 
 
@@ -208,9 +262,13 @@ def add_stage_parsers(sub) -> None:
         s.set_defaults(func=func)
         return s
 
-    shard_parser("shards-train", "stage shards: one augmented training shard", cmd_shards_train, ("out",)).add_argument("--shard", type=int, required=True)
+    shard_parser("shards-train", "stage shards: one augmented training shard", cmd_shards_train, ("out",)).add_argument(
+        "--shard", type=int, required=True
+    )
     shard_parser("shards-eval", "stage shards: val, test and uncertain sets (centre crops)", cmd_shards_eval, ("val", "test", "uncertain"))
-    shard_parser("shards-manifest", "stage shards: counts and checksums of every shard", cmd_shards_manifest, ("out",), chunk_tars=False).add_argument("--shards", nargs="+", required=True)
+    shard_parser(
+        "shards-manifest", "stage shards: counts and checksums of every shard", cmd_shards_manifest, ("out",), chunk_tars=False
+    ).add_argument("--shards", nargs="+", required=True)
 
     s = sub.add_parser("train", help="stage train: fit the network")
     s.add_argument("--settings", type=_settings, required=True)
@@ -243,13 +301,22 @@ def add_predict_parser(sub) -> None:
     s = sub.add_parser(
         "predict",
         help="classify a folder of JPEG/PNG cutouts or a catalog CSV (objid, ra, dec)",
-        description="Classify galaxies with a trained model. Settings not given as options come from the checkout's config.yaml, with each --config file merged over it.",
+        description=(
+            "Classify galaxies with a trained model. Settings not given as options come from the checkout's config.yaml, "
+            "with each --config file merged over it."
+        ),
     )
     s.add_argument("model", help="a model.pt written by the train stage")
     s.add_argument("input", help="a folder of JPEG/PNG cutouts (any size) or a catalog .csv with objid, ra, dec")
     s.add_argument("-o", "--output", required=True, help="the CSV file to write")
     s.add_argument("--no-tta", action="store_true", help="one view per image instead of the mean over the 8 D4 views")
-    s.add_argument("--config", action="append", default=[], metavar="YAML", help="a config file merged over config.yaml (repeatable, later ones win); for a catalog, where to download from")
+    s.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="YAML",
+        help="a config file merged over config.yaml (repeatable, later ones win); for a catalog, where to download from",
+    )
     s.add_argument("--settings", type=_settings, default=None, help=argparse.SUPPRESS)
     add_client_options(s, required=False)
     s.add_argument("--device", choices=("auto", "cuda", "cpu"), default=None, help="default: config train.device")

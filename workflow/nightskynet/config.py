@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
+from importlib.resources import files
 from pathlib import Path
 
 import jsonschema
@@ -17,10 +19,10 @@ import yaml
 
 from .errors import NightSkyNetError
 
-# config.yaml and its schema, in the checkout (workflow/nightskynet/config.py -> the repository root)
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
-DEFAULT_CONFIG = REPO_ROOT / "config.yaml"
-SCHEMA = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+# config.yaml and its schema travel with the package (links to the checkout's files, copied into
+# a wheel), so a command finds them however the package was installed
+DEFAULT_CONFIG = Path(str(files("nightskynet") / "config.yaml"))
+SCHEMA = Path(str(files("nightskynet") / "config.schema.yaml"))
 
 
 class ConfigError(NightSkyNetError, ValueError):
@@ -48,10 +50,24 @@ def load_schema(schema_path: str | Path = SCHEMA) -> dict:
     return yaml.safe_load(Path(schema_path).read_text())
 
 
+def check_command_on_path() -> None:
+    """Every workflow job runs the ``nightskynet`` command: stop before any job when PATH lacks it."""
+    if shutil.which("nightskynet") is None:
+        raise ConfigError(
+            "the `nightskynet` command is not on PATH, so no job could run. Activate the environment that has the "
+            "package (after `make`: source .venv/bin/activate), or run with --sdm conda."
+        )
+
+
 def runtime_keys(schema_path: str | Path = SCHEMA) -> set[str]:
     """The keys ("section.key") the schema marks ``runtime: true``: how a job runs, not what it makes."""
     schema = load_schema(schema_path)
-    return {f"{section}.{key}" for section, sub in schema["properties"].items() for key, spec in sub.get("properties", {}).items() if spec.get("runtime")}
+    return {
+        f"{section}.{key}"
+        for section, sub in schema["properties"].items()
+        for key, spec in sub.get("properties", {}).items()
+        if spec.get("runtime")
+    }
 
 
 def _typed(text: str, types: list[str]):
@@ -100,7 +116,28 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA) -> dict:
     errors = sorted(validator.iter_errors(config), key=lambda e: (list(e.absolute_path), e.validator))
     if errors:
         raise ConfigError("\n".join(describe(e) for e in errors))
+    problems = combination_problems(config)
+    if problems:
+        raise ConfigError("\n".join(problems))
     return config
+
+
+def combination_problems(config: dict) -> list[str]:
+    """Settings each valid alone that cannot work together, one line each (checked before any job runs)."""
+    from .architecture import recipe_architecture
+
+    problems = []
+    crop, shift, size = config["shards"]["crop"], config["shards"]["max_shift"], config["scrape"]["size"]
+    if crop + 2 * shift > size:
+        problems.append(
+            f"shards.crop ({crop}) + 2 x shards.max_shift ({shift}) exceeds scrape.size ({size}): the shifted crops would not "
+            "fit the cutouts; lower one of them"
+        )
+    try:
+        recipe_architecture(config["train"]).check(crop)
+    except NightSkyNetError as err:
+        problems.append(str(err))
+    return problems
 
 
 def merge(base: dict, override: dict) -> dict:
@@ -133,9 +170,9 @@ def load_config(overrides: list[str | Path] = (), base: str | Path = DEFAULT_CON
     """``base`` (the checkout's config.yaml) with each file of ``overrides`` merged over it, typed and validated.
 
     Relative paths in the settings that name files or folders (``demo.sky_dir``,
-    ``scrape.cache_dir``, ``train.checkpoint_dir``) are taken relative to the folder of ``base``,
-    as the workflow takes them relative to the checkout, so a command gives the same answer from
-    any working directory.
+    ``scrape.cache_dir``, ``train.checkpoint_dir``) are taken relative to the folder ``base``
+    really lies in (the checkout, for its config.yaml), as the workflow takes them relative to the
+    checkout, so a command gives the same answer from any working directory.
     """
     config = read_yaml(base)
     for path in overrides:

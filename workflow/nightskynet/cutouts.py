@@ -1,18 +1,31 @@
 """Cutout images: decoding, resampling, and the checks an image must pass before it is classified.
 
-Shared by the shards stage (the scraped cutouts) and ``predict`` (a user's images), so that both
-turn a JPEG into the network's pixels the same way.
+Shared by the shards and report stages (the scraped cutouts, read from the chunk tars) and
+``predict`` (a user's images), so that all turn a JPEG into the network's pixels the same way.
 """
 
 from __future__ import annotations
 
 import io
+import tarfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from .augment import crop
+
+
+def read_chunks(tar_paths: list[str | Path], wanted: set[int]) -> dict[int, bytes]:
+    """JPEG bytes of the wanted objids found in the chunk tars."""
+    found: dict[int, bytes] = {}
+    for path in tar_paths:
+        with tarfile.open(path) as tar:
+            for member in tar:
+                stem = member.name.rsplit("/", 1)[-1].removesuffix(".jpg")
+                if member.isfile() and stem.isdigit() and int(stem) in wanted:
+                    found[int(stem)] = tar.extractfile(member).read()
+    return found
 
 
 def decode(jpeg: bytes, size: int) -> np.ndarray:
@@ -58,5 +71,3 @@ def has_central_source(image: np.ndarray, sigma: float = 5.0) -> bool:
     noise = 1.4826 * float(np.median(np.abs(border - sky)))
     centre = grey[h // 3 : h - h // 3, w // 3 : w - w // 3]
     return int((centre > sky + max(sigma * noise, 8.0)).sum()) >= MIN_SOURCE_PX
-
-

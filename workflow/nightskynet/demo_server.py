@@ -19,7 +19,6 @@ import contextlib
 import io
 import json
 import math
-import os
 import re
 import selectors
 import subprocess
@@ -34,7 +33,6 @@ import numpy as np
 from aiohttp import web
 from PIL import Image, ImageDraw
 
-from .errors import DemoSkyError
 from .demo_sky import (
     FOOTPRINT_DEC,
     FOOTPRINT_RA,
@@ -46,6 +44,7 @@ from .demo_sky import (
     build_demo_sky,
     unit_vector,
 )
+from .errors import DemoSkyError
 
 READY_PREFIX = "NIGHTSKYNET_DEMO_SKY_READY "
 RELEASE_RE = re.compile(r"^dr([7-9]|1[0-9])$", re.I)
@@ -87,7 +86,10 @@ class DemoSkyServer:
     def sql_rows(self, sql: str) -> tuple[list[str], list[list[object]]]:
         m = SQL_RE.match(sql)
         if not m:
-            raise SqlRejected("Incorrect syntax: the demo sky answers only SELECT TOP n z.<cols> FROM zooSpec|zooNoSpec AS z [JOIN PhotoObj AS p ON p.objid = z.objid] WHERE z.objid > N ORDER BY z.objid")
+            raise SqlRejected(
+                "Incorrect syntax: the demo sky answers only SELECT TOP n z.<cols> FROM zooSpec|zooNoSpec AS z [JOIN PhotoObj "
+                "AS p ON p.objid = z.objid] WHERE z.objid > N ORDER BY z.objid"
+            )
         table_name = next((t for t in TABLES if t.lower() == m["table"].lower()), None)
         if table_name is None:
             raise SqlRejected(f"Invalid object name '{m['table']}'.")
@@ -96,7 +98,11 @@ class DemoSkyServer:
         for raw in m["cols"].split(","):
             prefix, _, name = raw.strip().partition(".")
             name = name.strip()
-            known = {c.lower(): c for c in ZOO_COLUMNS} if prefix.lower() == "z" else ({"petror90_r": "petroR90_r"} if prefix.lower() == "p" and joined else {})
+            known = (
+                {c.lower(): c for c in ZOO_COLUMNS}
+                if prefix.lower() == "z"
+                else ({"petror90_r": "petroR90_r"} if prefix.lower() == "p" and joined else {})
+            )
             if name.lower() not in known:
                 raise SqlRejected(f"Invalid column name '{raw.strip()}'.")
             columns.append(known[name.lower()])
@@ -171,7 +177,9 @@ def make_app(server: DemoSkyServer, latency_s: float = 0.0) -> web.Application:
             await asyncio.sleep(latency_s)
         release = request.match_info["release"]
         if not RELEASE_RE.match(release):
-            return web.Response(status=404, text="<html><body><h1>Skyserver Error</h1>Unknown release</body></html>", content_type="text/html")
+            return web.Response(
+                status=404, text="<html><body><h1>Skyserver Error</h1>Unknown release</body></html>", content_type="text/html"
+            )
         cmd = request.query.get("cmd")
         fmt = request.query.get("format", "csv").lower()
         if not cmd:
@@ -188,7 +196,9 @@ def make_app(server: DemoSkyServer, latency_s: float = 0.0) -> web.Application:
         if latency_s:
             await asyncio.sleep(latency_s)
         if not RELEASE_RE.match(request.match_info["release"]):
-            return web.Response(status=404, text="<html><body><h1>Skyserver Error</h1>Unknown release</body></html>", content_type="text/html")
+            return web.Response(
+                status=404, text="<html><body><h1>Skyserver Error</h1>Unknown release</body></html>", content_type="text/html"
+            )
         q = request.query
         try:
             ra = float(q.get("ra", "nan"))
@@ -233,14 +243,30 @@ async def serve(sky_dir: str, seed: int, host: str, port: int, max_rows: int, la
 
 
 @contextlib.contextmanager
-def running_demo_sky(sky_dir: str | Path, seed: int = 1, max_rows: int = DEFAULT_MAX_ROWS, latency_s: float = 0.0, startup_timeout_s: float = 60.0) -> Iterator[str]:
+def running_demo_sky(
+    sky_dir: str | Path, seed: int = 1, max_rows: int = DEFAULT_MAX_ROWS, latency_s: float = 0.0, startup_timeout_s: float = 60.0
+) -> Iterator[str]:
     """Start the demo SkyServer in a child process on a free loopback port; yield its base URL; stop it."""
-    cmd = [sys.executable, "-m", "nightskynet", "demo-sky", "--sky-dir", str(Path(sky_dir).resolve()), "--seed", str(seed), "--host", "127.0.0.1", "--port", "0", "--max-rows", str(max_rows), "--latency-ms", str(latency_s * 1000)]
-    env = dict(os.environ)
-    package_root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    cmd = [
+        sys.executable,
+        "-m",
+        "nightskynet",
+        "demo-sky",
+        "--sky-dir",
+        str(Path(sky_dir).resolve()),
+        "--seed",
+        str(seed),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--max-rows",
+        str(max_rows),
+        "--latency-ms",
+        str(latency_s * 1000),
+    ]
     errors = tempfile.TemporaryFile(mode="w+")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, text=True, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, text=True)
     try:
         deadline = time.monotonic() + startup_timeout_s
         line = ""
@@ -261,7 +287,7 @@ def running_demo_sky(sky_dir: str | Path, seed: int = 1, max_rows: int = DEFAULT
             if exited:
                 raise DemoSkyError(f"the demo SkyServer stopped before it was ready: {said}")
             raise DemoSkyError(f"the demo SkyServer did not start within {startup_timeout_s:g} s: {said}")
-        yield line[len(READY_PREFIX):].strip()
+        yield line[len(READY_PREFIX) :].strip()
     finally:
         if proc.poll() is None:
             proc.terminate()

@@ -26,8 +26,6 @@ import pandas as pd
 
 from .errors import DemoSkyError
 
-SIMULATED_NOTE = "simulated votes"
-
 # Geometry of the stored images (DESIGN.md, "The demo sky").
 STORED_SIZE_PX = 423
 STORED_SPAN_ARCSEC = 120 * 0.40

@@ -26,29 +26,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .augment import d4_torch
-from .calibrate import averaged_probabilities, view_logits
 from .classes import CLASS_LABELS, CLASS_NAMES, PROB_COLUMNS
 from .figures import plt, save_figure
 from .files import write_csv_atomic, write_json_atomic
-from .model import load_model, to_input
-from .train import pick_device
+from .inference import averaged_probabilities, pick_device, prediction_columns, view_logits
+from .model import load_model
 from .votes import votes_kind, votes_phrase
 
 log = logging.getLogger(__name__)
-
-
-@torch.no_grad()
-def predict_proba(model: torch.nn.Module, images: np.ndarray, device: torch.device, tta: bool = True, batch_size: int = 256) -> np.ndarray:
-    """(N, 4) class probabilities for (N, H, W, 3) uint8 images; averaged over D4 views if ``tta``."""
-    model.eval()
-    out = np.zeros((len(images), len(CLASS_NAMES)), dtype=np.float64)
-    views = range(8) if tta else (0,)
-    for start in range(0, len(images), batch_size):
-        x = to_input(torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(device))
-        p = sum(torch.softmax(model(d4_torch(x, g)).float(), dim=1) for g in views) / len(views)
-        out[start : start + len(x)] = p.cpu().numpy()
-    return out
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n: int = 4) -> np.ndarray:
@@ -66,7 +51,12 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
         precision = tp / predicted if predicted else 0.0
         recall = tp / support if support else float("nan")
         f1 = 2 * precision * recall / (precision + recall) if support and (precision + recall) else 0.0
-        per_class[name] = {"precision": round(float(precision), 4), "recall": round(float(recall), 4) if support else None, "f1": round(float(f1), 4), "support": int(support)}
+        per_class[name] = {
+            "precision": round(float(precision), 4),
+            "recall": round(float(recall), 4) if support else None,
+            "f1": round(float(f1), 4),
+            "support": int(support),
+        }
         if support:
             recalls.append(recall)
     return {
@@ -115,7 +105,9 @@ def calibration(probs: np.ndarray, y_true: np.ndarray, bins: int = 10) -> dict:
     for b in range(bins):
         sel = which == b
         if sel.any():
-            out.append({"confidence": round(float(conf[sel].mean()), 4), "accuracy": round(float(correct[sel].mean()), 4), "count": int(sel.sum())})
+            out.append(
+                {"confidence": round(float(conf[sel].mean()), 4), "accuracy": round(float(correct[sel].mean()), 4), "count": int(sel.sum())}
+            )
             ece += sel.mean() * abs(conf[sel].mean() - correct[sel].mean())
     return {"expected_calibration_error": round(float(ece), 4), "bins": out}
 
@@ -132,8 +124,15 @@ def plot_roc_pr(probs: np.ndarray, y_true: np.ndarray, path: str | Path, merger:
         ax_roc.plot(fpr, tpr, label=f"{CLASS_LABELS[name]} (AUC {auc:.2f})")
         ax_pr.plot(recall, precision, label=f"{CLASS_LABELS[name]} (AP {ap:.2f})")
     if merger and merger.get("recall") is not None and merger.get("precision") is not None:
-        ax_pr.plot([merger["recall"]], [merger["precision"]], marker="*", ms=14, color="#d62728", ls="none",
-                   label=f"merger threshold {merger['threshold']:.3f}: recall {merger['recall']:.2f}, precision {merger['precision']:.2f}")
+        ax_pr.plot(
+            [merger["recall"]],
+            [merger["precision"]],
+            marker="*",
+            ms=14,
+            color="#d62728",
+            ls="none",
+            label=f"merger threshold {merger['threshold']:.3f}: recall {merger['recall']:.2f}, precision {merger['precision']:.2f}",
+        )
     ax_roc.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
     ax_roc.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC, one class vs the rest")
     ax_pr.set(xlabel="recall", ylabel="precision", title="precision-recall, one class vs the rest", ylim=(0, 1.02))
@@ -152,11 +151,32 @@ def plot_reliability(cal: dict, path: str | Path) -> None:
     ax.plot([0.25, 1], [0.25, 1], color="grey", ls="--", lw=1, label="perfectly calibrated")
     before = cal.get("uncalibrated")
     if before:
-        ax.plot([b["confidence"] for b in before["bins"]], [b["accuracy"] for b in before["bins"]], "s:", color="#999", ms=4, label=f"before calibration (ECE {before['expected_calibration_error']:.3f})")
-    ax.plot([b["confidence"] for b in cal["bins"]], [b["accuracy"] for b in cal["bins"]], "o-", color="#1f77b4", label=f"calibrated (ECE {cal['expected_calibration_error']:.3f})")
+        ax.plot(
+            [b["confidence"] for b in before["bins"]],
+            [b["accuracy"] for b in before["bins"]],
+            "s:",
+            color="#999",
+            ms=4,
+            label=f"before calibration (ECE {before['expected_calibration_error']:.3f})",
+        )
+    ax.plot(
+        [b["confidence"] for b in cal["bins"]],
+        [b["accuracy"] for b in cal["bins"]],
+        "o-",
+        color="#1f77b4",
+        label=f"calibrated (ECE {cal['expected_calibration_error']:.3f})",
+    )
     for b in cal["bins"]:
-        ax.annotate(str(b["count"]), (b["confidence"], b["accuracy"]), textcoords="offset points", xytext=(5, -11), fontsize=7, color="#1f77b4")
-    ax.set(xlabel="predicted probability of the top class", ylabel="fraction correct", xlim=(0.25, 1.0), ylim=(0, 1.02), title="Reliability on the test split")
+        ax.annotate(
+            str(b["count"]), (b["confidence"], b["accuracy"]), textcoords="offset points", xytext=(5, -11), fontsize=7, color="#1f77b4"
+        )
+    ax.set(
+        xlabel="predicted probability of the top class",
+        ylabel="fraction correct",
+        xlim=(0.25, 1.0),
+        ylim=(0, 1.02),
+        title="Reliability on the test split",
+    )
     # below the axes, where it can hide no bin
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1, frameon=False)
     ax.grid(alpha=0.3)
@@ -230,37 +250,50 @@ def plot_vote_comparison(probs: np.ndarray, human: np.ndarray, path: str | Path,
     return stats
 
 
-def prediction_table(objids: np.ndarray, human: np.ndarray, probs: np.ndarray, votes: str, merger_threshold: float | None, true: np.ndarray | None = None) -> pd.DataFrame:
+def prediction_table(
+    objids: np.ndarray, human: np.ndarray, probs: np.ndarray, votes: str, merger_threshold: float | None, true: np.ndarray | None = None
+) -> pd.DataFrame:
     """One row per galaxy: objid, true_class (where known), human_p_*, p_*, predicted, merger_candidate, votes."""
     rows = pd.DataFrame({"objid": objids})
     if true is not None:
         rows["true_class"] = [CLASS_NAMES[i] for i in true]
     for k, col in enumerate(PROB_COLUMNS):
         rows[f"human_{col}"] = human[:, k]
-    for k, col in enumerate(PROB_COLUMNS):
-        rows[col] = probs[:, k].round(5)
-    rows["predicted"] = [CLASS_NAMES[i] for i in probs.argmax(1)] if len(probs) else []
-    rows["merger_candidate"] = merger_candidates(probs, merger_threshold)
+    rows = pd.concat([rows, prediction_columns(probs, merger_threshold)], axis=1)
     rows["votes"] = votes
     return rows
-
-
-def merger_candidates(probs: np.ndarray, threshold: float | None) -> np.ndarray:
-    """p_merger at or above the model's merger threshold (all False for a model without one)."""
-    return probs[:, 3] >= threshold if threshold is not None and len(probs) else np.zeros(len(probs), dtype=bool)
 
 
 def merger_metrics(p_merger: np.ndarray, is_merger: np.ndarray, threshold: float | None, target: float) -> dict:
     """The merger decision at the model's threshold on the test split, and the whole curve's area."""
     _, _, ap = precision_recall(p_merger, is_merger)
-    out = {"threshold": None if threshold is None else round(threshold, 5), "recall_target": target, "test_mergers": int(is_merger.sum()), "average_precision": None if np.isnan(ap) else round(ap, 4)}
+    out = {
+        "threshold": None if threshold is None else round(threshold, 5),
+        "recall_target": target,
+        "test_mergers": int(is_merger.sum()),
+        "average_precision": None if np.isnan(ap) else round(ap, 4),
+    }
     if threshold is not None:
         flagged = p_merger >= threshold
-        out.update(candidates=int(flagged.sum()), recall=round(float(flagged[is_merger].mean()), 4) if is_merger.any() else None, precision=round(float(is_merger[flagged].mean()), 4) if flagged.any() else None)
+        out.update(
+            candidates=int(flagged.sum()),
+            recall=round(float(flagged[is_merger].mean()), 4) if is_merger.any() else None,
+            precision=round(float(is_merger[flagged].mean()), 4) if flagged.any() else None,
+        )
     return out
 
 
-def run(model_path: str, test_path: str, uncertain_path: str, labels_csv: str, out: dict[str, str], settings: dict, device: str = "auto", batch_size: int = 256, threads: int = 1) -> dict:
+def run(
+    model_path: str,
+    test_path: str,
+    uncertain_path: str,
+    labels_csv: str,
+    out: dict[str, str],
+    settings: dict,
+    device: str = "auto",
+    batch_size: int = 256,
+    threads: int = 1,
+) -> dict:
     """Stage ``evaluate``. ``settings``: ``source`` and ``evaluate`` (what decides the results);
     ``device``, ``batch_size``, ``threads``: how the job runs."""
     cfg = settings["evaluate"]
@@ -290,17 +323,41 @@ def run(model_path: str, test_path: str, uncertain_path: str, labels_csv: str, o
     metrics["merger"] = merger_metrics(p_test[:, 3], y_test == 3, threshold, target)
     for name, extra in plot_roc_pr(p_test, y_test, out["roc_pr"], metrics["merger"]).items():
         metrics["per_class"][name].update(extra)
-    metrics["calibration"] = {**calibration(p_test, y_test), "temperature": temperature, "logit_bias": [round(float(b), 5) for b in bias], "uncalibrated": calibration(p_raw, y_test)}
+    metrics["calibration"] = {
+        **calibration(p_test, y_test),
+        "temperature": temperature,
+        "logit_bias": [round(float(b), 5) for b in bias],
+        "uncalibrated": calibration(p_raw, y_test),
+    }
     plot_reliability(metrics["calibration"], out["reliability"])
     wrong = np.flatnonzero(pred != y_test)
     wrong = wrong[np.argsort(-p_test[wrong].max(1), kind="stable")][:12]
     where = labels.loc[id_test, ["ra", "dec"]].to_numpy(dtype=float)
-    metrics["most_confident_mistakes"] = [{"objid": int(id_test[i]), "ra": float(where[i, 0]), "dec": float(where[i, 1]), "true_class": CLASS_NAMES[y_test[i]], "predicted": CLASS_NAMES[pred[i]], "probability": round(float(p_test[i].max()), 4)} for i in wrong]
-    titles = [f"true {CLASS_LABELS[CLASS_NAMES[y_test[i]]]}\nnetwork {CLASS_LABELS[CLASS_NAMES[pred[i]]]} ({p_test[i].max():.2f})\n" + galaxy_caption(id_test[i], *where[i]) for i in wrong]
+    metrics["most_confident_mistakes"] = [
+        {
+            "objid": int(id_test[i]),
+            "ra": float(where[i, 0]),
+            "dec": float(where[i, 1]),
+            "true_class": CLASS_NAMES[y_test[i]],
+            "predicted": CLASS_NAMES[pred[i]],
+            "probability": round(float(p_test[i].max()), 4),
+        }
+        for i in wrong
+    ]
+    titles = [
+        f"true {CLASS_LABELS[CLASS_NAMES[y_test[i]]]}\nnetwork {CLASS_LABELS[CLASS_NAMES[pred[i]]]} ({p_test[i].max():.2f})\n"
+        + galaxy_caption(id_test[i], *where[i])
+        for i in wrong
+    ]
     plot_gallery(x_test[wrong], titles, out["mistakes"], f"Most confident mistakes on the test split (true class from {votes_note})")
     human_test = labels.loc[id_test, list(PROB_COLUMNS)].to_numpy(dtype=float)
     write_csv_atomic(out["predictions_test"], prediction_table(id_test, human_test, p_test, kind, threshold, true=y_test))
-    plot_confusion(np.array(metrics["confusion_matrix"]), out["confusion"], f"Test split (n = {len(y_test)}): balanced accuracy {metrics['balanced_accuracy']}, accuracy {metrics['accuracy']}; labels from {votes_note}")
+    plot_confusion(
+        np.array(metrics["confusion_matrix"]),
+        out["confusion"],
+        f"Test split (n = {len(y_test)}): balanced accuracy {metrics['balanced_accuracy']}, accuracy {metrics['accuracy']}; "
+        f"labels from {votes_note}",
+    )
 
     with np.load(uncertain_path) as z:
         x_unc, id_unc = z["images"], z["objids"]
@@ -312,13 +369,35 @@ def run(model_path: str, test_path: str, uncertain_path: str, labels_csv: str, o
     gap = np.abs(p_unc - human)
     top = np.argsort(-gap.max(1), kind="stable")[:12] if len(gap) else np.zeros(0, dtype=int)
     where_unc = labels.loc[id_unc, ["ra", "dec"]].to_numpy(dtype=float)
-    disagreements = [{"objid": int(id_unc[i]), "ra": float(where_unc[i, 0]), "dec": float(where_unc[i, 1]), "class": CLASS_NAMES[int(gap[i].argmax())], "human": round(float(human[i, gap[i].argmax()]), 3), "network": round(float(p_unc[i, gap[i].argmax()]), 3)} for i in top]
-    titles = [f"{CLASS_LABELS[d['class']]}: votes {d['human']:.2f}, network {d['network']:.2f}\n" + galaxy_caption(d["objid"], d["ra"], d["dec"]) for d in disagreements]
+    disagreements = [
+        {
+            "objid": int(id_unc[i]),
+            "ra": float(where_unc[i, 0]),
+            "dec": float(where_unc[i, 1]),
+            "class": CLASS_NAMES[int(gap[i].argmax())],
+            "human": round(float(human[i, gap[i].argmax()]), 3),
+            "network": round(float(p_unc[i, gap[i].argmax()]), 3),
+        }
+        for i in top
+    ]
+    titles = [
+        f"{CLASS_LABELS[d['class']]}: votes {d['human']:.2f}, network {d['network']:.2f}\n" + galaxy_caption(d["objid"], d["ra"], d["dec"])
+        for d in disagreements
+    ]
     plot_gallery(x_unc[top], titles, out["disagreements"], f"Uncertain galaxies where the network and the {votes_note} disagree most")
     metrics["uncertain"] = {"n": int(len(id_unc)), "votes": kind, "per_class": stats, "largest_disagreements": disagreements}
     write_json_atomic(out["metrics"], metrics)
-    log.info("test balanced accuracy %s, accuracy %s (single view %s); recall %s; ECE %s (uncalibrated %s); mergers at threshold %s: recall %s precision %s",
-             metrics["balanced_accuracy"], metrics["accuracy"], metrics["accuracy_single_view"], ", ".join(f"{c}={v['recall']}" for c, v in metrics["per_class"].items()),
-             metrics["calibration"]["expected_calibration_error"], metrics["calibration"]["uncalibrated"]["expected_calibration_error"],
-             metrics["merger"]["threshold"], metrics["merger"].get("recall"), metrics["merger"].get("precision"))
+    log.info(
+        "test balanced accuracy %s, accuracy %s (single view %s); recall %s; ECE %s (uncalibrated %s); mergers at threshold "
+        "%s: recall %s precision %s",
+        metrics["balanced_accuracy"],
+        metrics["accuracy"],
+        metrics["accuracy_single_view"],
+        ", ".join(f"{c}={v['recall']}" for c, v in metrics["per_class"].items()),
+        metrics["calibration"]["expected_calibration_error"],
+        metrics["calibration"]["uncalibrated"]["expected_calibration_error"],
+        metrics["merger"]["threshold"],
+        metrics["merger"].get("recall"),
+        metrics["merger"].get("precision"),
+    )
     return metrics

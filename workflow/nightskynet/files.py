@@ -7,19 +7,15 @@ once complete (``os.replace`` is atomic on POSIX within one file system).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-
-# mkstemp creates files readable by their owner only; outputs get the usual umask-based mode
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-_FILE_MODE = 0o666 & ~_UMASK
 
 # A fixed timestamp for zip members, so the same arrays give byte-identical .npz files.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -34,16 +30,29 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_parts(final)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+    fd, tmp_path = create_temporary(final.parent, f".{final.name}.")
     os.close(fd)
-    tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, _FILE_MODE)
         os.replace(tmp_path, final)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def create_temporary(folder: Path, prefix: str) -> tuple[int, Path]:
+    """A new, uniquely named ``<prefix><random>.part`` file in ``folder``, open for writing: (fd, path).
+
+    Created with mode 0o666 less the process umask, as ``open`` would (``tempfile.mkstemp`` makes
+    owner-only files), without reading or changing the umask.
+    """
+    for _ in range(100):
+        path = Path(folder) / f"{prefix}{secrets.token_hex(6)}.part"
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {folder}")
 
 
 def remove_stale_parts(final: Path) -> None:
@@ -58,15 +67,22 @@ def write_bytes_via(staging: Path, path: Path, data: bytes) -> None:
     For folders that several jobs write at once (the cutout cache): each job stages in a folder of
     its own, so cleaning up after a killed job never touches another job's half-written files.
     """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=staging)
+    fd, tmp = create_temporary(staging, f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import random
 import time
 from dataclasses import dataclass
@@ -56,6 +57,19 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def describe_error_body(body: bytes) -> str:
+    """The server's own words for a failed answer: ErrorMessage from JSON, a title from HTML."""
+    text = body.decode("utf-8", errors="replace").strip()
+    if text.startswith("{"):
+        try:
+            return str(json.loads(text).get("ErrorMessage", text[:300]))
+        except (ValueError, AttributeError):
+            pass
+    if text.startswith("<"):
+        return "HTML page instead of data: " + " ".join(text.replace("<", " <").split())[:200]
+    return text[:300] or "empty body"
 
 
 Check = Callable[[int, Mapping[str, str], bytes], None]

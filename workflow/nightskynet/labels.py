@@ -43,15 +43,15 @@ def class_probabilities(catalog: pd.DataFrame) -> pd.DataFrame:
 
     Rows whose four raw fractions sum to 0 (all don't-know) get NaN probabilities and no label.
     """
-    raw = np.stack(
-        [catalog["p_el"], catalog["p_cw"] + catalog["p_acw"], catalog["p_edge"], catalog["p_mg"]], axis=1
-    ).astype(np.float64)
+    raw = np.stack([catalog["p_el"], catalog["p_cw"] + catalog["p_acw"], catalog["p_edge"], catalog["p_mg"]], axis=1).astype(np.float64)
     total = raw.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         probs = np.where(total > 0, raw / np.where(total > 0, total, 1.0), np.nan)
     out = pd.DataFrame(probs, columns=list(PROB_COLUMNS), index=catalog.index)
     defined = total[:, 0] > 0
-    out["label"] = pd.Series([CLASS_NAMES[i] for i in np.nanargmax(np.where(defined[:, None], probs, 0.0), axis=1)], index=catalog.index).where(defined)
+    out["label"] = pd.Series(
+        [CLASS_NAMES[i] for i in np.nanargmax(np.where(defined[:, None], probs, 0.0), axis=1)], index=catalog.index
+    ).where(defined)
     out["confidence"] = np.where(defined, np.nanmax(np.where(defined[:, None], probs, 0.0), axis=1), np.nan)
     return out
 
@@ -73,7 +73,16 @@ def stratified_split(labels: pd.Series, test_fraction: float, val_fraction: floa
     return split
 
 
-def make_labels(catalog: pd.DataFrame, threshold: float, test_fraction: float, val_fraction: float, uncertain_max: int, seed: int, targets: str = "hard", min_votes: int = 0) -> tuple[pd.DataFrame, dict]:
+def make_labels(
+    catalog: pd.DataFrame,
+    threshold: float,
+    test_fraction: float,
+    val_fraction: float,
+    uncertain_max: int,
+    seed: int,
+    targets: str = "hard",
+    min_votes: int = 0,
+) -> tuple[pd.DataFrame, dict]:
     """The labelled table (one row per galaxy kept) and a summary of counts."""
     probs = class_probabilities(catalog)
     table = pd.concat([catalog[["objid", "ra", "dec", "petroR90_r", "nvote"]], probs], axis=1)
@@ -118,13 +127,32 @@ def run(catalog_csv: str | Path, out_csv: str | Path, summary_json: str | Path, 
     cfg = settings["labels"]
     catalog = pd.read_csv(catalog_csv, dtype={"objid": "int64"})
     targets = settings["train"]
-    labels, summary = make_labels(catalog, cfg["threshold"], cfg["test_fraction"], cfg["val_fraction"], cfg["uncertain_max"], cfg["seed"], targets["targets"], targets.get("min_votes", 0))
+    labels, summary = make_labels(
+        catalog,
+        cfg["threshold"],
+        cfg["test_fraction"],
+        cfg["val_fraction"],
+        cfg["uncertain_max"],
+        cfg["seed"],
+        targets["targets"],
+        targets.get("min_votes", 0),
+    )
     if summary["confident"] == 0:
-        raise InputError(f"no galaxy in {catalog_csv} reaches labels.threshold = {cfg['threshold']}: nothing to train on; lower the threshold or query more galaxies")
+        raise InputError(
+            f"no galaxy in {catalog_csv} reaches labels.threshold = {cfg['threshold']}: nothing to train on; lower the "
+            "threshold or query more galaxies"
+        )
     write_csv_atomic(out_csv, labels)
     write_json_atomic(summary_json, summary)
-    log.info("%d catalog rows -> %d confident (>= %.3f), %d uncertain (%d kept), %d all don't-know",
-             summary["catalog_rows"], summary["confident"], cfg["threshold"], summary["uncertain_total"], summary["uncertain_kept"], summary["undefined_all_dont_know"])
+    log.info(
+        "%d catalog rows -> %d confident (>= %.3f), %d uncertain (%d kept), %d all don't-know",
+        summary["catalog_rows"],
+        summary["confident"],
+        cfg["threshold"],
+        summary["uncertain_total"],
+        summary["uncertain_kept"],
+        summary["undefined_all_dont_know"],
+    )
     for split, counts in summary["by_split"].items():
         log.info("%-9s %s", split, "  ".join(f"{c}={n}" for c, n in counts.items()))
     return labels

@@ -31,11 +31,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .architecture import POOL_AFTER, Architecture, ResNetArchitecture, StudyArchitecture, architecture_of, as_settings
 from .classes import CLASS_NAMES
-from .errors import NightSkyNetError, SettingsError
-
-POOL_AFTER = (True, True, False, True)  # the study's network: 2 x 2 max pooling after conv 1, 2 and 4
-NETWORKS = ("study", "resnet")
+from .errors import NightSkyNetError
 
 
 class Maxout(nn.Module):
@@ -69,29 +67,24 @@ class Standardize(nn.Module):
 class StudyNet(nn.Module):
     """The study's network (module docstring)."""
 
-    def __init__(self, channels, kernels, dense, maxout_pieces: int, dropout: float, input_size: int, n_classes: int = 4):
+    def __init__(self, arch: StudyArchitecture, input_size: int, n_classes: int = 4):
         super().__init__()
-        if len(channels) != 4 or len(kernels) != 4 or len(dense) != 4:
-            raise SettingsError("the study's network has exactly 4 conv layers (channels, kernels) and 4 dense layers (dense)")
+        arch.check(input_size)
         layers: list[nn.Module] = []
-        c_in, side = 3, input_size
-        for c_out, k, pool in zip(channels, kernels, POOL_AFTER):
-            layers += [nn.Conv2d(c_in, c_out, kernel_size=k), nn.ReLU(inplace=True)]
-            side = side - k + 1
-            if pool:
-                layers.append(nn.MaxPool2d(2))
-                side //= 2
-            if side < 1:
-                raise SettingsError(f"train.study.model kernels {list(kernels)} shrink a {input_size} px crop (shards.crop) to nothing; use smaller kernels or a larger crop")
+        c_in = 3
+        for c_out, k, pool in zip(arch.channels, arch.kernels, POOL_AFTER):
+            layers += [nn.Conv2d(c_in, c_out, kernel_size=k), nn.ReLU(inplace=True)] + ([nn.MaxPool2d(2)] if pool else [])
             c_in = c_out
         self.features = nn.Sequential(*layers)
-        d1, d2, d3, d4 = dense
+        side = arch.feature_side(input_size)
+        d1, d2, d3, d4 = arch.dense
+        p, drop = arch.maxout_pieces, arch.dropout
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(c_in * side * side, d1), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            Maxout(d1, d2, maxout_pieces), nn.Dropout(dropout),
-            Maxout(d2, d3, maxout_pieces), nn.Dropout(dropout),
-            nn.Linear(d3, d4), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(c_in * side * side, d1), nn.ReLU(inplace=True), nn.Dropout(drop),
+            Maxout(d1, d2, p), nn.Dropout(drop),
+            Maxout(d2, d3, p), nn.Dropout(drop),
+            nn.Linear(d3, d4), nn.ReLU(inplace=True), nn.Dropout(drop),
             nn.Linear(d4, n_classes),
         )  # fmt: skip
         self.feature_shape = (c_in, side, side)
@@ -112,7 +105,11 @@ class ResidualBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(c_out)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(c_out)
-        self.shortcut = nn.Sequential() if (c_in == c_out and stride == 1) else nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+        self.shortcut = (
+            nn.Sequential()
+            if (c_in == c_out and stride == 1)
+            else nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.bn1(self.conv1(x)))
@@ -122,13 +119,15 @@ class ResidualBlock(nn.Module):
 class ResidualNet(nn.Module):
     """The small residual network (module docstring)."""
 
-    def __init__(self, width: int, dropout: float, input_size: int, n_classes: int = 4):
+    def __init__(self, arch: ResNetArchitecture, input_size: int, n_classes: int = 4):
         super().__init__()
-        if input_size < 16:
-            raise SettingsError(f"the residual network needs crops of at least 16 px (shards.crop is {input_size})")
+        arch.check(input_size)
+        width, dropout = arch.width, arch.dropout
         self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
         widths = [width, 2 * width, 4 * width, 8 * width]
-        self.stages = nn.Sequential(*[ResidualBlock(c_in, c_out, 1 if i == 0 else 2) for i, (c_in, c_out) in enumerate(zip([width, *widths[:-1]], widths))])
+        self.stages = nn.Sequential(
+            *[ResidualBlock(c_in, c_out, 1 if i == 0 else 2) for i, (c_in, c_out) in enumerate(zip([width, *widths[:-1]], widths))]
+        )
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(widths[-1], n_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -153,15 +152,11 @@ class Calibration(nn.Module):
 class GalaxyClassifier(nn.Module):
     """Standardisation -> network -> calibration. ``forward`` gives calibrated logits, ``raw_logits`` the network's own."""
 
-    def __init__(self, network: str, architecture: dict, input_size: int):
+    def __init__(self, network: str, architecture: Architecture | dict, input_size: int):
         super().__init__()
-        if network == "study":
-            self.network = StudyNet(architecture["channels"], architecture["kernels"], architecture["dense"], architecture["maxout_pieces"], architecture["dropout"], input_size)
-        elif network == "resnet":
-            self.network = ResidualNet(architecture["width"], architecture["dropout"], input_size)
-        else:
-            raise SettingsError(f"unknown network {network!r} (known: {', '.join(NETWORKS)})")
-        self.kind, self.architecture, self.input_size = network, dict(architecture), input_size
+        arch = architecture_of(network, architecture) if isinstance(architecture, dict) else architecture
+        self.network = StudyNet(arch, input_size) if network == "study" else ResidualNet(arch, input_size)
+        self.kind, self.architecture, self.input_size = network, arch, input_size
         self.standardize = Standardize(3)
         self.calibration = Calibration(len(CLASS_NAMES))
 
@@ -175,10 +170,6 @@ class GalaxyClassifier(nn.Module):
 def to_input(images_uint8: torch.Tensor) -> torch.Tensor:
     """(N, H, W, 3) uint8 -> (N, 3, H, W) float32 in [0, 1]."""
     return images_uint8.permute(0, 3, 1, 2).float().div_(255.0)
-
-
-def probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return torch.softmax(model(x).float(), dim=1)
 
 
 def layer_table(model: GalaxyClassifier) -> list[tuple[str, tuple[int, ...]]]:
@@ -223,7 +214,16 @@ def save_model(path, model: GalaxyClassifier, extra: dict) -> None:
     from .files import atomic_path
 
     with atomic_path(path) as tmp:
-        torch.save({"network": model.kind, "architecture": model.architecture, "input_size": model.input_size, "state_dict": model.state_dict(), **extra}, tmp)
+        torch.save(
+            {
+                "network": model.kind,
+                "architecture": as_settings(model.architecture),
+                "input_size": model.input_size,
+                "state_dict": model.state_dict(),
+                **extra,
+            },
+            tmp,
+        )
 
 
 class ModelFileError(NightSkyNetError, ValueError):
@@ -237,18 +237,27 @@ def load_model(path, device: str | torch.device = "cpu") -> tuple[GalaxyClassifi
     """
     path = Path(path)
     if not path.is_file():
-        raise ModelFileError(f"model file {path} does not exist" + (" (it is a folder)" if path.is_dir() else "") + "; train one with `snakemake` (results/model/model.pt)")
+        raise ModelFileError(
+            f"model file {path} does not exist"
+            + (" (it is a folder)" if path.is_dir() else "")
+            + "; train one with `snakemake` (results/model/model.pt)"
+        )
     what = "a model.pt written by the train stage"
     try:
         saved = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as err:
         if "weights only" in str(err).lower() or "weights_only" in str(err):
-            raise ModelFileError(f"{path} is not a Night Sky Net model file ({what}): it holds objects other than tensors and settings, so it is not loaded") from None
+            raise ModelFileError(
+                f"{path} is not a Night Sky Net model file ({what}): it holds objects other than tensors and settings, so it is not loaded"
+            ) from None
         raise ModelFileError(f"{path} is not a Night Sky Net model file ({what}): not a PyTorch file") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile):
         raise ModelFileError(f"{path} is not a Night Sky Net model file ({what}): not a readable PyTorch file") from None
     if not isinstance(saved, dict) or not {"network", "architecture", "input_size", "state_dict"} <= set(saved):
-        raise ModelFileError(f"{path} is not a Night Sky Net model file ({what}): a PyTorch file without the network's architecture and weights (a model from before calibration was added: train it again)")
+        raise ModelFileError(
+            f"{path} is not a Night Sky Net model file ({what}): a PyTorch file without the network's architecture and weights "
+            "(a model from before calibration was added: train it again)"
+        )
     model = GalaxyClassifier(saved["network"], saved["architecture"], saved["input_size"])
     model.load_state_dict(saved["state_dict"])
     model.to(device).eval()

@@ -1,7 +1,7 @@
 """Which of the package's modules a stage runs, read from their imports.
 
-Every workflow job enters through ``python -m nightskynet`` (``__main__`` -> ``cli``), which loads
-the stage's module; that module's imports of the package, followed to the end, are the code the
+Every workflow job enters through the ``nightskynet`` command (``cli.main``), which loads the
+stage's module; that module's imports of the package, followed to the end, are the code the
 job runs. The Snakefile lists these files among each rule's inputs, so editing one reruns exactly
 the stages that run it (and what follows them), and nothing else. Imports anywhere in a stage's
 modules count (a function's own ``import`` too); for ``cli`` only its module-level imports, since
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-ENTRY = ("__main__", "cli")
+ENTRY = ("cli",)
 
 
 def imports_of(module: str, top_level_only: bool = False) -> tuple[set[str], set[str]]:
@@ -50,14 +50,6 @@ def modules_run_by(stage_module: str) -> list[str]:
         seen.add(mod)
         todo.extend(imports_of(mod)[0])
     return sorted(seen)
-
-
-def third_party_packages(stage_module: str) -> set[str]:
-    """The top-level third-party packages a job of ``stage_module`` imports."""
-    found: set[str] = set()
-    for mod in modules_run_by(stage_module):
-        found |= imports_of(mod, top_level_only=mod in ENTRY)[1]
-    return found
 
 
 def module_files(stage_module: str, package_dir: str = "workflow/nightskynet") -> list[str]:

@@ -33,15 +33,14 @@ import pandas as pd
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .classes import CLASS_NAMES, PROB_COLUMNS
 from .cutouts import IMAGE_SUFFIXES, has_central_source, image_files, load_cutout
 from .errors import InputError
-from .evaluate import merger_candidates, predict_proba
 from .files import write_csv_atomic
+from .inference import pick_device, predict_proba, prediction_columns
 from .model import load_model, model_geometry
-from .train import pick_device
 
 log = logging.getLogger(__name__)
+
 
 def load_folder(folder: Path, size: int, crop_size: int) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
     names, images, bad = [], [], []
@@ -73,7 +72,12 @@ def read_catalog(catalog_csv: Path, needs_radius: bool) -> pd.DataFrame:
     if frame.empty:
         raise InputError(f"{catalog_csv}: the catalog has no rows")
     out = pd.DataFrame(index=frame.index)
-    for column, parse, lo, hi in (("objid", _parse_objid, None, None), ("ra", float, 0.0, 360.0), ("dec", float, -90.0, 90.0), ("petroR90_r", float, None, None)):
+    for column, parse, lo, hi in (
+        ("objid", _parse_objid, None, None),
+        ("ra", float, 0.0, 360.0),
+        ("dec", float, -90.0, 90.0),
+        ("petroR90_r", float, None, None),
+    ):
         if column not in frame:
             continue
         values = []
@@ -112,12 +116,14 @@ def _refuse_ambiguous_objids(frame: pd.DataFrame, catalog_csv: Path) -> None:
         )
 
 
-def download_catalog(catalog: pd.DataFrame, settings: dict, geometry: dict, client: dict, cache_dir: Path) -> tuple[list, list[tuple[str, str]]]:
+def download_catalog(
+    catalog: pd.DataFrame, settings: dict, geometry: dict, client: dict, cache_dir: Path
+) -> tuple[list, list[tuple[str, str]]]:
     """Fetch the catalog's cutouts into the request-keyed cache.
 
     Returns ((outcome, catalog row) for each cutout in hand, in catalog order; (objid, reason) for the others).
     """
-    from .scrape import cutout_cache, download_all
+    from .cutout_client import cutout_cache, download_all
     from .sky_source import skyserver_base_url
 
     cache = cutout_cache(settings, cache_dir)
@@ -138,7 +144,18 @@ def check_output_path(out: Path) -> None:
         raise InputError(f"-o {out}: {parent} is not a folder")
 
 
-def run(model_path: str | Path, input_path: str | Path, out_csv: str | Path, settings: dict, client: dict, cache_dir: str | Path, tta: bool = True, threads: int = 1, batch_size: int = 256, device: str = "auto") -> pd.DataFrame:
+def run(
+    model_path: str | Path,
+    input_path: str | Path,
+    out_csv: str | Path,
+    settings: dict,
+    client: dict,
+    cache_dir: str | Path,
+    tta: bool = True,
+    threads: int = 1,
+    batch_size: int = 256,
+    device: str = "auto",
+) -> pd.DataFrame:
     """Classify ``input_path`` with the model; write and return the predictions table.
 
     ``settings``: the source (``source`` with ``sdss`` or ``demo``), read only for a catalog;
@@ -148,14 +165,19 @@ def run(model_path: str | Path, input_path: str | Path, out_csv: str | Path, set
     if not input_path.exists():
         raise InputError(f"{input_path} does not exist; INPUT must be a folder of JPEG/PNG cutouts or a catalog .csv (objid, ra, dec)")
     if not (input_path.is_dir() or input_path.suffix.lower() == ".csv"):
-        raise InputError(f"{input_path}: INPUT must be a folder of JPEG/PNG cutouts or a catalog .csv (objid, ra, dec), not a {input_path.suffix or 'file without extension'}")
+        raise InputError(
+            f"{input_path}: INPUT must be a folder of JPEG/PNG cutouts or a catalog .csv (objid, ra, dec), not a "
+            f"{input_path.suffix or 'file without extension'}"
+        )
     check_output_path(out_csv)
     torch_device = pick_device(device)
     torch.set_num_threads(max(1, threads))
     model, saved = load_model(model_path, torch_device)
     geometry, crop_size = model_geometry(saved)
     size = geometry["size"]
-    log.info("model %s: cutouts of %d x %d px at %s, network input %d x %d", model_path, size, size, _scale_text(geometry), crop_size, crop_size)
+    log.info(
+        "model %s: cutouts of %d x %d px at %s, network input %d x %d", model_path, size, size, _scale_text(geometry), crop_size, crop_size
+    )
     if input_path.is_dir():
         names, images, bad = load_folder(input_path, size, crop_size)
         positions = None
@@ -164,7 +186,11 @@ def run(model_path: str | Path, input_path: str | Path, out_csv: str | Path, set
         outcomes, bad = download_catalog(catalog, settings, geometry, client, Path(cache_dir))
         names = [str(o.objid) for o, _ in outcomes]
         positions = catalog.loc[[row for _, row in outcomes], ["ra", "dec"]].reset_index(drop=True)
-        images = np.stack([load_cutout(o.path, size, crop_size) for o, _ in outcomes]) if outcomes else np.zeros((0, crop_size, crop_size, 3), np.uint8)
+        images = (
+            np.stack([load_cutout(o.path, size, crop_size) for o, _ in outcomes])
+            if outcomes
+            else np.zeros((0, crop_size, crop_size, 3), np.uint8)
+        )
     keep = np.array([has_central_source(im) for im in images], dtype=bool)
     bad += [(name, "no_galaxy: no source brighter than the sky at the centre of the image") for name, ok in zip(names, keep) if not ok]
     for name, reason in bad:
@@ -173,11 +199,7 @@ def run(model_path: str | Path, input_path: str | Path, out_csv: str | Path, set
         raise InputError(f"{input_path}: no image to classify ({len(bad)} skipped, see above); {out_csv} not written")
     names, images = [n for n, ok in zip(names, keep) if ok], images[keep]
     probs = predict_proba(model, images, torch_device, tta=tta, batch_size=batch_size)
-    out = pd.DataFrame({"source": names})
-    for k, col in enumerate(PROB_COLUMNS):
-        out[col] = probs[:, k].round(5)
-    out["predicted"] = [CLASS_NAMES[i] for i in probs.argmax(1)]
-    out["merger_candidate"] = merger_candidates(probs, saved.get("merger_threshold"))
+    out = pd.concat([pd.DataFrame({"source": names}), prediction_columns(probs, saved.get("merger_threshold"))], axis=1)
     if positions is not None:
         out["ra"], out["dec"] = positions.loc[keep, "ra"].to_numpy(), positions.loc[keep, "dec"].to_numpy()
     write_csv_atomic(out_csv, out)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import logging
 import random
 from pathlib import Path
@@ -20,9 +19,9 @@ import aiohttp
 import numpy as np
 import pandas as pd
 
-from .errors import SkyServerError  # noqa: F401 (re-exported)
+from .errors import SkyServerError
 from .files import write_csv_atomic
-from .http_retry import USER_AGENT, PermanentError, RetryPolicy, TransientError, get_with_retries
+from .http_retry import USER_AGENT, PermanentError, RetryPolicy, TransientError, describe_error_body, get_with_retries
 from .sky_source import release, skyserver_base_url, sql_url
 from .votes import votes_kind
 
@@ -39,19 +38,6 @@ def build_sql(table: str, after_objid: int, top: int) -> str:
         f"SELECT TOP {top} {cols}, p.petroR90_r FROM {table} AS z "
         f"JOIN PhotoObj AS p ON p.objid = z.objid WHERE z.objid > {after_objid} ORDER BY z.objid"
     )
-
-
-def describe_error_body(body: bytes) -> str:
-    """The server's own words for a failed answer: ErrorMessage from JSON, a title from HTML."""
-    text = body.decode("utf-8", errors="replace").strip()
-    if text.startswith("{"):
-        try:
-            return str(json.loads(text).get("ErrorMessage", text[:300]))
-        except (ValueError, AttributeError):
-            pass
-    if text.startswith("<"):
-        return "HTML page instead of data: " + " ".join(text.replace("<", " <").split())[:200]
-    return text[:300] or "empty body"
 
 
 def check_sql_answer(status: int, headers: Mapping[str, str], body: bytes) -> None:
@@ -76,14 +62,18 @@ def parse_table_csv(body: bytes) -> pd.DataFrame:
     return frame
 
 
-async def fetch_table(session: aiohttp.ClientSession, url: str, table: str, page_size: int, limit: int, policy: RetryPolicy, rng: random.Random) -> pd.DataFrame:
+async def fetch_table(
+    session: aiohttp.ClientSession, url: str, table: str, page_size: int, limit: int, policy: RetryPolicy, rng: random.Random
+) -> pd.DataFrame:
     pages: list[pd.DataFrame] = []
     last, total = -1, 0
     while True:
         top = page_size if limit <= 0 else min(page_size, limit - total)
         if top <= 0:
             break
-        body, attempts = await get_with_retries(session, url, {"cmd": build_sql(table, last, top), "format": "csv"}, check_sql_answer, policy, rng)
+        body, attempts = await get_with_retries(
+            session, url, {"cmd": build_sql(table, last, top), "format": "csv"}, check_sql_answer, policy, rng
+        )
         page = parse_table_csv(body)
         log.info("%s: page after objid %d: %d rows (%d attempt%s)", table, last, len(page), attempts, "s" * (attempts > 1))
         if page.empty:
@@ -119,7 +109,9 @@ def validate_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     return frame[keep].reset_index(drop=True), dropped
 
 
-async def fetch_catalog(base_url: str, release: str, tables: list[str], page_size: int, limit: int, policy: RetryPolicy, seed: int = 0) -> pd.DataFrame:
+async def fetch_catalog(
+    base_url: str, release: str, tables: list[str], page_size: int, limit: int, policy: RetryPolicy, seed: int = 0
+) -> pd.DataFrame:
     url = sql_url(base_url, release)
     rng = random.Random(seed)
     frames = []

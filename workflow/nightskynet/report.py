@@ -19,11 +19,10 @@ import pandas as pd
 
 from . import __version__
 from .classes import CLASS_LABELS, CLASS_NAMES
+from .cutouts import decode, read_chunks
 from .figures import plt, png_data_uri, save_figure
 from .files import write_text_atomic
 from .model import layer_table, load_model
-from .cutouts import decode
-from .shards import read_chunks
 from .votes import votes_phrase
 
 log = logging.getLogger(__name__)
@@ -87,7 +86,17 @@ def network_drawing(shapes: list[tuple[str, tuple[int, ...]]], input_size: int):
     fig, ax = plt.subplots(figsize=(max(8.0, 1.15 * len(items)), 3.6))
     sizes = [float(np.prod(shape)) for _, shape in items]
     lo, hi = np.log10(min(sizes)), np.log10(max(sizes))
-    colours = {"conv": "#4c72b0", "max ": "#8fa8d8", "dens": "#dd8452", "maxo": "#c44e52", "inpu": "#55a868", "soft": "#55a868", "stem": "#4c72b0", "resi": "#64b5cd", "glob": "#8fa8d8"}
+    colours = {
+        "conv": "#4c72b0",
+        "max ": "#8fa8d8",
+        "dens": "#dd8452",
+        "maxo": "#c44e52",
+        "inpu": "#55a868",
+        "soft": "#55a868",
+        "stem": "#4c72b0",
+        "resi": "#64b5cd",
+        "glob": "#8fa8d8",
+    }
     for k, ((name, shape), size) in enumerate(zip(items, sizes)):
         h = 0.35 + 1.6 * (np.log10(size) - lo) / max(1e-9, hi - lo)
         ax.add_patch(plt.Rectangle((k - 0.38, -h / 2), 0.76, h, color=colours.get(name[:4], "#999"), alpha=0.85))
@@ -119,38 +128,76 @@ def result_section(metrics: dict, votes: str) -> str:
     )
     cal, merger = metrics.get("calibration", {}), metrics.get("merger", {})
     if "uncalibrated" in cal:
-        text += (f"<p>Probabilities are calibrated: expected calibration error {cal['expected_calibration_error']} on the test split "
-                 f"({cal['uncalibrated']['expected_calibration_error']} before calibration), so a class given probability 0.8 is right about 8 times in 10.</p>")
+        text += (
+            f"<p>Probabilities are calibrated: expected calibration error {cal['expected_calibration_error']} on the test split "
+            f"({cal['uncalibrated']['expected_calibration_error']} before calibration), so a class given probability 0.8 is "
+            "right about 8 times in 10.</p>"
+        )
     if merger.get("threshold") is not None:
-        found = f"finds {merger['recall']:.2f} of the {merger['test_mergers']} test mergers" if merger.get("recall") is not None else "has no test merger to find"
-        prec = f"{merger['precision']:.2f} of its {merger['candidates']} candidates are mergers" if merger.get("precision") is not None else "it flags no test galaxy"
-        text += (f"<p>Mergers: a galaxy with p_merger &ge; {merger['threshold']:.3f} is a <i>merger candidate</i> (the threshold that finds "
-                 f"{merger['recall_target']:.0%} of the validation mergers). On the test split it {found}; {prec}.</p>")
+        found = (
+            f"finds {merger['recall']:.2f} of the {merger['test_mergers']} test mergers"
+            if merger.get("recall") is not None
+            else "has no test merger to find"
+        )
+        prec = (
+            f"{merger['precision']:.2f} of its {merger['candidates']} candidates are mergers"
+            if merger.get("precision") is not None
+            else "it flags no test galaxy"
+        )
+        text += (
+            f"<p>Mergers: a galaxy with p_merger &ge; {merger['threshold']:.3f} is a <i>merger candidate</i> (the threshold that finds "
+            f"{merger['recall_target']:.0%} of the validation mergers). On the test split it {found}; {prec}.</p>"
+        )
     for c in never_predicted:
-        text += (f"<p class='note'><b>The network never predicts {CLASS_LABELS[c]}</b>: none of the {per_class[c]['support']} "
-                 f"test {CLASS_LABELS[c]}s is found (recall 0) and no galaxy is called one (precision undefined, shown as 0). "
-                 "Its accuracy above holds for the other classes only.</p>")
+        text += (
+            f"<p class='note'><b>The network never predicts {CLASS_LABELS[c]}</b>: none of the {per_class[c]['support']} "
+            f"test {CLASS_LABELS[c]}s is found (recall 0) and no galaxy is called one (precision undefined, shown as 0). "
+            "Its accuracy above holds for the other classes only.</p>"
+        )
     for c in never_right:
         text += f"<p class='note'><b>No test {CLASS_LABELS[c]} is classified right</b> (recall 0 of {per_class[c]['support']}).</p>"
     return text
 
 
 RECIPE_WORDS = {
-    "study": "the study's network (4 convolutional and 4 dense layers, two of them maxout) trained as the study did: Adam at a constant learning rate, early stopping on the validation loss",
-    "resnet": "a small residual network trained with AdamW under a one-cycle schedule, each batch drawn so mergers make up a set share of it, every image given a fresh rotation/flip and shift each time it is seen",
+    "study": (
+        "the study's network (4 convolutional and 4 dense layers, two of them maxout) trained as the study did: "
+        "Adam at a constant learning rate, early stopping on the validation loss"
+    ),
+    "resnet": (
+        "a small residual network trained with AdamW under a one-cycle schedule, each batch drawn so mergers make up "
+        "a set share of it, every image given a fresh rotation/flip and shift each time it is seen"
+    ),
 }
 
 
 def network_paragraph(saved: dict, model, n_params: int) -> str:
     recipe = saved.get("recipe", {})
     kind = recipe.get("recipe", model.kind)
-    kept = f"the weights of epoch {saved.get('best_epoch')} (lowest validation loss) kept" if kind == "study" else "the weights after the last epoch kept"
-    targets = "the vote fractions of every galaxy with enough votes" if recipe.get("targets") == "votes" else "the class of the confident galaxies"
+    kept = (
+        f"the weights of epoch {saved.get('best_epoch')} (lowest validation loss) kept"
+        if kind == "study"
+        else "the weights after the last epoch kept"
+    )
+    targets = (
+        "the vote fractions of every galaxy with enough votes"
+        if recipe.get("targets") == "votes"
+        else "the class of the confident galaxies"
+    )
     cal = saved.get("calibration", {})
-    calibrated = (f" Calibrated on {cal.get('val_galaxies')} validation galaxies: class-prior correction {', '.join(f'{b:+.2f}' for b in cal.get('logit_bias', []))} "
-                  f"(logits of {', '.join(CLASS_LABELS[c] for c in CLASS_NAMES)}) and temperature {cal.get('temperature', 1):.3f}.") if cal.get("fitted") else " Not calibrated (train.calibrate: false)."
-    return (f"<p>Recipe <b>{html.escape(kind)}</b>: {RECIPE_WORDS.get(kind, '')}. It learns {targets}. {n_params:,} parameters; input "
-            f"{model.input_size} x {model.input_size} x 3 crops; trained {saved.get('epochs_run')} epochs, {kept}.{calibrated}</p>")
+    calibrated = (
+        (
+            f" Calibrated on {cal.get('val_galaxies')} validation galaxies: class-prior correction "
+            f"{', '.join(f'{b:+.2f}' for b in cal.get('logit_bias', []))} "
+            f"(logits of {', '.join(CLASS_LABELS[c] for c in CLASS_NAMES)}) and temperature {cal.get('temperature', 1):.3f}."
+        )
+        if cal.get("fitted")
+        else " Not calibrated (train.calibrate: false)."
+    )
+    return (
+        f"<p>Recipe <b>{html.escape(kind)}</b>: {RECIPE_WORDS.get(kind, '')}. It learns {targets}. {n_params:,} parameters; input "
+        f"{model.input_size} x {model.input_size} x 3 crops; trained {saved.get('epochs_run')} epochs, {kept}.{calibrated}</p>"
+    )
 
 
 def save_png(fig, path: str | Path) -> str:
@@ -201,77 +248,158 @@ pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.85em}
 """
 
 
-def run(inputs: dict, eval_figures: dict, figures: dict, out_html: str, settings: dict) -> None:
-    """Stage ``report``: ``eval_figures`` are the evaluate stage's PNGs by name (confusion, roc_pr,
-    reliability, mistakes, votes, disagreements); ``figures`` the PNGs this stage draws (examples,
-    network, curves)."""
+def count_rows(labels: pd.DataFrame, catalog: pd.DataFrame, summary: dict, manifests: pd.DataFrame, shards_manifest: dict) -> list[list]:
+    """Galaxies at each step of the pipeline, in total and per class."""
+    blank = [""] * len(CLASS_NAMES)
+    ok = set(manifests.loc[manifests["status"] == "ok", "objid"].astype("int64"))
+    got = labels.assign(downloaded=labels["objid"].isin(ok))
+
+    def per_class(mask: pd.Series) -> list[int]:
+        return [int((mask & (got["label"] == c)).sum()) for c in CLASS_NAMES]
+
+    confident = got["split"] != "uncertain"
+    rows = [
+        ["catalog (SqlSearch, after validation)", len(catalog), *blank],
+        [f"confident (max >= {summary['threshold']:.2f})", summary["confident"], *[summary["confident_by_class"][c] for c in CLASS_NAMES]],
+        ["uncertain (below the cut)", summary["uncertain_total"], *blank],
+        ["cutouts downloaded (total; per class: confident)", int(got["downloaded"].sum()), *per_class(got["downloaded"] & confident)],
+    ]
+    for split in ("train", "val", "test"):
+        part = (got["split"] == split) & got["downloaded"]
+        rows.append([f"{split} galaxies", int(part.sum()), *per_class(part)])
+    below_cut = got["downloaded"] & got["split"].isin(["train", "val"]) & (got["confidence"] < summary["threshold"] - 1e-9)
+    if below_cut.any():
+        rows.append(["of the train + val galaxies: below the cut, trained on their votes", int(below_cut.sum()), *per_class(below_cut)])
+    held = (got["split"] == "uncertain") & got["downloaded"]
+    rows.append(["uncertain galaxies held out (compared with the votes)", int(held.sum()), *blank])
+    images = shards_manifest["images"]["train"]
+    rows.append(["augmented training images", images, *[shards_manifest["copies_per_class"][c]["images"] for c in CLASS_NAMES]])
+    return rows
+
+
+SIMULATED_NOTE = (
+    '<p class="note">Demo sky: the images are real SDSS galaxies, but their <b>votes and sky positions are simulated</b> '
+    "(from each galaxy's Galaxy Zoo 1 class). Every vote fraction on this page is a simulated vote.</p>"
+)
+CAPTIONS = {
+    "network": (
+        "The network, input on the left: box heights grow with each layer's output size (log scale); under each box its "
+        "output shape (channels x height x width), above it the layer and the dropout that follows it, if any. "
+        "The table lists every layer."
+    ),
+    "curves": (
+        "Loss and accuracy per epoch on the augmented training images and the validation galaxies (centre crops); "
+        "lower loss and higher accuracy are better, a widening gap means overfitting."
+    ),
+    "confusion": (
+        "Confusion matrix on the test split: rows are the Galaxy Zoo class, columns the network's; "
+        "the diagonal of the right panel is each class's recall."
+    ),
+    "roc_pr": (
+        "One class against the rest: ROC (left; towards the top left is better, the dashed line is guessing) and "
+        "precision-recall (right; towards the top right is better; the star is the merger decision). "
+        "The areas are in the table below."
+    ),
+    "reliability": (
+        "Reliability: test galaxies binned by the probability the network gives its top class, against the fraction it "
+        "got right, before calibration (grey) and after (blue). On the dashed diagonal the probabilities can be taken at "
+        "face value; below it the network is over-confident. Expected calibration error {ece}."
+    ),
+}
+
+
+def header_section(settings: dict) -> list[str]:
     demo = settings["source"] == "demo"
-    votes = votes_phrase(settings["source"])
+    source = (
+        "demo sky (local SkyServer over 1,500 bundled Galaxy Zoo 1 galaxies)"
+        if demo
+        else f"{settings['sdss']['base_url']} / {settings['sdss']['release']}"
+    )
+    return [
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Night Sky Net report</title><style>{STYLE}</style></head>",
+        "<body><h1>Night Sky Net: galaxy morphology report</h1>",
+        f"<p class='small'>Source: {html.escape(source)}. nightskynet {__version__}, Python {platform.python_version()}.</p>",
+        SIMULATED_NOTE if demo else "",
+    ]
+
+
+def data_section(inputs: dict, summary: dict, settings: dict, votes: str, examples_png: str) -> list[str]:
     catalog = pd.read_csv(inputs["catalog"], dtype={"objid": "int64"})
     labels = pd.read_csv(inputs["labels"], dtype={"objid": "int64"})
-    summary = json.loads(Path(inputs["labels_summary"]).read_text())
     manifests = pd.concat([pd.read_csv(p) for p in inputs["scrape_manifests"]], ignore_index=True)
     shards_manifest = json.loads(Path(inputs["shards_manifest"]).read_text())
-    history = pd.read_csv(inputs["history"])
-    metrics = json.loads(Path(inputs["metrics"]).read_text())
-    model, saved = load_model(inputs["model"])
-
-    ok = set(manifests.loc[manifests["status"] == "ok", "objid"].astype("int64"))
-    labelled = labels.assign(downloaded=labels["objid"].isin(ok))
-    count_rows = [["catalog (SqlSearch, after validation)", len(catalog), "", "", "", ""]]
-    count_rows.append(["confident (max >= %.2f)" % summary["threshold"], summary["confident"], *[summary["confident_by_class"][c] for c in CLASS_NAMES]])
-    count_rows.append(["uncertain (below the cut)", summary["uncertain_total"], "", "", "", ""])
-    count_rows.append(["cutouts downloaded (total incl. uncertain; per class: confident)", int(labelled["downloaded"].sum()), *[int((labelled["downloaded"] & (labelled["label"] == c) & (labelled["split"] != "uncertain")).sum()) for c in CLASS_NAMES]])
-    for split in ("train", "val", "test"):
-        part = labelled[(labelled["split"] == split) & labelled["downloaded"]]
-        count_rows.append([f"{split} galaxies", len(part), *[int((part["label"] == c).sum()) for c in CLASS_NAMES]])
-    below_cut = labelled["downloaded"] & labelled["split"].isin(["train", "val"]) & (labelled["confidence"] < summary["threshold"] - 1e-9)
-    if below_cut.any():
-        count_rows.append(["of the train + val galaxies: below the cut, trained on their votes", int(below_cut.sum()), *[int((below_cut & (labelled["label"] == c)).sum()) for c in CLASS_NAMES]])
-    count_rows.append(["uncertain galaxies held out (compared with the votes)", int(((labelled["split"] == "uncertain") & labelled["downloaded"]).sum()), "", "", "", ""])
-    count_rows.append(["augmented training images", shards_manifest["images"]["train"], *[shards_manifest["copies_per_class"][c]["images"] for c in CLASS_NAMES]])
-    status_counts = manifests["status"].value_counts().to_dict()
-
-    metric_rows = [[CLASS_LABELS[c], v["precision"], v["recall"], v["f1"], v["support"]] for c, v in metrics["per_class"].items()]
-    vote_rows = [[CLASS_LABELS[c], v["pearson_r"], v["mean_abs_diff"]] for c, v in metrics["uncertain"]["per_class"].items()]
-    shapes = layer_table(model)
-    arch_rows = [[name, " x ".join(str(s) for s in shape)] for name, shape in shapes]
-    mistakes = metrics.get("most_confident_mistakes", [])
-    auc_rows = [[CLASS_LABELS[c], v.get("roc_auc"), v.get("average_precision")] for c, v in metrics["per_class"].items()]
-    n_params = sum(p.numel() for p in model.parameters())
-
-    sim_note = '<p class="note">Demo sky: the images are real SDSS galaxies, but their <b>votes and sky positions are simulated</b> (from each galaxy\'s Galaxy Zoo 1 class). Every vote fraction on this page is a simulated vote.</p>' if demo else ""
-    parts = [
-        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Night Sky Net report</title><style>{STYLE}</style></head><body>",
-        "<h1>Night Sky Net: galaxy morphology report</h1>",
-        f"<p class='small'>Source: {'demo sky (local SkyServer over 1,500 bundled Galaxy Zoo 1 galaxies)' if demo else html.escape(settings['sdss']['base_url'] + ' / ' + settings['sdss']['release'])}. "
-        f"nightskynet {__version__}, Python {platform.python_version()}.</p>",
-        sim_note,
-        "<h2>Result</h2>",
-        result_section(metrics, votes),
-        table(metric_rows, ["class", "precision", "recall", "F1", "test galaxies"]),
+    downloads = ", ".join(f"{k} {v}" for k, v in sorted(manifests["status"].value_counts().to_dict().items()))
+    size = settings["scrape"]["size"]
+    grid = example_grid(labels, inputs["chunk_tars"], settings["report"]["examples_per_class"], size, 0)
+    return [
         "<h2>Data through the pipeline</h2>",
-        f"<p>Labels from {votes}: four classes renormalised after dropping don't-know; a galaxy is confident when its top class reaches {summary['threshold']}. "
-        f"Catalog rows whose votes were all don't-know: {summary['undefined_all_dont_know']}. Cutout downloads: " + ", ".join(f"{k} {v}" for k, v in sorted(status_counts.items())) + ".</p>",
-        table(count_rows, ["stage", "total", *[CLASS_LABELS[c] for c in CLASS_NAMES]]),
+        f"<p>Labels from {votes}: four classes renormalised after dropping don't-know; a galaxy is confident when its top class "
+        f"reaches {summary['threshold']}. Catalog rows whose votes were all don't-know: {summary['undefined_all_dont_know']}. "
+        f"Cutout downloads: {downloads}.</p>",
+        table(
+            count_rows(labels, catalog, summary, manifests, shards_manifest), ["stage", "total", *[CLASS_LABELS[c] for c in CLASS_NAMES]]
+        ),
         "<h2>Example galaxies</h2>",
-        figure(save_png(example_grid(labels, inputs["chunk_tars"], settings["report"]["examples_per_class"], settings["scrape"]["size"], 0), figures["examples"]), f"Confident galaxies of each class, as downloaded ({settings['scrape']['size']} x {settings['scrape']['size']} px cutouts; class from {votes})."),
+        figure(
+            save_png(grid, examples_png),
+            f"Confident galaxies of each class, as downloaded ({size} x {size} px cutouts; class from {votes}).",
+        ),
+    ]
+
+
+def network_section(inputs: dict, figures: dict) -> list[str]:
+    model, saved = load_model(inputs["model"])
+    shapes = layer_table(model)
+    n_params = sum(p.numel() for p in model.parameters())
+    history = pd.read_csv(inputs["history"])
+    return [
         "<h2>The network</h2>",
         network_paragraph(saved, model, n_params),
-        figure(save_png(network_drawing(shapes, model.input_size), figures["network"]), "The network, input on the left: box heights grow with each layer's output size (log scale); under each box its output shape (channels x height x width), above it the layer and the dropout that follows it, if any. The table lists every layer."),
-        table(arch_rows, ["layer", "output shape"]),
+        figure(save_png(network_drawing(shapes, model.input_size), figures["network"]), CAPTIONS["network"]),
+        table([[name, " x ".join(str(s) for s in shape)] for name, shape in shapes], ["layer", "output shape"]),
         "<h2>Training</h2>",
-        figure(save_png(training_curves(history), figures["curves"]), "Loss and accuracy per epoch on the augmented training images and the validation galaxies (centre crops); lower loss and higher accuracy are better, a widening gap means overfitting."),
+        figure(save_png(training_curves(history), figures["curves"]), CAPTIONS["curves"]),
+    ]
+
+
+def evaluation_section(metrics: dict, eval_figures: dict, votes: str) -> list[str]:
+    per_class = metrics["per_class"].items()
+    mistakes = metrics.get("most_confident_mistakes", [])
+    ece = metrics["calibration"]["expected_calibration_error"]
+    return [
         "<h2>Evaluation</h2>",
-        figure(png_data_uri(eval_figures["confusion"]), "Confusion matrix on the test split: rows are the Galaxy Zoo class, columns the network's; the diagonal of the right panel is each class's recall."),
-        figure(png_data_uri(eval_figures["roc_pr"]), "One class against the rest: ROC (left; towards the top left is better, the dashed line is guessing) and precision-recall (right; towards the top right is better). The areas are in the table below."),
-        table(auc_rows, ["class", "ROC AUC", "average precision"]),
-        figure(png_data_uri(eval_figures["reliability"]), f"Reliability: test galaxies binned by the probability the network gives its top class, against the fraction it got right. On the dashed diagonal the probabilities can be taken at face value; below it the network is over-confident. Expected calibration error {metrics['calibration']['expected_calibration_error']}."),
-        figure(png_data_uri(eval_figures["mistakes"]), f"The {len(mistakes)} test galaxies the network got wrong most confidently: Galaxy Zoo class ({votes}), the network's class and its probability."),
+        figure(png_data_uri(eval_figures["confusion"]), CAPTIONS["confusion"]),
+        figure(png_data_uri(eval_figures["roc_pr"]), CAPTIONS["roc_pr"]),
+        table(
+            [[CLASS_LABELS[c], v.get("roc_auc"), v.get("average_precision")] for c, v in per_class],
+            ["class", "ROC AUC", "average precision"],
+        ),
+        figure(png_data_uri(eval_figures["reliability"]), CAPTIONS["reliability"].format(ece=ece)),
+        figure(
+            png_data_uri(eval_figures["mistakes"]),
+            f"The {len(mistakes)} test galaxies the network got wrong most confidently: Galaxy Zoo class ({votes}), "
+            "the network's class and its probability, objid and position.",
+        ),
         f"<h3>Uncertain galaxies: network vs {votes}</h3>",
-        figure(png_data_uri(eval_figures["votes"]), f"For galaxies below the confidence cut, the network's probability (y) against the human vote fraction (x, {votes}) per class; points on the dashed diagonal agree."),
-        table(vote_rows, ["class", "Pearson r", "mean |network - human|"]),
-        figure(png_data_uri(eval_figures["disagreements"]), f"The uncertain galaxies where the network and the {votes} disagree most: the class of the largest gap, the human fraction and the network's probability."),
+        figure(
+            png_data_uri(eval_figures["votes"]),
+            f"For galaxies below the confidence cut, the network's probability (y) against the human vote fraction (x, {votes}) "
+            "per class; points on the dashed red line agree.",
+        ),
+        table(
+            [[CLASS_LABELS[c], v["pearson_r"], v["mean_abs_diff"]] for c, v in metrics["uncertain"]["per_class"].items()],
+            ["class", "Pearson r", "mean |network - human|"],
+        ),
+        figure(
+            png_data_uri(eval_figures["disagreements"]),
+            f"The uncertain galaxies where the network and the {votes} disagree most: the class of the largest gap, "
+            "the human fraction and the network's probability, objid and position.",
+        ),
+    ]
+
+
+def run_section(settings: dict) -> list[str]:
+    return [
         "<h2>Run</h2>",
         table([[k, v] for k, v in versions().items()], ["software", "version"]),
         "<details><summary>Settings of this run</summary>",
@@ -279,6 +407,31 @@ def run(inputs: dict, eval_figures: dict, figures: dict, out_html: str, settings
         f"<h2>Credits</h2><p class='small'>{html.escape(CREDIT)}</p>",
         SELF_CHECK,
         "</body></html>",
+    ]
+
+
+def run(inputs: dict, eval_figures: dict, figures: dict, out_html: str, settings: dict) -> None:
+    """Stage ``report``: ``eval_figures`` are the evaluate stage's PNGs by name (confusion, roc_pr,
+    reliability, mistakes, votes, disagreements); ``figures`` the PNGs this stage draws (examples,
+    network, curves)."""
+    votes = votes_phrase(settings["source"])
+    metrics = json.loads(Path(inputs["metrics"]).read_text())
+    summary = json.loads(Path(inputs["labels_summary"]).read_text())
+    result = [
+        "<h2>Result</h2>",
+        result_section(metrics, votes),
+        table(
+            [[CLASS_LABELS[c], v["precision"], v["recall"], v["f1"], v["support"]] for c, v in metrics["per_class"].items()],
+            ["class", "precision", "recall", "F1", "test galaxies"],
+        ),
+    ]
+    parts = [
+        *header_section(settings),
+        *result,
+        *data_section(inputs, summary, settings, votes, figures["examples"]),
+        *network_section(inputs, figures),
+        *evaluation_section(metrics, eval_figures, votes),
+        *run_section(settings),
     ]
     write_text_atomic(out_html, "\n".join(parts))
     log.info("wrote %s", out_html)

@@ -2,20 +2,10 @@
 
 Galaxies are spread over a fixed number of chunks by a stable hash of their objid, so the DAG
 has O(chunks) jobs however large the catalog. Each job downloads the galaxies of its chunk with
-aiohttp (bounded concurrency, optional global rate, retries with backoff + jitter honouring
-Retry-After), accepting a 200 only when the body is a JPEG that decodes completely at the
-requested size. Validated downloads go to a cache outside Snakemake's outputs (written
-atomically), so a killed job started again fetches only what it did not have yet. The cache is
-keyed by the request itself (service, release, ra, dec, scale, size), never by objid:
-two catalogs that reuse an objid for different positions can never get each other's image, and
-the workflow and ``predict`` can share one cache safely. The chunk's outputs are a tar of
-``<objid>.jpg`` members and a manifest CSV: ``objid,status,http_status,attempts,reason,sha256``.
-
-Settings come in two kinds: the cutout's geometry (``size, scale_mode, scale, adaptive_k``;
-cutouts are square, ``size`` x ``size`` px), which decides the images and so the outputs, and the client's (``concurrency,
-max_rate, timeout_s, max_attempts, backoff_base_s, backoff_max_s``), which only decide how the
-images are fetched; the workflow passes the second kind as Snakemake resources, so changing them
-reruns nothing.
+the cutout client (``cutout_client``: polite, validated, cached by request). The chunk's outputs
+are a tar of ``<objid>.jpg`` members and a manifest CSV:
+``objid,status,http_status,attempts,reason,sha256``. The cutout geometry decides the outputs (the
+rule's params); the client's settings only how they are fetched (the rule's resources).
 """
 
 from __future__ import annotations
@@ -23,173 +13,25 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import json
 import logging
-import math
-import os
-import random
-import shutil
 import tarfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
-import aiohttp
 import pandas as pd
-from PIL import Image
-from tqdm import tqdm
 
-from .files import atomic_path, write_bytes_via, write_csv_atomic
-from .http_retry import USER_AGENT, FetchError, PermanentError, RateLimiter, RetryPolicy, TransientError, get_with_retries
-from .query import describe_error_body
-from .sky_source import cutout_url, release, service_id, skyserver_base_url
+from .cutout_client import Outcome, cutout_cache, download_all
+from .files import atomic_path, write_csv_atomic
+from .sky_source import skyserver_base_url
 
 log = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = ("objid", "status", "http_status", "attempts", "reason", "sha256")
-MIN_SCALE, MAX_SCALE = 0.015, 60.0
-GEOMETRY_KEYS = ("size", "scale_mode", "scale", "adaptive_k")
-CLIENT_KEYS = ("concurrency", "max_rate", "timeout_s", "max_attempts", "backoff_base_s", "backoff_max_s")
 
 
 def chunk_of(objid: int, chunks: int) -> int:
     """A stable chunk number for ``objid`` (independent of Python's hash seed and of the catalog)."""
     digest = hashlib.blake2b(str(int(objid)).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") % chunks
-
-
-def cutout_scale(petro_r90: float, settings: dict) -> float:
-    """Arcsec per pixel: fixed, or ``adaptive_k x petroR90_r`` clipped to the service's range."""
-    if settings["scale_mode"] == "fixed":
-        return float(settings["scale"])
-    if not (petro_r90 > 0 and math.isfinite(petro_r90)):  # SDSS marks a failed radius as -9999
-        raise ValueError(f"no valid petroR90_r ({petro_r90}) for an adaptive cutout scale")
-    return float(min(MAX_SCALE, max(MIN_SCALE, settings["adaptive_k"] * petro_r90)))
-
-
-def request_params(ra: float, dec: float, scale: float, size: int) -> dict[str, str]:
-    """The getjpeg query string for one square cutout, formatted once: what is sent is what the cache is keyed by."""
-    return {"ra": f"{ra:.6f}", "dec": f"{dec:.6f}", "scale": f"{scale:.6g}", "width": str(int(size)), "height": str(int(size))}
-
-
-class CutoutCache:
-    """Validated cutouts on disk, one file per distinct request.
-
-    The file of a request is ``<root>/<k[:2]>/<k>.jpg`` with k the sha256 of (service, release and
-    the query string), so an image is found again only by the very request that made it.
-    """
-
-    def __init__(self, root: str | Path, service: str, release: str):
-        self.root, self.service, self.release = Path(root), service, release
-
-    def path(self, params: dict[str, str]) -> Path:
-        key = hashlib.sha256(json.dumps({"service": self.service, "release": self.release.lower(), **params}, sort_keys=True).encode()).hexdigest()
-        return self.root / key[:2] / f"{key}.jpg"
-
-
-def cutout_cache(settings: dict, cache_dir: str | Path) -> CutoutCache:
-    """The cache for the SkyServer that ``settings`` names (the real one or the demo sky), under ``cache_dir``."""
-    return CutoutCache(cache_dir, service_id(settings), release(settings))
-
-
-class OffFootprint(PermanentError):
-    """The service's answer for a position outside the survey: HTTP 404 with a JPEG body."""
-
-
-def jpeg_checker(size: int):
-    def check(status: int, headers: Mapping[str, str], body: bytes) -> None:
-        if status == 404 and body.startswith(b"\xff\xd8"):
-            raise OffFootprint("HTTP 404: off the survey footprint", status=status)
-        if status in (400, 404):  # a 404 without the JPEG: a wrong release or path, not the sky
-            raise PermanentError(f"HTTP {status}: {describe_error_body(body)}", status=status)
-        if status != 200:
-            raise TransientError(f"HTTP {status}: {describe_error_body(body)}", status=status)
-        if not body.startswith(b"\xff\xd8"):
-            raise TransientError("HTTP 200 but the body is not a JPEG: " + describe_error_body(body), status=status)
-        try:
-            with Image.open(io.BytesIO(body)) as im:
-                im.load()
-                got = im.size
-        except Exception as err:  # noqa: BLE001 - any decoder failure means a bad body
-            raise TransientError(f"HTTP 200 but the JPEG does not decode: {err}", status=status) from err
-        if got != (size, size):
-            raise TransientError(f"HTTP 200 but the JPEG is {got[0]}x{got[1]}, not {size}x{size}", status=status)
-
-    return check
-
-
-@dataclass
-class Outcome:
-    objid: int
-    status: str  # ok | cached | missing | rejected | failed
-    http_status: int | None
-    attempts: int
-    reason: str
-    sha256: str
-    path: Path | None = None  # the cached image, for ok and cached
-
-
-async def download_all(base_url: str, galaxies: pd.DataFrame, cache: CutoutCache, geometry: dict, client: dict, seed: int = 0, show_progress: bool = True, job: str | None = None) -> list[Outcome]:
-    """Download each galaxy's cutout into ``cache`` unless it is already there; one Outcome per row of ``galaxies``, in its order.
-
-    ``geometry`` holds the cutout's ``GEOMETRY_KEYS``, ``client`` the ``CLIENT_KEYS``. ``job`` names
-    this writer's staging folder in the cache (default: one per process); several jobs can fill
-    one cache at once, and a job started again under the same name first clears what its killed
-    predecessor left half-written. The staging folder is removed however the run ends.
-    """
-    url = cutout_url(base_url, cache.release)
-    policy = RetryPolicy(max_attempts=client["max_attempts"], timeout_s=client["timeout_s"], backoff_base_s=client["backoff_base_s"], backoff_max_s=client["backoff_max_s"])
-    check = jpeg_checker(geometry["size"])
-    limiter = RateLimiter(client["max_rate"])
-    rng = random.Random(seed)
-    semaphore = asyncio.Semaphore(client["concurrency"])
-    staging = cache.root / f".incoming-{job or f'pid{os.getpid()}'}"
-    if staging.exists():
-        log.info("removing %s, left half-written by a killed run", staging)
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    try:
-        return await _download(url, galaxies, cache, staging, geometry, client, policy, check, limiter, rng, semaphore, show_progress)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-async def _download(url, galaxies, cache, staging, geometry, client, policy, check, limiter, rng, semaphore, show_progress) -> list[Outcome]:
-    async def one(session: aiohttp.ClientSession, row) -> Outcome:
-        objid = int(row.objid)
-        try:
-            scale = cutout_scale(row.petroR90_r, geometry)
-        except ValueError as err:
-            return Outcome(objid, "rejected", None, 0, str(err), "")
-        params = request_params(row.ra, row.dec, scale, geometry["size"])
-        path = cache.path(params)
-        if path.exists():
-            return Outcome(objid, "cached", None, 0, "", hashlib.sha256(path.read_bytes()).hexdigest(), path)
-        async with semaphore:
-            try:
-                body, attempts = await get_with_retries(session, url, params, check, policy, rng, limiter)
-            except OffFootprint as err:
-                return Outcome(objid, "missing", err.status, err.attempts, str(err), "")
-            except PermanentError as err:
-                return Outcome(objid, "rejected", err.status, err.attempts, str(err), "")
-            except FetchError as err:
-                return Outcome(objid, "failed", err.status, err.attempts, str(err), "")
-        path.parent.mkdir(exist_ok=True)
-        write_bytes_via(staging, path, body)
-        return Outcome(objid, "ok", 200, attempts, "", hashlib.sha256(body).hexdigest(), path)
-
-    connector = aiohttp.TCPConnector(limit=client["concurrency"])
-    async with aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}, connector=connector) as session:
-        tasks = [asyncio.create_task(one(session, row)) for row in galaxies.itertuples(index=False)]
-        try:
-            with tqdm(total=len(tasks), desc="cutouts", unit="img", disable=not show_progress, mininterval=2.0) as bar:
-                for done in asyncio.as_completed(tasks):
-                    await done
-                    bar.update()
-        finally:
-            for task in tasks:
-                task.cancel()
-        return [task.result() for task in tasks]
 
 
 def write_chunk(outcomes: list[Outcome], tar_path: str | Path, manifest_path: str | Path) -> None:
@@ -209,7 +51,9 @@ def write_chunk(outcomes: list[Outcome], tar_path: str | Path, manifest_path: st
     write_csv_atomic(manifest_path, manifest)
 
 
-def run(labels_csv: str | Path, chunk: int, tar_path: str | Path, manifest_path: str | Path, settings: dict, client: dict, cache_dir: str | Path) -> list[Outcome]:
+def run(
+    labels_csv: str | Path, chunk: int, tar_path: str | Path, manifest_path: str | Path, settings: dict, client: dict, cache_dir: str | Path
+) -> list[Outcome]:
     """Stage ``scrape`` for one chunk. ``settings``: source, sdss/demo and ``scrape`` (chunks and
     the geometry); ``client``: the ``CLIENT_KEYS``; ``cache_dir``: the cutout cache's folder."""
     s = settings["scrape"]

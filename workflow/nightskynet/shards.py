@@ -24,10 +24,8 @@ per class, settings and each shard's sha256.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -36,25 +34,13 @@ from tqdm import tqdm
 
 from .augment import augment, draw_augmentations
 from .classes import CLASS_INDEX, CLASS_NAMES, PROB_COLUMNS
-from .cutouts import decode
+from .cutouts import decode, read_chunks
 from .errors import SettingsError
-from .files import write_json_atomic, write_npz_atomic
+from .files import sha256_file, write_json_atomic, write_npz_atomic
 
 log = logging.getLogger(__name__)
 
 EVAL_SPLITS = ("val", "test", "uncertain")
-
-
-def read_chunks(tar_paths: list[str | Path], wanted: set[int]) -> dict[int, bytes]:
-    """JPEG bytes of the wanted objids found in the chunk tars."""
-    found: dict[int, bytes] = {}
-    for path in tar_paths:
-        with tarfile.open(path) as tar:
-            for member in tar:
-                stem = member.name.rsplit("/", 1)[-1].removesuffix(".jpg")
-                if member.isfile() and stem.isdigit() and int(stem) in wanted:
-                    found[int(stem)] = tar.extractfile(member).read()
-    return found
 
 
 def copies_per_class(class_counts: dict[str, int], total: int, merger_fraction: float) -> dict[str, int]:
@@ -108,19 +94,41 @@ def plan_training_set(labels: pd.DataFrame, cfg: dict) -> tuple[pd.DataFrame, di
     row = np.zeros(len(picks), dtype=np.int64)
     for k, part in enumerate(np.array_split(np.arange(len(picks)), cfg["train_shards"])):
         shard[part], row[part] = k, np.arange(len(part))
-    plan = pd.DataFrame({"objid": train["objid"].to_numpy()[picks], "label": train["label"].to_numpy()[picks], "g": aug[:, 0], "dy": aug[:, 1], "dx": aug[:, 2], "shard": shard, "row": row})
+    plan = pd.DataFrame(
+        {
+            "objid": train["objid"].to_numpy()[picks],
+            "label": train["label"].to_numpy()[picks],
+            "g": aug[:, 0],
+            "dy": aug[:, 1],
+            "dx": aug[:, 2],
+            "shard": shard,
+            "row": row,
+        }
+    )
     for col in PROB_COLUMNS:
         plan[col] = train[col].to_numpy()[picks]
-    copies = {c: {"galaxies": int(counts.get(c, 0)), "images": int(targets[c]), "copies_per_galaxy": round(targets[c] / counts[c], 2) if counts.get(c) else 0} for c in CLASS_NAMES}
+    copies = {
+        c: {
+            "galaxies": int(counts.get(c, 0)),
+            "images": int(targets[c]),
+            "copies_per_galaxy": round(targets[c] / counts[c], 2) if counts.get(c) else 0,
+        }
+        for c in CLASS_NAMES
+    }
     return plan, copies
 
 
 def check_geometry(cfg: dict, source_size: int) -> None:
     if cfg["crop"] + 2 * cfg["max_shift"] > source_size:
-        raise SettingsError(f"shards.crop ({cfg['crop']}) + 2 x shards.max_shift ({cfg['max_shift']}) exceeds the {source_size} px cutouts; lower one of them")
+        raise SettingsError(
+            f"shards.crop ({cfg['crop']}) + 2 x shards.max_shift ({cfg['max_shift']}) exceeds the {source_size} px cutouts; "
+            "lower one of them"
+        )
 
 
-def write_shard(path: str | Path, items: pd.DataFrame, jpegs: dict[int, bytes], size: int, source_size: int, label_known: bool = True) -> int:
+def write_shard(
+    path: str | Path, items: pd.DataFrame, jpegs: dict[int, bytes], size: int, source_size: int, label_known: bool = True
+) -> int:
     """Write one shard, decoding each galaxy once and placing its copies at their rows."""
     n = len(items)
     images = np.zeros((n, size, size, 3), dtype=np.uint8)
@@ -169,14 +177,6 @@ def run_eval_shards(labels_csv: str, manifests: list[str], chunk_tars: list[str]
         log.info("wrote %s: %d galaxies, centre crop", out_paths[split], len(rows))
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def run_manifest(labels_csv: str, manifests: list[str], shard_paths: list[str], out_path: str, settings: dict) -> dict:
     """Counts, copies per class, settings and sha256 of every shard (train and eval)."""
     cfg = settings["shards"]
@@ -186,14 +186,21 @@ def run_manifest(labels_csv: str, manifests: list[str], shard_paths: list[str], 
     for path in shard_paths:
         with np.load(path) as z:
             lab = z["labels"]
-        files[Path(path).name] = {"images": int(len(lab)), "sha256": sha256_file(path), "by_class": {c: int((lab == i).sum()) for i, c in enumerate(CLASS_NAMES)}}
+        files[Path(path).name] = {
+            "images": int(len(lab)),
+            "sha256": sha256_file(path),
+            "by_class": {c: int((lab == i).sum()) for i, c in enumerate(CLASS_NAMES)},
+        }
     manifest = {
         "settings": {k: cfg[k] for k in sorted(cfg)},
         "cutout": {k: settings["scrape"][k] for k in ("size", "scale_mode", "scale", "adaptive_k") if k in settings["scrape"]},
         "crop_at": "full resolution",
         "galaxies": {s: int((labels["split"] == s).sum()) for s in ("train", *EVAL_SPLITS)},
         "copies_per_class": copies,
-        "images": {"train": int(len(plan)), "train_mixture": {c: round(float((plan["label"] == c).mean()), 4) if len(plan) else 0.0 for c in CLASS_NAMES}},
+        "images": {
+            "train": int(len(plan)),
+            "train_mixture": {c: round(float((plan["label"] == c).mean()), 4) if len(plan) else 0.0 for c in CLASS_NAMES},
+        },
         "files": files,
     }
     write_json_atomic(out_path, manifest)

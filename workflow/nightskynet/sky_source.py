@@ -36,13 +36,6 @@ def service_id(settings: dict) -> str:
     return f"demo-sky {Path(demo['sky_dir']).resolve()} seed {demo['seed']}"
 
 
-def source_settings(settings: dict) -> dict:
-    """The part of ``settings`` that says where the data comes from: ``source`` and its own section only."""
-    if settings["source"] == "sdss":
-        return {"source": "sdss", "sdss": {k: settings["sdss"][k] for k in ("base_url", "release")}}
-    return {"source": "demo", "demo": {k: settings["demo"][k] for k in ("sky_dir", "seed")}}
-
-
 @contextlib.contextmanager
 def skyserver_base_url(settings: dict, demo_max_rows: int | None = None) -> Iterator[str]:
     """Yield the base URL to talk to; for ``source: demo`` start the demo SkyServer for the duration."""

@@ -38,16 +38,29 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from .architecture import Architecture
+from .architecture import architecture_of as typed_architecture
 from .augment import d4_torch
 from .calibrate import calibrate
 from .classes import CLASS_NAMES
 from .errors import InputError, SettingsError
-from .files import atomic_path, write_csv_atomic
+from .files import atomic_path, sha256_file, write_csv_atomic
+from .inference import pick_device
 from .model import GalaxyClassifier, save_model, to_input
 
 log = logging.getLogger(__name__)
 
-HISTORY_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_balanced_accuracy", "learning_rate", "seconds", "images_per_s")
+HISTORY_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "val_balanced_accuracy",
+    "learning_rate",
+    "seconds",
+    "images_per_s",
+)
 RECIPES = ("study", "resnet")
 
 
@@ -63,27 +76,21 @@ def load_shards(paths: list[str]) -> dict[str, np.ndarray]:
     return out
 
 
-def pick_device(requested: str = "auto") -> torch.device:
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise SettingsError("the device is 'cuda' but PyTorch sees no CUDA device; use 'auto' or 'cpu'")
-    return torch.device(requested)
-
-
 def recipe_settings(cfg: dict) -> dict:
     """The settings that decide the weights: the recipe's own section and the keys all recipes share."""
     return {"recipe": cfg["recipe"], "targets": cfg["targets"], "seed": cfg["seed"], **cfg[cfg["recipe"]]}
+
+
+def architecture_of(recipe: dict) -> Architecture:
+    """The typed architecture of a recipe (``recipe_settings``)."""
+    return typed_architecture(recipe["recipe"], recipe["model"] if recipe["recipe"] == "study" else recipe)
 
 
 def run_key(shard_paths: list[str], recipe: dict, input_size: int) -> str:
     """Identifies a training run: a checkpoint is resumed only by a run with the same key."""
     h = hashlib.sha256(json.dumps({**recipe, "input_size": input_size}, sort_keys=True).encode())
     for path in shard_paths:
-        h.update(Path(path).name.encode())
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+        h.update(f"{Path(path).name}:{sha256_file(path)}".encode())
     return h.hexdigest()[:16]
 
 
@@ -96,7 +103,12 @@ def random_views(x: torch.Tensor, shift: int, generator: torch.Generator) -> tor
         padded = F.pad(x, (shift, shift, shift, shift), mode="replicate")
         rows = (shift + moves[:, :1] + torch.arange(h)).to(x.device)
         cols = (shift + moves[:, 1:] + torch.arange(w)).to(x.device)
-        x = padded[torch.arange(n, device=x.device)[:, None, None, None], torch.arange(x.shape[1], device=x.device)[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
+        x = padded[
+            torch.arange(n, device=x.device)[:, None, None, None],
+            torch.arange(x.shape[1], device=x.device)[None, :, None, None],
+            rows[:, None, :, None],
+            cols[:, None, None, :],
+        ]
     out = torch.empty_like(x)
     for element in range(8):
         chosen = (g == element).to(x.device)
@@ -127,7 +139,7 @@ def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 class Trainer:
     """One recipe's network, optimizer and schedule; ``train_epoch`` and ``evaluate`` on uint8 tensors."""
 
-    def __init__(self, recipe: dict, architecture: dict, input_size: int, device: torch.device, steps_per_epoch: int):
+    def __init__(self, recipe: dict, architecture: Architecture, input_size: int, device: torch.device, steps_per_epoch: int):
         self.recipe, self.device = recipe, device
         torch.manual_seed(recipe["seed"])
         self.model = GalaxyClassifier(recipe["recipe"], architecture, input_size).to(device).to(memory_format=torch.channels_last)
@@ -136,9 +148,15 @@ class Trainer:
             self.scheduler = None
         else:
             self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=recipe["learning_rate"], weight_decay=recipe["weight_decay"])
-            self.scheduler = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=recipe["learning_rate"], total_steps=max(1, recipe["epochs"] * steps_per_epoch), pct_start=0.2)
+            self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                self.optimizer, max_lr=recipe["learning_rate"], total_steps=max(1, recipe["epochs"] * steps_per_epoch), pct_start=0.2
+            )
         ema = recipe.get("ema", 0.0)
-        self.ema = torch.optim.swa_utils.AveragedModel(self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(ema), use_buffers=True) if ema else None
+        self.ema = (
+            torch.optim.swa_utils.AveragedModel(self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(ema), use_buffers=True)
+            if ema
+            else None
+        )
         self.amp = device.type == "cuda"
 
     @property
@@ -239,7 +257,11 @@ def channel_statistics(images: np.ndarray, sample: int = 4096) -> tuple[np.ndarr
 
 def place(arrays: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
     """The whole set on the training device once (1.1 GB of uint8 images at the study's scale)."""
-    return {"images": torch.from_numpy(arrays["images"]).to(device), "labels": torch.from_numpy(arrays["labels"]).to(device), "targets": torch.from_numpy(arrays["targets"]).to(device)}
+    return {
+        "images": torch.from_numpy(arrays["images"]).to(device),
+        "labels": torch.from_numpy(arrays["labels"]).to(device),
+        "targets": torch.from_numpy(arrays["targets"]).to(device),
+    }
 
 
 def class_priors(train: dict[str, np.ndarray], recipe: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -258,8 +280,20 @@ def class_priors(train: dict[str, np.ndarray], recipe: dict) -> tuple[np.ndarray
     return trained, real
 
 
-def fit(train_paths: list[str], val_path: str, cfg: dict, input_size: int, checkpoint_dir: str | Path, device: str = "auto", threads: int = 1, stop_after_epochs: int | None = None) -> tuple[Trainer, pd.DataFrame, dict]:
-    """Train (resuming from a matching checkpoint in ``checkpoint_dir``); return the trainer with the final weights loaded, the history and the best epoch."""
+def fit(
+    train_paths: list[str],
+    val_path: str,
+    cfg: dict,
+    input_size: int,
+    checkpoint_dir: str | Path,
+    device: str = "auto",
+    threads: int = 1,
+    stop_after_epochs: int | None = None,
+) -> tuple[Trainer, pd.DataFrame, dict]:
+    """Train (resuming from a matching checkpoint in ``checkpoint_dir``).
+
+    Returns the trainer with the final weights loaded, the history and the best epoch.
+    """
     if cfg["recipe"] not in RECIPES:
         raise SettingsError(f"train.recipe = {cfg['recipe']!r}: known recipes are {', '.join(RECIPES)}")
     recipe = recipe_settings(cfg)
@@ -269,10 +303,18 @@ def fit(train_paths: list[str], val_path: str, cfg: dict, input_size: int, check
     train, val = load_shards(train_paths), load_shards([val_path])
     if len(train["labels"]) == 0:
         raise InputError(f"the training shards {train_paths} hold no images")
-    log.info("recipe %s, targets %s: %d training images (%s), %d validation galaxies, device %s, %d CPU threads", recipe["recipe"], recipe["targets"], len(train["labels"]),
-             ", ".join(f"{c}={int((train['labels'] == i).sum())}" for i, c in enumerate(CLASS_NAMES)), len(val["labels"]), torch_device, torch.get_num_threads())
+    log.info(
+        "recipe %s, targets %s: %d training images (%s), %d validation galaxies, device %s, %d CPU threads",
+        recipe["recipe"],
+        recipe["targets"],
+        len(train["labels"]),
+        ", ".join(f"{c}={int((train['labels'] == i).sum())}" for i, c in enumerate(CLASS_NAMES)),
+        len(val["labels"]),
+        torch_device,
+        torch.get_num_threads(),
+    )
     train_t, val_t = place(train, torch_device), place(val, torch_device)
-    architecture = recipe["model"] if recipe["recipe"] == "study" else {"width": recipe["width"], "dropout": recipe["dropout"]}
+    architecture = architecture_of(recipe)
 
     key = run_key(train_paths + [val_path], recipe, input_size)
     ckpt_path = Path(checkpoint_dir) / "checkpoint.pt"
@@ -297,7 +339,12 @@ def fit(train_paths: list[str], val_path: str, cfg: dict, input_size: int, check
     epochs_run = 0
     for epoch in range(start_epoch, recipe["epochs"] + 1):
         if early_stopping and best["epoch"] and epoch - best["epoch"] > recipe["patience"]:
-            log.info("early stop: val loss has not improved for %d epochs (best %.4f at epoch %d)", recipe["patience"], best["val_loss"], best["epoch"])
+            log.info(
+                "early stop: val loss has not improved for %d epochs (best %.4f at epoch %d)",
+                recipe["patience"],
+                best["val_loss"],
+                best["epoch"],
+            )
             break
         if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
             break
@@ -310,9 +357,36 @@ def fit(train_paths: list[str], val_path: str, cfg: dict, input_size: int, check
         val_loss, val_acc, val_bal = trainer.evaluate(val_t)
         score = val_loss if not np.isnan(val_loss) else train_loss
         if not early_stopping or score < best["val_loss"]:
-            best = {"val_loss": score, "epoch": epoch, "state": {k: v.detach().cpu().clone() for k, v in trainer.final_model.state_dict().items()}}
-        history.append({"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc, "val_loss": val_loss, "val_accuracy": val_acc, "val_balanced_accuracy": val_bal, "learning_rate": lr, "seconds": round(seconds, 3), "images_per_s": round(len(train["labels"]) / seconds, 1)})
-        log.info("epoch %d: train loss %.4f acc %.3f | val loss %.4f acc %.3f balanced %.3f | lr %.2g | %.1f s, %.0f img/s", epoch, train_loss, train_acc, val_loss, val_acc, val_bal, lr, seconds, len(train["labels"]) / seconds)
+            best = {
+                "val_loss": score,
+                "epoch": epoch,
+                "state": {k: v.detach().cpu().clone() for k, v in trainer.final_model.state_dict().items()},
+            }
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "train_accuracy": train_acc,
+                "val_loss": val_loss,
+                "val_accuracy": val_acc,
+                "val_balanced_accuracy": val_bal,
+                "learning_rate": lr,
+                "seconds": round(seconds, 3),
+                "images_per_s": round(len(train["labels"]) / seconds, 1),
+            }
+        )
+        log.info(
+            "epoch %d: train loss %.4f acc %.3f | val loss %.4f acc %.3f balanced %.3f | lr %.2g | %.1f s, %.0f img/s",
+            epoch,
+            train_loss,
+            train_acc,
+            val_loss,
+            val_acc,
+            val_bal,
+            lr,
+            seconds,
+            len(train["labels"]) / seconds,
+        )
         with atomic_path(ckpt_path) as tmp:
             torch.save({"key": key, "epoch": epoch, "trainer": trainer.state(), "history": history, "best": best}, tmp)
         epochs_run += 1
@@ -322,7 +396,17 @@ def fit(train_paths: list[str], val_path: str, cfg: dict, input_size: int, check
     return trainer, pd.DataFrame(history, columns=list(HISTORY_COLUMNS)), best
 
 
-def run(train_paths: list[str], val_path: str, shards_manifest: str, model_path: str, history_path: str, settings: dict, device: str = "auto", checkpoint_dir: str | Path = "results/cache/train", threads: int = 1) -> pd.DataFrame:
+def run(
+    train_paths: list[str],
+    val_path: str,
+    shards_manifest: str,
+    model_path: str,
+    history_path: str,
+    settings: dict,
+    device: str = "auto",
+    checkpoint_dir: str | Path = "results/cache/train",
+    threads: int = 1,
+) -> pd.DataFrame:
     """Stage ``train``. ``settings``: the ``train`` settings that decide the weights; ``device``,
     ``checkpoint_dir`` and ``threads``: how the job runs. The model file records the cutout
     geometry and crop of the shards it was trained on (from their manifest), so ``predict`` frames
@@ -335,7 +419,9 @@ def run(train_paths: list[str], val_path: str, shards_manifest: str, model_path:
     recipe = recipe_settings(cfg)
     trained_prior, real_prior = class_priors(load_shards(train_paths), recipe)
     val = load_shards([val_path])
-    result = calibrate(model, val["images"], val["labels"], trained_prior, real_prior, cfg["merger_recall"], pick_device(device), fit=cfg["calibrate"])
+    result = calibrate(
+        model, val["images"], val["labels"], trained_prior, real_prior, cfg["merger_recall"], pick_device(device), fit=cfg["calibrate"]
+    )
     extra = {
         "classes": list(CLASS_NAMES),
         "recipe": recipe,

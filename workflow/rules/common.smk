@@ -1,8 +1,16 @@
 import json
 import os
 
-from nightskynet.config import runtime_keys
+from snakemake.settings.types import DeploymentMethod
+
+from nightskynet.config import ConfigError, check_command_on_path, runtime_keys
 from nightskynet.package_modules import module_files
+
+if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
+    try:
+        check_command_on_path()
+    except ConfigError as err:
+        raise WorkflowError(str(err)) from None
 
 CHUNKS = list(range(config["scrape"]["chunks"]))
 TRAIN_SHARDS = list(range(config["shards"]["train_shards"]))

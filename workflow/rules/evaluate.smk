@@ -52,7 +52,7 @@ rule evaluate:
     params:
         settings=settings("source", "evaluate"),
     shell:
-        "python -m nightskynet evaluate --settings {params.settings:q} --model {input.model} --test {input.test}"
+        "nightskynet evaluate --settings {params.settings:q} --model {input.model} --test {input.test}"
         " --uncertain {input.uncertain} --labels {input.labels} --metrics {output.metrics}"
         " --predictions-test {output.predictions_test} --predictions-uncertain {output.predictions_uncertain}"
         " --confusion {output.confusion} --roc-pr {output.roc_pr} --reliability {output.reliability}"

@@ -14,5 +14,5 @@ rule labels:
     params:
         settings=settings("labels", "train.targets", *votes_keys()),
     shell:
-        "python -m nightskynet labels --settings {params.settings:q} --catalog {input.catalog}"
+        "nightskynet labels --settings {params.settings:q} --catalog {input.catalog}"
         " --out {output.labels} --summary {output.summary} > {log} 2>&1"

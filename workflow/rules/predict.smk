@@ -21,7 +21,7 @@ rule predict:
         input=config["predict"]["input"],
         tta="" if config["predict"]["tta"] else "--no-tta",
     shell:
-        "python -m nightskynet predict {input.model} {params.input:q} -o {output} --settings {params.settings:q}"
+        "nightskynet predict {input.model} {params.input:q} -o {output} --settings {params.settings:q}"
         " {params.tta} --device {resources.device} --batch-size {resources.batch_size} --threads {threads}"
         " --concurrency {resources.concurrency} --max-rate {resources.max_rate}"
         " --timeout-s {resources.http_timeout_s} --max-attempts {resources.max_attempts}"

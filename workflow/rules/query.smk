@@ -18,7 +18,7 @@ rule query:
     params:
         settings=settings(*source_keys(), "query.tables", "query.limit"),
     shell:
-        "python -m nightskynet query --settings {params.settings:q} --out {output.catalog}"
+        "nightskynet query --settings {params.settings:q} --out {output.catalog}"
         " --page-size {resources.page_size} --timeout-s {resources.sql_timeout_s}"
         " --max-attempts {resources.max_attempts} --demo-max-rows {resources.demo_max_rows}"
         " > {log} 2>&1"

@@ -52,7 +52,7 @@ rule report:
             "report",
         ),
     shell:
-        "python -m nightskynet report --settings {params.settings:q} --catalog {input.catalog} --labels {input.labels}"
+        "nightskynet report --settings {params.settings:q} --catalog {input.catalog} --labels {input.labels}"
         " --labels-summary {input.labels_summary} --scrape-manifests {input.manifests} --chunk-tars {input.chunks}"
         " --shards-manifest {input.shards_manifest} --history {input.history} --model {input.model}"
         " --metrics {input.metrics} --confusion {input.confusion} --roc-pr {input.roc_pr}"

@@ -17,7 +17,7 @@ rule shards_train:
     params:
         settings=settings("shards", "scrape.size"),
     shell:
-        "python -m nightskynet shards-train --settings {params.settings:q} --labels {input.labels}"
+        "nightskynet shards-train --settings {params.settings:q} --labels {input.labels}"
         " --scrape-manifests {input.manifests} --chunk-tars {input.chunks} --shard {wildcards.k}"
         " --out {output} > {log} 2>&1"
 
@@ -41,7 +41,7 @@ rule shards_eval:
     params:
         settings=settings("shards.crop", "scrape.size"),
     shell:
-        "python -m nightskynet shards-eval --settings {params.settings:q} --labels {input.labels}"
+        "nightskynet shards-eval --settings {params.settings:q} --labels {input.labels}"
         " --scrape-manifests {input.manifests} --chunk-tars {input.chunks} --val {output.val}"
         " --test {output.test} --uncertain {output.uncertain} > {log} 2>&1"
 
@@ -64,6 +64,6 @@ rule shards:
     params:
         settings=settings("shards", *geometry_keys()),
     shell:
-        "python -m nightskynet shards-manifest --settings {params.settings:q} --labels {input.labels}"
+        "nightskynet shards-manifest --settings {params.settings:q} --labels {input.labels}"
         " --scrape-manifests {input.manifests} --shards {input.train} {input.eval}"
         " --out {output.manifest} > {log} 2>&1"

@@ -21,7 +21,7 @@ rule train:
     params:
         settings=settings(*train_keys()),
     shell:
-        "python -m nightskynet train --settings {params.settings:q} --train-shards {input.train} --val {input.val}"
+        "nightskynet train --settings {params.settings:q} --train-shards {input.train} --val {input.val}"
         " --shards-manifest {input.manifest} --model {output.model} --history {output.history}"
         " --device {resources.device} --checkpoint-dir {resources.checkpoint_dir:q} --threads {threads}"
         " > {log} 2>&1"

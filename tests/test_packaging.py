@@ -1,0 +1,33 @@
+"""The package works without the checkout: a wheel carries config.yaml and its schema, and `nightskynet` finds them."""
+
+import subprocess
+import sys
+import zipfile
+
+from conftest import REPO
+
+
+def test_a_wheel_carries_the_config_and_its_schema_and_finds_them(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"), str(REPO)],
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = (tmp_path / "dist").glob("nightskynet-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "nightskynet/config.yaml" in names and "nightskynet/config.schema.yaml" in names
+    assert any(n.endswith("entry_points.txt") for n in names)
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], check=True, timeout=300
+    )
+    code = (
+        "import nightskynet, nightskynet.config as c; "
+        "assert str(c.DEFAULT_CONFIG).startswith(%r), c.DEFAULT_CONFIG; "
+        "cfg = c.load_config(); print(cfg['source'], cfg['scrape']['size'])" % str(target)
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["demo", "120"]
