@@ -57,3 +57,16 @@ def test_maxout_keeps_the_largest_piece():
     x = torch.randn(4, 3)
     raw = layer.linear(x).view(4, 2, 3)
     assert torch.equal(layer(x), raw.max(dim=-1).values)
+
+
+def test_the_same_model_is_saved_as_the_same_bytes(tmp_path):
+    from nightskynet.model import load_model, save_model
+
+    model = GalaxyClassifier("resnet", {"width": 4, "dropout": 0.1}, 32)
+    save_model(tmp_path / "a.pt", model, {"cutout": {"size": 120}})
+    save_model(tmp_path / "b.pt", model, {"cutout": {"size": 120}})
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+    loaded, saved = load_model(tmp_path / "a.pt")
+    assert saved["cutout"] == {"size": 120} and all(
+        torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values())
+    )

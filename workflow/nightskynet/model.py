@@ -23,6 +23,7 @@ threshold and the geometry of the cutouts it was trained on.
 
 from __future__ import annotations
 
+import io
 import pickle
 import zipfile
 from pathlib import Path
@@ -211,19 +212,24 @@ def describe(layer: nn.Module) -> str | None:
 
 
 def save_model(path, model: GalaxyClassifier, extra: dict) -> None:
+    """Write the model file atomically; the same model and settings give the same bytes.
+
+    (``torch.save`` to a file names the archive inside after the file, here a temporary name, so
+    the archive is built in memory under a fixed name.)
+    """
     from .files import atomic_path
 
+    buffer = io.BytesIO()
+    saved = {
+        "network": model.kind,
+        "architecture": as_settings(model.architecture),
+        "input_size": model.input_size,
+        "state_dict": model.state_dict(),
+        **extra,
+    }
+    torch.save(saved, buffer)
     with atomic_path(path) as tmp:
-        torch.save(
-            {
-                "network": model.kind,
-                "architecture": as_settings(model.architecture),
-                "input_size": model.input_size,
-                "state_dict": model.state_dict(),
-                **extra,
-            },
-            tmp,
-        )
+        tmp.write_bytes(buffer.getvalue())
 
 
 class ModelFileError(NightSkyNetError, ValueError):
