@@ -40,6 +40,7 @@ import pandas as pd
 from nightskynet import evaluate, query, scrape, shards, train
 from nightskynet.classes import CLASS_NAMES, PROB_COLUMNS
 from nightskynet.config import load_config, merge
+from nightskynet.cutout_client import GEOMETRY_KEYS
 from nightskynet.labels import make_labels, stratified_split
 
 REPO = Path(__file__).resolve().parent.parent
@@ -92,8 +93,8 @@ def prepare_sky(work: Path, config: dict) -> tuple[pd.DataFrame, list[str], list
         )
     catalog = pd.read_csv(catalog_csv, dtype={"objid": "int64"})
     everything, _ = make_labels(catalog, config["labels"]["threshold"], 0.2, 0.1, -1, 1, "votes", 0)
-    geometry = {k: config["scrape"][k] for k in scrape.GEOMETRY_KEYS}
-    tag = "-".join(f"{k}{geometry[k]}" for k in scrape.GEOMETRY_KEYS)
+    geometry = {k: config["scrape"][k] for k in GEOMETRY_KEYS}
+    tag = "-".join(f"{k}{geometry[k]}" for k in GEOMETRY_KEYS)
     tar, manifest = sky / f"cutouts-{tag}.tar", sky / f"cutouts-{tag}.manifest.csv"
     if not tar.exists():
         all_csv = sky / "all_labels.csv"
@@ -148,7 +149,7 @@ def run_fold(
     out.mkdir(parents=True)
     labels_csv = out / "labels.csv"
     fold_labels(everything, fold, k, config).to_csv(labels_csv, index=False)
-    stage = {"shards": config["shards"], "scrape": {k2: config["scrape"][k2] for k2 in scrape.GEOMETRY_KEYS}}
+    stage = {"shards": config["shards"], "scrape": {k2: config["scrape"][k2] for k2 in GEOMETRY_KEYS}}
     train_paths = [str(out / f"train_{i}.npz") for i in range(config["shards"]["train_shards"])]
     t0 = time.monotonic()
     for i, path in enumerate(train_paths):

@@ -2,7 +2,7 @@
 
 The demo SkyServer runs in its own process with an injected latency (default 50 ms per answer);
 each configuration downloads the same N distinct cutouts into a fresh cache through the real
-``nightskynet.scrape.download_all`` (validation included: every JPEG is decoded and size-checked).
+``nightskynet.cutout_client.download_all`` (validation included: every JPEG is decoded and size-checked).
 The baseline is what the study did: urllib, one request after the other. A run with no injected
 latency at the highest concurrency measures the CPU limit of this machine (server + client).
 

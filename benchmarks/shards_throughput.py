@@ -29,10 +29,11 @@ import pandas as pd
 
 from nightskynet.augment import augment
 from nightskynet.classes import CLASS_NAMES
+from nightskynet.cutouts import decode, read_chunks
 from nightskynet.demo_server import DemoSkyServer
 from nightskynet.demo_sky import build_demo_sky
 from nightskynet.files import write_npz_atomic
-from nightskynet.shards import decode, plan_training_set, read_chunks
+from nightskynet.shards import plan_training_set
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -77,3 +77,22 @@ def test_every_way_of_setting_a_key_on_the_snakemake_command_line(tmp_path):
         assert proc.returncode == 0, (args, proc.stderr[-2000:])
     bad = snakemake(work, "-n", "--configfile", "tiny.yaml", "--config", "train={resnet: {epochs: -3}}", check=False)
     assert bad.returncode != 0 and "config key train.resnet.epochs = -3: -3 is less than the minimum of 1" in bad.stderr + bad.stdout
+
+
+@pytest.mark.parametrize(
+    "overrides, verdict",
+    [
+        (
+            {"train": {"recipe": "study", "study": {"model": {"kernels": [15, 15, 9, 9]}}}},
+            "train.study.model.kernels = [15, 15, 9, 9] shrink the 60 px crop",
+        ),
+        ({"shards": {"crop": 116}}, "shards.crop (116) + 2 x shards.max_shift (4) exceeds scrape.size (120)"),
+    ],
+)
+def test_settings_that_cannot_work_together_are_refused_before_any_job(overrides, verdict):
+    from nightskynet.config import merge
+
+    with pytest.raises(ConfigError) as err:
+        validate_config(merge(project_config(), overrides))
+    assert verdict in str(err.value)
+    validate_config(merge(project_config(), {"shards": {"crop": 64}}))  # the network's input follows the crop: 64 works

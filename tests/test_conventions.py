@@ -112,3 +112,16 @@ def test_importing_the_package_changes_no_process_state():
     code = "import os; before = os.umask(0o027); import nightskynet.files, nightskynet.cli; after = os.umask(0); print(oct(after))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "0o27"
+
+
+def test_every_benchmark_script_starts():
+    for script in sorted((REPO / "benchmarks").glob("*.py")):
+        proc = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, f"{script.name} --help: {proc.stderr[-2000:]}"
+
+
+def test_a_real_sdss_job_does_not_load_the_demo_server():
+    modules = "nightskynet.cli, nightskynet.scrape, nightskynet.query, nightskynet.predict"
+    code = f"import sys, {modules}; print('nightskynet.demo_server' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"

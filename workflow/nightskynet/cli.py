@@ -1,4 +1,4 @@
-"""``python -m nightskynet <command>``: one command per workflow stage, the demo SkyServer, and predict.
+"""``nightskynet <command>`` (or ``python -m nightskynet``): one command per workflow stage, the demo SkyServer, and predict.
 
 The Snakefile's rules call these commands; so can a person, with the same arguments. A stage's
 settings that decide its outputs come as one JSON object (``--settings``, the rule's params); how
@@ -225,76 +225,66 @@ def add_client_options(s: argparse.ArgumentParser, required: bool) -> None:
     s.add_argument("--cache-dir", required=required, help="the cutout cache's folder")
 
 
-def add_stage_parsers(sub) -> None:
-    s = sub.add_parser("query", help="stage query: Galaxy Zoo 1 votes from SqlSearch")
+def stage_parser(sub, name: str, help: str, func, files: tuple[str, ...] = (), many: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+    """A stage command: ``--settings`` (the rule's params), one path per name of ``files``, one or more per name of ``many``."""
+    s = sub.add_parser(name, help=help)
     s.add_argument("--settings", type=_settings, required=True)
-    s.add_argument("--out", required=True)
+    for option in files:
+        s.add_argument(f"--{option.replace('_', '-')}", required=True)
+    for option in many:
+        s.add_argument(f"--{option.replace('_', '-')}", nargs="+", required=True)
+    s.set_defaults(func=func)
+    return s
+
+
+def add_device_options(s: argparse.ArgumentParser, batch_size: bool = False) -> None:
+    s.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    s.add_argument("--threads", type=_positive_int, default=1)
+    if batch_size:
+        s.add_argument("--batch-size", type=_positive_int, default=256)
+
+
+def add_acquisition_parsers(sub) -> None:
+    s = stage_parser(sub, "query", "stage query: Galaxy Zoo 1 votes from SqlSearch", cmd_query, ("out",))
     s.add_argument("--page-size", type=_positive_int, required=True)
     s.add_argument("--timeout-s", type=_positive_float, required=True)
     s.add_argument("--max-attempts", type=_positive_int, required=True)
     s.add_argument("--demo-max-rows", type=_positive_int, default=None, help="row cap of the demo SkyServer's answers")
-    s.set_defaults(func=cmd_query)
-
-    s = sub.add_parser("labels", help="stage labels: the confidence cut and the splits")
-    s.add_argument("--settings", type=_settings, required=True)
-    for name in ("catalog", "out", "summary"):
-        s.add_argument(f"--{name}", required=True)
-    s.set_defaults(func=cmd_labels)
-
-    s = sub.add_parser("scrape", help="stage scrape: one chunk of cutouts")
-    s.add_argument("--settings", type=_settings, required=True)
-    s.add_argument("--labels", required=True)
+    stage_parser(sub, "labels", "stage labels: the confidence cut and the splits", cmd_labels, ("catalog", "out", "summary"))
+    s = stage_parser(sub, "scrape", "stage scrape: one chunk of cutouts", cmd_scrape, ("labels", "tar", "manifest"))
     s.add_argument("--chunk", type=int, required=True)
-    s.add_argument("--tar", required=True)
-    s.add_argument("--manifest", required=True)
     add_client_options(s, required=True)
-    s.set_defaults(func=cmd_scrape)
 
-    def shard_parser(name: str, help: str, func, outputs: tuple[str, ...], chunk_tars: bool = True) -> argparse.ArgumentParser:
-        s = sub.add_parser(name, help=help)
-        s.add_argument("--settings", type=_settings, required=True)
-        s.add_argument("--labels", required=True)
-        s.add_argument("--scrape-manifests", nargs="+", required=True)
-        if chunk_tars:
-            s.add_argument("--chunk-tars", nargs="+", required=True)
-        for out in outputs:
-            s.add_argument(f"--{out}", required=True)
-        s.set_defaults(func=func)
-        return s
 
-    shard_parser("shards-train", "stage shards: one augmented training shard", cmd_shards_train, ("out",)).add_argument(
-        "--shard", type=int, required=True
+def add_shard_parsers(sub) -> None:
+    inputs, tars = ("labels",), ("scrape_manifests", "chunk_tars")
+    s = stage_parser(sub, "shards-train", "stage shards: one augmented training shard", cmd_shards_train, (*inputs, "out"), tars)
+    s.add_argument("--shard", type=int, required=True)
+    stage_parser(
+        sub,
+        "shards-eval",
+        "stage shards: val, test and uncertain sets (centre crops)",
+        cmd_shards_eval,
+        (*inputs, "val", "test", "uncertain"),
+        tars,
     )
-    shard_parser("shards-eval", "stage shards: val, test and uncertain sets (centre crops)", cmd_shards_eval, ("val", "test", "uncertain"))
-    shard_parser(
-        "shards-manifest", "stage shards: counts and checksums of every shard", cmd_shards_manifest, ("out",), chunk_tars=False
-    ).add_argument("--shards", nargs="+", required=True)
+    stage_parser(
+        sub,
+        "shards-manifest",
+        "stage shards: counts and checksums of every shard",
+        cmd_shards_manifest,
+        (*inputs, "out"),
+        ("scrape_manifests", "shards"),
+    )
 
-    s = sub.add_parser("train", help="stage train: fit the network")
-    s.add_argument("--settings", type=_settings, required=True)
-    s.add_argument("--train-shards", nargs="+", required=True)
-    for name in ("val", "shards-manifest", "model", "history", "checkpoint-dir"):
-        s.add_argument(f"--{name}", required=True)
-    s.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
-    s.add_argument("--threads", type=_positive_int, default=1)
-    s.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("evaluate", help="stage evaluate: metrics, predictions, figures")
-    s.add_argument("--settings", type=_settings, required=True)
-    for name in ("model", "test", "uncertain", "labels", *EVALUATE_OUTPUTS):
-        s.add_argument(f"--{name.replace('_', '-')}", required=True)
-    s.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
-    s.add_argument("--batch-size", type=_positive_int, default=256)
-    s.add_argument("--threads", type=_positive_int, default=1)
-    s.set_defaults(func=cmd_evaluate)
-
-    s = sub.add_parser("report", help="stage report: the self-contained HTML page")
-    s.add_argument("--settings", type=_settings, required=True)
-    for name in (*REPORT_INPUTS, *EVALUATE_OUTPUTS[3:], *REPORT_FIGURES, "out"):
-        s.add_argument(f"--{name.replace('_', '-')}", required=True)
-    s.add_argument("--scrape-manifests", nargs="+", required=True)
-    s.add_argument("--chunk-tars", nargs="+", required=True)
-    s.set_defaults(func=cmd_report)
+def add_learning_parsers(sub) -> None:
+    files = ("val", "shards_manifest", "model", "history", "checkpoint_dir")
+    add_device_options(stage_parser(sub, "train", "stage train: fit the network", cmd_train, files, ("train_shards",)))
+    files = ("model", "test", "uncertain", "labels", *EVALUATE_OUTPUTS)
+    add_device_options(stage_parser(sub, "evaluate", "stage evaluate: metrics, predictions, figures", cmd_evaluate, files), batch_size=True)
+    files = (*REPORT_INPUTS, *EVALUATE_OUTPUTS[3:], *REPORT_FIGURES, "out")
+    stage_parser(sub, "report", "stage report: the self-contained HTML page", cmd_report, files, ("scrape_manifests", "chunk_tars"))
 
 
 def add_predict_parser(sub) -> None:
@@ -326,7 +316,7 @@ def add_predict_parser(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nightskynet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="nightskynet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("demo-sky", help="serve the demo SkyServer (SqlSearch + getjpeg) over the bundled galaxies")
     s.add_argument("--sky-dir", default="resources/demo_sky")
@@ -336,7 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-rows", type=_positive_int, default=500_000, help="row cap per SQL answer (the real service: 500,000)")
     s.add_argument("--latency-ms", type=_non_negative_float, default=0.0, help="delay added to every answer")
     s.set_defaults(func=cmd_demo_sky)
-    add_stage_parsers(sub)
+    add_acquisition_parsers(sub)
+    add_shard_parsers(sub)
+    add_learning_parsers(sub)
     add_predict_parser(sub)
     return p
 

@@ -169,19 +169,43 @@ class DemoSkyServer:
         return buf.getvalue()
 
 
+UNKNOWN_RELEASE = "<html><body><h1>Skyserver Error</h1>Unknown release</body></html>"  # what the real service's proxy answers
+
+
+def cutout_request(query) -> tuple[tuple[float, float, float, int, int] | None, web.Response | None]:
+    """(ra, dec, scale, width, height) of a getjpeg query, sizes clipped to [64, 2048] as the real service does;
+    or the 400 JSON answer the real service gives to a bad parameter."""
+    try:
+        ra, dec, scale = float(query.get("ra", "nan")), float(query.get("dec", "nan")), float(query.get("scale", "0.396127"))
+        width, height = int(float(query.get("width", "128"))), int(float(query.get("height", "128")))
+    except ValueError as err:
+        return None, _json_error(400, "ImgCutout", f"Bad parameter: {err}")
+    checks = (
+        (0.0 <= ra <= 360.0, f"ra must be in [0, 360], got {ra}"),
+        (-90.0 <= dec <= 90.0, f"dec must be in [-90, 90], got {dec}"),
+        (0.015 <= scale <= 60.0, f"scale must be in [0.015, 60], got {scale}"),
+    )
+    for ok, message in checks:
+        if not ok:
+            return None, _json_error(400, "ImgCutout", message)
+    return (ra, dec, scale, min(max(width, 64), 2048), min(max(height, 64), 2048)), None
+
+
 def make_app(server: DemoSkyServer, latency_s: float = 0.0) -> web.Application:
     """The aiohttp application serving ``server`` on the real SkyServer paths."""
 
-    async def sql_search(request: web.Request) -> web.Response:
+    async def answerable(request: web.Request) -> web.Response | None:
+        """After the injected latency: the error page of an unknown release, or None to go on."""
         if latency_s:
             await asyncio.sleep(latency_s)
-        release = request.match_info["release"]
-        if not RELEASE_RE.match(release):
-            return web.Response(
-                status=404, text="<html><body><h1>Skyserver Error</h1>Unknown release</body></html>", content_type="text/html"
-            )
-        cmd = request.query.get("cmd")
-        fmt = request.query.get("format", "csv").lower()
+        if not RELEASE_RE.match(request.match_info["release"]):
+            return web.Response(status=404, text=UNKNOWN_RELEASE, content_type="text/html")
+        return None
+
+    async def sql_search(request: web.Request) -> web.Response:
+        if (refused := await answerable(request)) is not None:
+            return refused
+        cmd, fmt = request.query.get("cmd"), request.query.get("format", "csv").lower()
         if not cmd:
             return _json_error(400, "SqlSearch", "The cmd parameter is required.")
         try:
@@ -193,32 +217,14 @@ def make_app(server: DemoSkyServer, latency_s: float = 0.0) -> web.Application:
         return web.Response(text=server.rows_as_csv(columns, rows), content_type="text/plain")
 
     async def getjpeg(request: web.Request) -> web.Response:
-        if latency_s:
-            await asyncio.sleep(latency_s)
-        if not RELEASE_RE.match(request.match_info["release"]):
-            return web.Response(
-                status=404, text="<html><body><h1>Skyserver Error</h1>Unknown release</body></html>", content_type="text/html"
-            )
-        q = request.query
-        try:
-            ra = float(q.get("ra", "nan"))
-            dec = float(q.get("dec", "nan"))
-            scale = float(q.get("scale", "0.396127"))
-            width = int(float(q.get("width", "128")))
-            height = int(float(q.get("height", "128")))
-        except ValueError as err:
-            return _json_error(400, "ImgCutout", f"Bad parameter: {err}")
-        if not 0.0 <= ra <= 360.0:
-            return _json_error(400, "ImgCutout", f"ra must be in [0, 360], got {ra}")
-        if not -90.0 <= dec <= 90.0:
-            return _json_error(400, "ImgCutout", f"dec must be in [-90, 90], got {dec}")
-        if not 0.015 <= scale <= 60.0:
-            return _json_error(400, "ImgCutout", f"scale must be in [0.015, 60], got {scale}")
-        width = min(max(width, 64), 2048)
-        height = min(max(height, 64), 2048)
+        if (refused := await answerable(request)) is not None:
+            return refused
+        params, bad = cutout_request(request.query)
+        if bad is not None:
+            return bad
+        ra, dec, scale, width, height = params
         if not server.in_footprint(ra, dec):
-            body = server.error_jpeg(width, height, "Outside footprint")
-            return web.Response(status=404, body=body, content_type="image/jpeg")
+            return web.Response(status=404, body=server.error_jpeg(width, height, "Outside footprint"), content_type="image/jpeg")
         body = await asyncio.get_running_loop().run_in_executor(None, server.cutout, ra, dec, scale, width, height)
         return web.Response(body=body, content_type="image/jpeg")
 
@@ -242,60 +248,56 @@ async def serve(sky_dir: str, seed: int, host: str, port: int, max_rows: int, la
         await runner.cleanup()
 
 
-@contextlib.contextmanager
-def running_demo_sky(
-    sky_dir: str | Path, seed: int = 1, max_rows: int = DEFAULT_MAX_ROWS, latency_s: float = 0.0, startup_timeout_s: float = 60.0
-) -> Iterator[str]:
-    """Start the demo SkyServer in a child process on a free loopback port; yield its base URL; stop it."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "nightskynet",
-        "demo-sky",
-        "--sky-dir",
-        str(Path(sky_dir).resolve()),
-        "--seed",
-        str(seed),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--max-rows",
-        str(max_rows),
-        "--latency-ms",
-        str(latency_s * 1000),
-    ]
-    errors = tempfile.TemporaryFile(mode="w+")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, text=True)
-    try:
-        deadline = time.monotonic() + startup_timeout_s
-        line = ""
-        ready = selectors.DefaultSelector()
+def wait_until_ready(proc: subprocess.Popen, errors, startup_timeout_s: float) -> str:
+    """The base URL the child prints once it listens; a DemoSkyError (with its last word) when it stops or stays silent."""
+    deadline = time.monotonic() + startup_timeout_s
+    line = ""
+    with selectors.DefaultSelector() as ready:
         ready.register(proc.stdout, selectors.EVENT_READ)
         while (remaining := deadline - time.monotonic()) > 0 and ready.select(remaining):
             line = proc.stdout.readline()  # the child prints one line, the ready line, on stdout
             if line.startswith(READY_PREFIX) or not line:
                 break
-        ready.close()
-        if not line.startswith(READY_PREFIX):
-            exited = proc.poll() is not None
-            proc.kill()
+    if line.startswith(READY_PREFIX):
+        return line[len(READY_PREFIX) :].strip()
+    exited = proc.poll() is not None
+    proc.kill()
+    proc.wait(timeout=10)
+    errors.seek(0)
+    said = ([ln for ln in errors.read().strip().splitlines() if ln.strip()] or ["no output"])[-1]
+    if exited:
+        raise DemoSkyError(f"the demo SkyServer stopped before it was ready: {said}")
+    raise DemoSkyError(f"the demo SkyServer did not start within {startup_timeout_s:g} s: {said}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
             proc.wait(timeout=10)
-            errors.seek(0)
-            lines = [ln for ln in errors.read().strip().splitlines() if ln.strip()]
-            said = lines[-1] if lines else "no output"
-            if exited:
-                raise DemoSkyError(f"the demo SkyServer stopped before it was ready: {said}")
-            raise DemoSkyError(f"the demo SkyServer did not start within {startup_timeout_s:g} s: {said}")
-        yield line[len(READY_PREFIX) :].strip()
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if proc.stdout:
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def running_demo_sky(
+    sky_dir: str | Path, seed: int = 1, max_rows: int = DEFAULT_MAX_ROWS, latency_s: float = 0.0, startup_timeout_s: float = 60.0
+) -> Iterator[str]:
+    """Start the demo SkyServer in a child process on a free loopback port; yield its base URL; stop it."""
+    options = {
+        "--sky-dir": Path(sky_dir).resolve(),
+        "--seed": seed,
+        "--host": "127.0.0.1",
+        "--port": 0,
+        "--max-rows": max_rows,
+        "--latency-ms": latency_s * 1000,
+    }
+    cmd = [sys.executable, "-m", "nightskynet", "demo-sky", *(str(part) for item in options.items() for part in item)]
+    with tempfile.TemporaryFile(mode="w+") as errors:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, text=True)
+        try:
+            yield wait_until_ready(proc, errors, startup_timeout_s)
+        finally:
+            stop(proc)
             proc.stdout.close()
-        errors.close()

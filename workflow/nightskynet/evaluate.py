@@ -1,25 +1,15 @@
 """Stage ``evaluate``: how well the network does on the test split, and how it compares with
 the human vote fractions on the uncertain galaxies.
 
-Predictions average the softmax over the 8 D4 views of each image (test-time augmentation,
-``evaluate.tta``); the plain single-view score is reported beside it. ``metrics.json`` schema:
-
-    {"n_test": int, "tta": bool, "classes": [4 names],
-     "accuracy": float, "balanced_accuracy": float, "accuracy_single_view": float,
-     "per_class": {name: {"precision", "recall", "f1", "support"}},
-     "confusion_matrix": [[int]] (rows true, columns predicted),
-     "balanced_accuracy_single_view": float,
-     "per_class": {name: {"precision", "recall", "f1", "support", "roc_auc", "average_precision"}},
-     "calibration": {"expected_calibration_error": float, "bins": [{"confidence", "accuracy", "count"}]},
-     "most_confident_mistakes": [{"objid", "true_class", "predicted", "probability"}],
-     "uncertain": {"n": int, "votes": "simulated"|"galaxy_zoo_1",
-                   "per_class": {name: {"pearson_r", "mean_abs_diff"}},
-                   "largest_disagreements": [{"objid", "class", "human", "network"}]}}
+Predictions are the calibrated probabilities averaged over the 8 D4 views of each image
+(test-time augmentation, ``evaluate.tta``); the single-view and the uncalibrated scores are
+reported beside them. The schema of ``metrics.json`` is in docs/design.md.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -283,6 +273,125 @@ def merger_metrics(p_merger: np.ndarray, is_merger: np.ndarray, threshold: float
     return out
 
 
+@dataclass
+class Predictor:
+    """A loaded model and how its probabilities are formed: calibration, test-time averaging, device."""
+
+    model: torch.nn.Module
+    saved: dict
+    tta: bool
+    device: torch.device
+    batch_size: int
+
+    @property
+    def bias(self) -> np.ndarray:
+        return self.model.calibration.logit_bias.cpu().numpy().astype(float)
+
+    @property
+    def temperature(self) -> float:
+        return float(self.model.calibration.temperature)
+
+    def views(self, images: np.ndarray) -> np.ndarray:
+        return view_logits(self.model, images, self.device, self.batch_size)
+
+    def probabilities(self, views: np.ndarray, calibrated: bool = True, single_view: bool = False) -> np.ndarray:
+        used = views[:, :1] if (single_view or not self.tta) else views
+        return averaged_probabilities(used, self.bias, self.temperature) if calibrated else averaged_probabilities(used, np.zeros(4), 1.0)
+
+
+def score_test_split(predictor: Predictor, y: np.ndarray, views: np.ndarray) -> tuple[dict, np.ndarray]:
+    """Scores on the test split (calibrated, uncalibrated, single view) and the probabilities behind them."""
+    probs, raw, single = (
+        predictor.probabilities(views),
+        predictor.probabilities(views, calibrated=False),
+        predictor.probabilities(views, single_view=True),
+    )
+    metrics = {"n_test": int(len(y)), "tta": predictor.tta, "classes": list(CLASS_NAMES), **classification_metrics(y, probs.argmax(1))}
+    single_scores = classification_metrics(y, single.argmax(1))
+    metrics["accuracy_single_view"] = single_scores["accuracy"]
+    metrics["balanced_accuracy_single_view"] = single_scores["balanced_accuracy"]
+    metrics["balanced_accuracy_uncalibrated"] = classification_metrics(y, raw.argmax(1))["balanced_accuracy"]
+    target = predictor.saved.get("calibration", {}).get("merger_recall_target", float("nan"))
+    metrics["merger"] = merger_metrics(probs[:, 3], y == 3, predictor.saved.get("merger_threshold"), target)
+    metrics["calibration"] = {
+        **calibration(probs, y),
+        "temperature": predictor.temperature,
+        "logit_bias": [round(float(b), 5) for b in predictor.bias],
+        "uncalibrated": calibration(raw, y),
+    }
+    return metrics, probs
+
+
+def most_confident_mistakes(images, y, probs, objids, where, path, votes_note) -> list[dict]:
+    """The 12 test galaxies the network got wrong with the highest probability: listed and drawn."""
+    pred = probs.argmax(1)
+    wrong = np.flatnonzero(pred != y)
+    wrong = wrong[np.argsort(-probs[wrong].max(1), kind="stable")][:12]
+    rows = [
+        {"objid": int(objids[i]), "ra": float(where[i, 0]), "dec": float(where[i, 1]), "true_class": CLASS_NAMES[y[i]],
+         "predicted": CLASS_NAMES[pred[i]], "probability": round(float(probs[i].max()), 4)}
+        for i in wrong
+    ]  # fmt: skip
+    titles = [
+        f"true {CLASS_LABELS[r['true_class']]}\nnetwork {CLASS_LABELS[r['predicted']]} ({r['probability']:.2f})\n"
+        + galaxy_caption(r["objid"], r["ra"], r["dec"])
+        for r in rows
+    ]
+    plot_gallery(images[wrong], titles, path, f"Most confident mistakes on the test split (true class from {votes_note})")
+    return rows
+
+
+def largest_disagreements(images, human, probs, objids, where, path, votes_note) -> list[dict]:
+    """The 12 uncertain galaxies where network and votes differ most, in any class: listed and drawn."""
+    gap = np.abs(probs - human)
+    top = np.argsort(-gap.max(1), kind="stable")[:12] if len(gap) else np.zeros(0, dtype=int)
+    rows = []
+    for i in top:
+        c = int(gap[i].argmax())
+        rows.append({"objid": int(objids[i]), "ra": float(where[i, 0]), "dec": float(where[i, 1]), "class": CLASS_NAMES[c],
+                     "human": round(float(human[i, c]), 3), "network": round(float(probs[i, c]), 3)})  # fmt: skip
+    titles = [
+        f"{CLASS_LABELS[d['class']]}: votes {d['human']:.2f}, network {d['network']:.2f}\n" + galaxy_caption(d["objid"], d["ra"], d["dec"])
+        for d in rows
+    ]
+    plot_gallery(images[top], titles, path, f"Uncertain galaxies where the network and the {votes_note} disagree most")
+    return rows
+
+
+def evaluate_test(predictor: Predictor, test_path: str, labels: pd.DataFrame, out: dict, votes: tuple[str, str]) -> dict:
+    """The test split: metrics, ROC/PR, reliability, confusion matrix, mistakes, predictions table."""
+    kind, note = votes
+    with np.load(test_path) as z:
+        images, y, objids = z["images"], z["labels"].astype(np.int64), z["objids"]
+    metrics, probs = score_test_split(predictor, y, predictor.views(images))
+    for name, extra in plot_roc_pr(probs, y, out["roc_pr"], metrics["merger"]).items():
+        metrics["per_class"][name].update(extra)
+    plot_reliability(metrics["calibration"], out["reliability"])
+    title = (
+        f"Test split (n = {len(y)}): balanced accuracy {metrics['balanced_accuracy']}, accuracy {metrics['accuracy']}; labels from {note}"
+    )
+    plot_confusion(np.array(metrics["confusion_matrix"]), out["confusion"], title)
+    where = labels.loc[objids, ["ra", "dec"]].to_numpy(dtype=float)
+    metrics["most_confident_mistakes"] = most_confident_mistakes(images, y, probs, objids, where, out["mistakes"], note)
+    human = labels.loc[objids, list(PROB_COLUMNS)].to_numpy(dtype=float)
+    write_csv_atomic(out["predictions_test"], prediction_table(objids, human, probs, kind, predictor.saved.get("merger_threshold"), true=y))
+    return metrics
+
+
+def compare_with_votes(predictor: Predictor, uncertain_path: str, labels: pd.DataFrame, out: dict, votes: tuple[str, str]) -> dict:
+    """The uncertain galaxies: network probability against the vote fractions, and the largest disagreements."""
+    kind, note = votes
+    with np.load(uncertain_path) as z:
+        images, objids = z["images"], z["objids"]
+    probs = predictor.probabilities(predictor.views(images))
+    human = labels.loc[objids, list(PROB_COLUMNS)].to_numpy(dtype=float)
+    write_csv_atomic(out["predictions_uncertain"], prediction_table(objids, human, probs, kind, predictor.saved.get("merger_threshold")))
+    stats = plot_vote_comparison(probs, human, out["votes"], note)
+    where = labels.loc[objids, ["ra", "dec"]].to_numpy(dtype=float)
+    disagreements = largest_disagreements(images, human, probs, objids, where, out["disagreements"], note)
+    return {"n": int(len(objids)), "votes": kind, "per_class": stats, "largest_disagreements": disagreements}
+
+
 def run(
     model_path: str,
     test_path: str,
@@ -296,100 +405,18 @@ def run(
 ) -> dict:
     """Stage ``evaluate``. ``settings``: ``source`` and ``evaluate`` (what decides the results);
     ``device``, ``batch_size``, ``threads``: how the job runs."""
-    cfg = settings["evaluate"]
-    device = pick_device(device)
     torch.set_num_threads(max(1, threads))
-    model, saved = load_model(model_path, device)
-    bias, temperature = model.calibration.logit_bias.cpu().numpy().astype(float), float(model.calibration.temperature)
-    threshold, target = saved.get("merger_threshold"), saved.get("calibration", {}).get("merger_recall_target", float("nan"))
+    torch_device = pick_device(device)
+    model, saved = load_model(model_path, torch_device)
+    predictor = Predictor(model, saved, bool(settings["evaluate"]["tta"]), torch_device, batch_size)
     labels = pd.read_csv(labels_csv, dtype={"objid": "int64"}).set_index("objid")
-    votes_note = votes_phrase(settings["source"])
-    kind = votes_kind(settings["source"])
-
-    with np.load(test_path) as z:
-        x_test, y_test, id_test = z["images"], z["labels"].astype(np.int64), z["objids"]
-    views = view_logits(model, x_test, device, batch_size)
-    views_used = views if cfg["tta"] else views[:, :1]
-    p_test = averaged_probabilities(views_used, bias, temperature)
-    p_raw = averaged_probabilities(views_used, np.zeros(4), 1.0)
-    p_single = averaged_probabilities(views[:, :1], bias, temperature)
-    pred = p_test.argmax(1)
-    metrics = {"n_test": int(len(y_test)), "tta": bool(cfg["tta"]), "classes": list(CLASS_NAMES), **classification_metrics(y_test, pred)}
-    single = classification_metrics(y_test, p_single.argmax(1))
-    metrics["accuracy_single_view"] = single["accuracy"]
-    metrics["balanced_accuracy_single_view"] = single["balanced_accuracy"]
-    uncalibrated = classification_metrics(y_test, p_raw.argmax(1))
-    metrics["balanced_accuracy_uncalibrated"] = uncalibrated["balanced_accuracy"]
-    metrics["merger"] = merger_metrics(p_test[:, 3], y_test == 3, threshold, target)
-    for name, extra in plot_roc_pr(p_test, y_test, out["roc_pr"], metrics["merger"]).items():
-        metrics["per_class"][name].update(extra)
-    metrics["calibration"] = {
-        **calibration(p_test, y_test),
-        "temperature": temperature,
-        "logit_bias": [round(float(b), 5) for b in bias],
-        "uncalibrated": calibration(p_raw, y_test),
-    }
-    plot_reliability(metrics["calibration"], out["reliability"])
-    wrong = np.flatnonzero(pred != y_test)
-    wrong = wrong[np.argsort(-p_test[wrong].max(1), kind="stable")][:12]
-    where = labels.loc[id_test, ["ra", "dec"]].to_numpy(dtype=float)
-    metrics["most_confident_mistakes"] = [
-        {
-            "objid": int(id_test[i]),
-            "ra": float(where[i, 0]),
-            "dec": float(where[i, 1]),
-            "true_class": CLASS_NAMES[y_test[i]],
-            "predicted": CLASS_NAMES[pred[i]],
-            "probability": round(float(p_test[i].max()), 4),
-        }
-        for i in wrong
-    ]
-    titles = [
-        f"true {CLASS_LABELS[CLASS_NAMES[y_test[i]]]}\nnetwork {CLASS_LABELS[CLASS_NAMES[pred[i]]]} ({p_test[i].max():.2f})\n"
-        + galaxy_caption(id_test[i], *where[i])
-        for i in wrong
-    ]
-    plot_gallery(x_test[wrong], titles, out["mistakes"], f"Most confident mistakes on the test split (true class from {votes_note})")
-    human_test = labels.loc[id_test, list(PROB_COLUMNS)].to_numpy(dtype=float)
-    write_csv_atomic(out["predictions_test"], prediction_table(id_test, human_test, p_test, kind, threshold, true=y_test))
-    plot_confusion(
-        np.array(metrics["confusion_matrix"]),
-        out["confusion"],
-        f"Test split (n = {len(y_test)}): balanced accuracy {metrics['balanced_accuracy']}, accuracy {metrics['accuracy']}; "
-        f"labels from {votes_note}",
-    )
-
-    with np.load(uncertain_path) as z:
-        x_unc, id_unc = z["images"], z["objids"]
-    unc_views = view_logits(model, x_unc, device, batch_size)
-    p_unc = averaged_probabilities(unc_views if cfg["tta"] else unc_views[:, :1], bias, temperature)
-    human = labels.loc[id_unc, list(PROB_COLUMNS)].to_numpy(dtype=float)
-    write_csv_atomic(out["predictions_uncertain"], prediction_table(id_unc, human, p_unc, kind, threshold))
-    stats = plot_vote_comparison(p_unc, human, out["votes"], votes_note)
-    gap = np.abs(p_unc - human)
-    top = np.argsort(-gap.max(1), kind="stable")[:12] if len(gap) else np.zeros(0, dtype=int)
-    where_unc = labels.loc[id_unc, ["ra", "dec"]].to_numpy(dtype=float)
-    disagreements = [
-        {
-            "objid": int(id_unc[i]),
-            "ra": float(where_unc[i, 0]),
-            "dec": float(where_unc[i, 1]),
-            "class": CLASS_NAMES[int(gap[i].argmax())],
-            "human": round(float(human[i, gap[i].argmax()]), 3),
-            "network": round(float(p_unc[i, gap[i].argmax()]), 3),
-        }
-        for i in top
-    ]
-    titles = [
-        f"{CLASS_LABELS[d['class']]}: votes {d['human']:.2f}, network {d['network']:.2f}\n" + galaxy_caption(d["objid"], d["ra"], d["dec"])
-        for d in disagreements
-    ]
-    plot_gallery(x_unc[top], titles, out["disagreements"], f"Uncertain galaxies where the network and the {votes_note} disagree most")
-    metrics["uncertain"] = {"n": int(len(id_unc)), "votes": kind, "per_class": stats, "largest_disagreements": disagreements}
+    votes = (votes_kind(settings["source"]), votes_phrase(settings["source"]))
+    metrics = evaluate_test(predictor, test_path, labels, out, votes)
+    metrics["uncertain"] = compare_with_votes(predictor, uncertain_path, labels, out, votes)
     write_json_atomic(out["metrics"], metrics)
     log.info(
-        "test balanced accuracy %s, accuracy %s (single view %s); recall %s; ECE %s (uncalibrated %s); mergers at threshold "
-        "%s: recall %s precision %s",
+        "test balanced accuracy %s, accuracy %s (single view %s); recall %s; ECE %s (uncalibrated %s); merger threshold %s: "
+        "recall %s, precision %s",
         metrics["balanced_accuracy"],
         metrics["accuracy"],
         metrics["accuracy_single_view"],

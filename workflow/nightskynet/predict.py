@@ -144,6 +144,29 @@ def check_output_path(out: Path) -> None:
         raise InputError(f"-o {out}: {parent} is not a folder")
 
 
+def check_paths(input_path: Path, out_csv: Path) -> None:
+    if not input_path.exists():
+        raise InputError(f"{input_path} does not exist; INPUT must be a folder of JPEG/PNG cutouts or a catalog .csv (objid, ra, dec)")
+    if not (input_path.is_dir() or input_path.suffix.lower() == ".csv"):
+        kind = input_path.suffix or "file without extension"
+        raise InputError(f"{input_path}: INPUT must be a folder of JPEG/PNG cutouts or a catalog .csv (objid, ra, dec), not a {kind}")
+    check_output_path(out_csv)
+
+
+def gather_images(input_path: Path, geometry: dict, crop_size: int, settings: dict, client: dict, cache_dir: Path):
+    """(names, crops, positions or None, skipped (name, reason)) for a folder or a catalog."""
+    size = geometry["size"]
+    if input_path.is_dir():
+        names, images, bad = load_folder(input_path, size, crop_size)
+        return names, images, None, bad
+    catalog = read_catalog(input_path, needs_radius=geometry["scale_mode"] == "adaptive")
+    outcomes, bad = download_catalog(catalog, settings, geometry, client, cache_dir)
+    names = [str(o.objid) for o, _ in outcomes]
+    positions = catalog.loc[[row for _, row in outcomes], ["ra", "dec"]].reset_index(drop=True)
+    crops = [load_cutout(o.path, size, crop_size) for o, _ in outcomes]
+    return names, np.stack(crops) if crops else np.zeros((0, crop_size, crop_size, 3), np.uint8), positions, bad
+
+
 def run(
     model_path: str | Path,
     input_path: str | Path,
@@ -162,44 +185,32 @@ def run(
     ``client`` and ``cache_dir``: how a catalog's cutouts are fetched and where they are kept.
     """
     input_path, out_csv = Path(input_path), Path(out_csv)
-    if not input_path.exists():
-        raise InputError(f"{input_path} does not exist; INPUT must be a folder of JPEG/PNG cutouts or a catalog .csv (objid, ra, dec)")
-    if not (input_path.is_dir() or input_path.suffix.lower() == ".csv"):
-        raise InputError(
-            f"{input_path}: INPUT must be a folder of JPEG/PNG cutouts or a catalog .csv (objid, ra, dec), not a "
-            f"{input_path.suffix or 'file without extension'}"
-        )
-    check_output_path(out_csv)
+    check_paths(input_path, out_csv)
     torch_device = pick_device(device)
     torch.set_num_threads(max(1, threads))
     model, saved = load_model(model_path, torch_device)
-    geometry, crop_size = model_geometry(saved)
-    size = geometry["size"]
+    geometry, crop = model_geometry(saved)
     log.info(
-        "model %s: cutouts of %d x %d px at %s, network input %d x %d", model_path, size, size, _scale_text(geometry), crop_size, crop_size
+        "model %s: cutouts of %d x %d px at %s, network input %d x %d",
+        model_path,
+        geometry["size"],
+        geometry["size"],
+        _scale_text(geometry),
+        crop,
+        crop,
     )
-    if input_path.is_dir():
-        names, images, bad = load_folder(input_path, size, crop_size)
-        positions = None
-    else:
-        catalog = read_catalog(input_path, needs_radius=geometry["scale_mode"] == "adaptive")
-        outcomes, bad = download_catalog(catalog, settings, geometry, client, Path(cache_dir))
-        names = [str(o.objid) for o, _ in outcomes]
-        positions = catalog.loc[[row for _, row in outcomes], ["ra", "dec"]].reset_index(drop=True)
-        images = (
-            np.stack([load_cutout(o.path, size, crop_size) for o, _ in outcomes])
-            if outcomes
-            else np.zeros((0, crop_size, crop_size, 3), np.uint8)
-        )
+    names, images, positions, bad = gather_images(input_path, geometry, crop, settings, client, Path(cache_dir))
     keep = np.array([has_central_source(im) for im in images], dtype=bool)
     bad += [(name, "no_galaxy: no source brighter than the sky at the centre of the image") for name, ok in zip(names, keep) if not ok]
     for name, reason in bad:
         log.warning("skipped %s: %s", name, reason)
     if not keep.any():
         raise InputError(f"{input_path}: no image to classify ({len(bad)} skipped, see above); {out_csv} not written")
-    names, images = [n for n, ok in zip(names, keep) if ok], images[keep]
-    probs = predict_proba(model, images, torch_device, tta=tta, batch_size=batch_size)
-    out = pd.concat([pd.DataFrame({"source": names}), prediction_columns(probs, saved.get("merger_threshold"))], axis=1)
+    probs = predict_proba(model, images[keep], torch_device, tta=tta, batch_size=batch_size)
+    out = pd.concat(
+        [pd.DataFrame({"source": [n for n, ok in zip(names, keep) if ok]}), prediction_columns(probs, saved.get("merger_threshold"))],
+        axis=1,
+    )
     if positions is not None:
         out["ra"], out["dec"] = positions.loc[keep, "ra"].to_numpy(), positions.loc[keep, "dec"].to_numpy()
     write_csv_atomic(out_csv, out)

@@ -30,6 +30,7 @@ import hashlib
 import json
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -280,6 +281,82 @@ def class_priors(train: dict[str, np.ndarray], recipe: dict) -> tuple[np.ndarray
     return trained, real
 
 
+def load_training_data(train_paths: list[str], val_path: str, recipe: dict, device: torch.device) -> tuple[dict, dict, dict, dict]:
+    """(training arrays, validation arrays, the same on the training device, ...) with a log line of what is trained on."""
+    train, val = load_shards(train_paths), load_shards([val_path])
+    if len(train["labels"]) == 0:
+        raise InputError(f"the training shards {train_paths} hold no images")
+    counts = ", ".join(f"{c}={int((train['labels'] == i).sum())}" for i, c in enumerate(CLASS_NAMES))
+    log.info(
+        "recipe %s, targets %s: %d training images (%s), %d validation galaxies, device %s, %d CPU threads",
+        *(recipe["recipe"], recipe["targets"], len(train["labels"]), counts, len(val["labels"]), device, torch.get_num_threads()),
+    )
+    return train, val, place(train, device), place(val, device)
+
+
+def build_trainer(recipe: dict, train: dict, input_size: int, device: torch.device) -> Trainer:
+    """The recipe's trainer, its input standardisation set from the training images."""
+    trainer = Trainer(recipe, architecture_of(recipe), input_size, device, steps_per_epoch=-(-len(train["labels"]) // recipe["batch_size"]))
+    statistics = channel_statistics(train["images"])
+    for model in (trainer.model, trainer.ema.module if trainer.ema is not None else None):
+        if model is not None:
+            model.standardize.set_statistics(*statistics)
+    return trainer
+
+
+@dataclass
+class Progress:
+    """Where a training stands: the epochs done, and the best one (by val loss for the study's recipe, else the last)."""
+
+    history: list[dict] = field(default_factory=list)
+    best: dict = field(default_factory=lambda: {"val_loss": float("inf"), "epoch": 0, "state": None})
+    next_epoch: int = 1
+
+
+def resume(trainer: Trainer, ckpt_path: Path, key: str) -> Progress:
+    """The progress of a matching checkpoint, loaded into ``trainer``; a fresh start otherwise."""
+    if not ckpt_path.exists():
+        return Progress()
+    saved = torch.load(ckpt_path, map_location="cpu", weights_only=False)  # RNG states must stay CPU tensors
+    if saved.get("key") != key:
+        log.info("ignoring %s: it belongs to another run (inputs or settings changed)", ckpt_path)
+        return Progress()
+    trainer.load_state(saved["trainer"])
+    log.info("resuming from %s after epoch %d", ckpt_path, saved["epoch"])
+    return Progress(saved["history"], saved["best"], saved["epoch"] + 1)
+
+
+def one_epoch(trainer: Trainer, epoch: int, train: dict, train_t: dict, val_t: dict) -> dict:
+    """Train one epoch and score the validation galaxies; the history row."""
+    t0 = time.perf_counter()
+    lr = trainer.optimizer.param_groups[0]["lr"]
+    train_loss, train_acc = trainer.train_epoch(train_t, train["labels"], epoch)
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    val_loss, val_acc, val_bal = trainer.evaluate(val_t)
+    rate = round(len(train["labels"]) / seconds, 1)
+    row = {
+        "epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc, "val_loss": val_loss, "val_accuracy": val_acc,
+        "val_balanced_accuracy": val_bal, "learning_rate": lr, "seconds": round(seconds, 3), "images_per_s": rate,
+    }  # fmt: skip
+    log.info(
+        "epoch %d: train loss %.4f acc %.3f | val loss %.4f acc %.3f balanced %.3f | lr %.2g | %.1f s, %.0f img/s",
+        *(epoch, train_loss, train_acc, val_loss, val_acc, val_bal, lr, seconds, row["images_per_s"]),
+    )
+    return row
+
+
+def record(progress: Progress, row: dict, trainer: Trainer, early_stopping: bool) -> None:
+    """Add an epoch to the history; keep its weights if it is the best so far (the last one without early stopping)."""
+    score = row["val_loss"] if not np.isnan(row["val_loss"]) else row["train_loss"]
+    if not early_stopping or score < progress.best["val_loss"]:
+        state = {k: v.detach().cpu().clone() for k, v in trainer.final_model.state_dict().items()}
+        progress.best = {"val_loss": score, "epoch": row["epoch"], "state": state}
+    progress.history.append(row)
+    progress.next_epoch = row["epoch"] + 1
+
+
 def fit(
     train_paths: list[str],
     val_path: str,
@@ -300,44 +377,14 @@ def fit(
     torch_device = pick_device(device)
     if torch_device.type == "cpu":
         torch.set_num_threads(max(1, threads))
-    train, val = load_shards(train_paths), load_shards([val_path])
-    if len(train["labels"]) == 0:
-        raise InputError(f"the training shards {train_paths} hold no images")
-    log.info(
-        "recipe %s, targets %s: %d training images (%s), %d validation galaxies, device %s, %d CPU threads",
-        recipe["recipe"],
-        recipe["targets"],
-        len(train["labels"]),
-        ", ".join(f"{c}={int((train['labels'] == i).sum())}" for i, c in enumerate(CLASS_NAMES)),
-        len(val["labels"]),
-        torch_device,
-        torch.get_num_threads(),
-    )
-    train_t, val_t = place(train, torch_device), place(val, torch_device)
-    architecture = architecture_of(recipe)
-
+    train, _, train_t, val_t = load_training_data(train_paths, val_path, recipe, torch_device)
+    trainer = build_trainer(recipe, train, input_size, torch_device)
     key = run_key(train_paths + [val_path], recipe, input_size)
     ckpt_path = Path(checkpoint_dir) / "checkpoint.pt"
-    steps = -(-len(train["labels"]) // recipe["batch_size"])
-    trainer = Trainer(recipe, architecture, input_size, torch_device, steps)
-    trainer.model.standardize.set_statistics(*channel_statistics(train["images"]))
-    if trainer.ema is not None:
-        trainer.ema.module.standardize.set_statistics(*channel_statistics(train["images"]))
-    history: list[dict] = []
-    best = {"val_loss": float("inf"), "epoch": 0, "state": None}
-    start_epoch = 1
-    if ckpt_path.exists():
-        saved = torch.load(ckpt_path, map_location="cpu", weights_only=False)  # RNG states must stay CPU tensors
-        if saved.get("key") == key:
-            trainer.load_state(saved["trainer"])
-            history, best, start_epoch = saved["history"], saved["best"], saved["epoch"] + 1
-            log.info("resuming from %s after epoch %d", ckpt_path, saved["epoch"])
-        else:
-            log.info("ignoring %s: it belongs to another run (inputs or settings changed)", ckpt_path)
-
+    progress = resume(trainer, ckpt_path, key)
     early_stopping = recipe["recipe"] == "study"
-    epochs_run = 0
-    for epoch in range(start_epoch, recipe["epochs"] + 1):
+    for epochs_run, epoch in enumerate(range(progress.next_epoch, recipe["epochs"] + 1)):
+        best = progress.best
         if early_stopping and best["epoch"] and epoch - best["epoch"] > recipe["patience"]:
             log.info(
                 "early stop: val loss has not improved for %d epochs (best %.4f at epoch %d)",
@@ -348,52 +395,12 @@ def fit(
             break
         if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
             break
-        t0 = time.perf_counter()
-        lr = trainer.optimizer.param_groups[0]["lr"]
-        train_loss, train_acc = trainer.train_epoch(train_t, train["labels"], epoch)
-        if torch_device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - t0
-        val_loss, val_acc, val_bal = trainer.evaluate(val_t)
-        score = val_loss if not np.isnan(val_loss) else train_loss
-        if not early_stopping or score < best["val_loss"]:
-            best = {
-                "val_loss": score,
-                "epoch": epoch,
-                "state": {k: v.detach().cpu().clone() for k, v in trainer.final_model.state_dict().items()},
-            }
-        history.append(
-            {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "train_accuracy": train_acc,
-                "val_loss": val_loss,
-                "val_accuracy": val_acc,
-                "val_balanced_accuracy": val_bal,
-                "learning_rate": lr,
-                "seconds": round(seconds, 3),
-                "images_per_s": round(len(train["labels"]) / seconds, 1),
-            }
-        )
-        log.info(
-            "epoch %d: train loss %.4f acc %.3f | val loss %.4f acc %.3f balanced %.3f | lr %.2g | %.1f s, %.0f img/s",
-            epoch,
-            train_loss,
-            train_acc,
-            val_loss,
-            val_acc,
-            val_bal,
-            lr,
-            seconds,
-            len(train["labels"]) / seconds,
-        )
+        record(progress, one_epoch(trainer, epoch, train, train_t, val_t), trainer, early_stopping)
         with atomic_path(ckpt_path) as tmp:
-            torch.save({"key": key, "epoch": epoch, "trainer": trainer.state(), "history": history, "best": best}, tmp)
-        epochs_run += 1
-    model = trainer.final_model
-    if best["state"] is not None:
-        model.load_state_dict(best["state"])
-    return trainer, pd.DataFrame(history, columns=list(HISTORY_COLUMNS)), best
+            torch.save({"key": key, "epoch": epoch, "trainer": trainer.state(), "history": progress.history, "best": progress.best}, tmp)
+    if progress.best["state"] is not None:
+        trainer.final_model.load_state_dict(progress.best["state"])
+    return trainer, pd.DataFrame(progress.history, columns=list(HISTORY_COLUMNS)), progress.best
 
 
 def run(
