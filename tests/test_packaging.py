@@ -1,5 +1,6 @@
 """The package works without the checkout: a wheel carries config.yaml and its schema, and `nightskynet` finds them."""
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -7,9 +8,22 @@ import zipfile
 from conftest import REPO
 
 
+def copy_of_the_sources(to):
+    """What a wheel is built from, copied with the package's symlinks as they are (setuptools writes build/ beside it)."""
+    to.mkdir()
+    for name in ("pyproject.toml", "README.md", "config.yaml"):
+        shutil.copy2(REPO / name, to / name)
+    shutil.copytree(REPO / "workflow" / "schemas", to / "workflow" / "schemas")
+    shutil.copytree(
+        REPO / "workflow" / "nightskynet", to / "workflow" / "nightskynet", symlinks=True, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    return to
+
+
 def test_a_wheel_carries_the_config_and_its_schema_and_finds_them(tmp_path):
+    source = copy_of_the_sources(tmp_path / "src")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"), str(source)],
         check=True,
         timeout=300,
     )
