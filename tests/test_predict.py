@@ -126,9 +126,9 @@ def test_predict_merges_a_partial_config_over_config_yaml(model, galaxies, tmp_p
 @pytest.mark.parametrize(
     "rows, expected",
     [
-        ({"objid": "587722981742084144", "ra": "abc", "dec": "10.0"}, "line 2, column ra: 'abc' is not a number"),
-        ({"objid": "not-an-id", "ra": "180.0", "dec": "10.0"}, "line 2, column objid: 'not-an-id' is not a number"),
-        ({"objid": "1", "ra": "180.0", "dec": "95"}, "line 2, column dec: 95 is outside [-90, 90] degrees"),
+        ({"objid": "587722981742084144", "ra": "abc", "dec": "10.0"}, "line 2, column ra: 'abc' is not an angle"),
+        ({"objid": "not-an-id", "ra": "180.0", "dec": "10.0"}, "line 2, column objid: 'not-an-id' is not an integer"),
+        ({"objid": "1", "ra": "180.0", "dec": "95"}, "line 2, column dec: 95 degrees is outside [-90, 90]"),
     ],
 )
 def test_a_bad_catalog_value_is_named_by_line_column_and_value(model, tmp_path, rows, expected):
@@ -141,7 +141,7 @@ def test_bad_paths_and_options_get_one_line(model, tmp_path):
     assert "does not exist" in one_line_error(predict(model, tmp_path / "nothing_here", "-o", tmp_path / "x.csv", check=False))
     (tmp_path / "folder").mkdir()
     Image.open(sorted((SKY_DIR / "images").iterdir())[0]).save(tmp_path / "folder" / "g.jpg")
-    assert "is a folder; give the path of the CSV file" in one_line_error(
+    assert "is a folder; give the path of the table to write" in one_line_error(
         predict(model, tmp_path / "folder", "-o", tmp_path / "folder", check=False)
     )
     assert "0 is not a positive number" in one_line_error(
@@ -180,3 +180,42 @@ def test_snakemake_predict_reruns_when_an_image_of_its_folder_changes(tiny_run, 
         before.loc[1, "p_elliptical":"p_merger"].to_numpy(float), after.loc[1, "p_elliptical":"p_merger"].to_numpy(float)
     )
     assert "predict" in (tiny_run / "results/logs/predict.log").read_text()
+
+
+def test_catalogs_in_every_format_predict_alike_and_every_output_reads_back(model, galaxies, tmp_path):
+    """CSV, FITS (RAJ2000/DEJ2000, objID), VOTable with sexagesimal positions and ECSV in; CSV, FITS, VOTable, ECSV out."""
+    from astropy.coordinates import Angle
+    from astropy.table import Table
+
+    rows = galaxies.iloc[:3].reset_index(drop=True)
+    assert (rows["objid"] > 2**53).all()  # SDSS objids: a float64 would change them
+    cache = tmp_path / "cache"
+    rows.to_csv(tmp_path / "decimal.csv", index=False)
+    predict(model, tmp_path / "decimal.csv", "-o", tmp_path / "out.csv", "--cache-dir", cache)
+    reference = pd.read_csv(tmp_path / "out.csv", dtype={"source": "int64"})
+    assert reference["source"].tolist() == rows["objid"].tolist()
+
+    Table({"objID": rows["objid"].to_numpy("int64"), "RAJ2000": rows["ra"], "DEJ2000": rows["dec"]}).write(tmp_path / "cat.fits")
+    sexagesimal = Table(
+        {
+            "objid": rows["objid"].to_numpy("int64"),
+            "ra": [Angle(v, "deg").to_string(unit="hourangle", sep="hms", precision=4) for v in rows["ra"]],
+            "dec": [Angle(v, "deg").to_string(unit="deg", sep="dms", precision=3, alwayssign=True) for v in rows["dec"]],
+        }
+    )
+    sexagesimal.write(tmp_path / "cat.vot", format="votable")
+    Table.from_pandas(rows).write(tmp_path / "cat.ecsv")
+    for catalog, out in (("cat.fits", "out.fits"), ("cat.vot", "out.vot"), ("cat.ecsv", "out.ecsv"), ("decimal.csv", "out.xml")):
+        predict(model, tmp_path / catalog, "-o", tmp_path / out, "--cache-dir", cache)
+        table = Table.read(tmp_path / out)
+        source = table["source"]
+        assert (source.dtype.kind, source.dtype.itemsize) == ("i", 8) and source.tolist() == rows["objid"].tolist(), out
+        back = {name: table[name].tolist() for name in table.colnames}
+        probs = ["p_elliptical", "p_face_on_spiral", "p_edge_on_spiral", "p_merger"]
+        np.testing.assert_allclose(np.array([back[c] for c in probs]).T, reference[probs].to_numpy(), atol=1e-5, err_msg=out)
+        assert [str(v) for v in back["predicted"]] == reference["predicted"].tolist(), out
+        assert [bool(v) for v in back["merger_candidate"]] == reference["merger_candidate"].tolist(), out
+        np.testing.assert_allclose(back["ra"], rows["ra"], atol=1e-9)
+        np.testing.assert_allclose(back["dec"], rows["dec"], atol=1e-9)
+        assert str(table["ra"].unit) == "deg" and "calibrated probability" in table["p_merger"].description
+    assert not list(tmp_path.glob(".out.*"))

@@ -201,6 +201,7 @@ def cmd_predict(args) -> None:
         threads=args.threads,
         batch_size=run["batch_size"],
         device=run["device"],
+        columns={"objid": args.id_column, "ra": args.ra_column, "dec": args.dec_column},
     )
 
 
@@ -290,15 +291,22 @@ def add_learning_parsers(sub) -> None:
 def add_predict_parser(sub) -> None:
     s = sub.add_parser(
         "predict",
-        help="classify a folder of JPEG/PNG cutouts or a catalog CSV (objid, ra, dec)",
+        help="classify a folder of JPEG/PNG cutouts or a catalog (objid, ra, dec; CSV, ECSV, FITS or VOTable)",
         description=(
             "Classify galaxies with a trained model. Settings not given as options come from the checkout's config.yaml, "
             "with each --config file merged over it."
         ),
     )
     s.add_argument("model", help="a model.pt written by the train stage")
-    s.add_argument("input", help="a folder of JPEG/PNG cutouts (any size) or a catalog .csv with objid, ra, dec")
-    s.add_argument("-o", "--output", required=True, help="the CSV file to write")
+    s.add_argument(
+        "input",
+        help="a folder of JPEG/PNG cutouts (any size) or a catalog with objid, ra, dec (.csv, .ecsv, .fits, .vot/.xml); "
+        "ra/dec in decimal degrees or sexagesimal (10h21m00s, +41d12m00s)",
+    )
+    s.add_argument("-o", "--output", required=True, help="the table to write: .csv, .ecsv, .fits or .vot/.xml (by its extension)")
+    s.add_argument("--id-column", default=None, metavar="NAME", help="the catalog's objid column (default: objid, objID, dr7objid...)")
+    s.add_argument("--ra-column", default=None, metavar="NAME", help="the catalog's right ascension column (default: ra, RA, RAJ2000...)")
+    s.add_argument("--dec-column", default=None, metavar="NAME", help="the catalog's declination column (default: dec, DEC, DEJ2000...)")
     s.add_argument("--no-tta", action="store_true", help="one view per image instead of the mean over the 8 D4 views")
     s.add_argument(
         "--config",

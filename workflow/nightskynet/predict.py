@@ -1,6 +1,8 @@
-"""``python -m nightskynet predict MODEL INPUT -o OUT.csv``: classify galaxies the network never saw.
+"""``python -m nightskynet predict MODEL INPUT -o OUT``: classify galaxies the network never saw.
 
-INPUT is a folder of JPEG/PNG cutouts or a catalog CSV with ``objid, ra, dec``.
+INPUT is a folder of JPEG/PNG cutouts or a catalog with ``objid, ra, dec`` as CSV, ECSV, FITS or
+VOTable (by its extension; the columns under their usual names, ``tables.USUAL_NAMES``, or named
+with options; ra/dec in decimal degrees or sexagesimal, ``positions``).
 
 * A folder: each image is taken to be a cutout framed like the ones the model was trained on (its
   field of view is in the model file and in the log), resampled whole to the training cutout's
@@ -13,12 +15,13 @@ INPUT is a folder of JPEG/PNG cutouts or a catalog CSV with ``objid, ra, dec``.
   depends only on its position. An objid that appears at two different positions is refused,
   with the rows named: the output could not tell the two apart.
 
-OUT.csv has one row per classified input: ``source`` (file name or objid), the four calibrated
-class probabilities, ``predicted`` (the most probable class) and ``merger_candidate`` (p_merger at
-or above the model's merger threshold, chosen on the val split for a target recall); for a
-catalog also ``ra, dec``. Test-time augmentation (the mean
-over the 8 D4 views) is on by default. Bad input stops the command with one line naming the row,
-the column and the value.
+OUT (CSV, ECSV, FITS or VOTable by its extension; the last three with each column's unit and
+description) has one row per classified input: ``source`` (file name, or the objid as a 64-bit
+integer), the four calibrated class probabilities, ``predicted`` (the most probable class) and
+``merger_candidate`` (p_merger at or above the model's merger threshold, chosen on the val split
+for a target recall); for a catalog also ``ra, dec`` (degrees, ICRS). Test-time augmentation (the
+mean over the 8 D4 views) is on by default. Bad input stops the command with one line naming the
+row, the column and the value.
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ import pandas as pd
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from .classes import CLASS_NAMES
 from .cutouts import IMAGE_SUFFIXES, has_central_source, image_files, load_cutout
 from .errors import InputError
-from .files import write_csv_atomic
 from .inference import pick_device, predict_proba, prediction_columns
 from .model import load_model, model_geometry
+from .positions import ANGLE_HELP, parse_angle, position_problem
+from .tables import FORMAT_NAMES, ColumnInfo, TextTable, find_column, read_text_table, table_format, write_table
 
 log = logging.getLogger(__name__)
 
@@ -58,60 +63,73 @@ def load_folder(folder: Path, size: int, crop_size: int) -> tuple[list[str], np.
     return names, np.stack(images) if images else np.zeros((0, crop_size, crop_size, 3), np.uint8), bad
 
 
-def read_catalog(catalog_csv: Path, needs_radius: bool) -> pd.DataFrame:
-    """The catalog's objid, ra, dec (and petroR90_r), each value checked; one line naming the first bad one."""
-    try:
-        frame = pd.read_csv(catalog_csv, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
-        raise InputError(f"{catalog_csv}: not a readable CSV catalog ({err})") from None
+CATALOG_KEYS = ("objid", "ra", "dec", "petroR90_r")
+
+
+def read_catalog(path: Path, needs_radius: bool, columns: dict[str, str | None] | None = None) -> pd.DataFrame:
+    """The catalog's objid, ra, dec (and petroR90_r) in degrees, each value checked; one line naming the first bad one.
+
+    ``path`` is CSV, ECSV, FITS or VOTable; ``columns`` maps objid/ra/dec to the user's column names
+    (default: the usual names, ``tables.USUAL_NAMES``).
+    """
+    table = read_text_table(path)
+    frame, columns = table.frame, columns or {}
     needed = ["objid", "ra", "dec"] + (["petroR90_r"] if needs_radius else [])
-    missing = [c for c in needed if c not in frame.columns]
+    found = {key: find_column(frame, key, columns.get(key), str(path)) for key in CATALOG_KEYS}
+    missing = [key for key in needed if found[key] is None]
     if missing:
         extra = " (the model's cutouts are framed by each galaxy's petroR90_r)" if "petroR90_r" in missing else ""
-        raise InputError(f"{catalog_csv}: a catalog to predict needs columns {', '.join(needed)}; missing {', '.join(missing)}{extra}")
+        raise InputError(
+            f"{path}: a catalog to predict needs columns {', '.join(needed)} (or their usual names, or --id-column, "
+            f"--ra-column, --dec-column); missing {', '.join(missing)}{extra}. Its columns: {', '.join(frame.columns)}"
+        )
     if frame.empty:
-        raise InputError(f"{catalog_csv}: the catalog has no rows")
+        raise InputError(f"{path}: the catalog has no rows")
     out = pd.DataFrame(index=frame.index)
-    for column, parse, lo, hi in (
-        ("objid", _parse_objid, None, None),
-        ("ra", float, 0.0, 360.0),
-        ("dec", float, -90.0, 90.0),
-        ("petroR90_r", float, None, None),
-    ):
-        if column not in frame:
+    for key, parse in (("objid", _parse_objid), ("ra", _parse_ra), ("dec", _parse_dec), ("petroR90_r", float)):
+        if found[key] is None:
             continue
         values = []
-        for row, text in zip(frame.index, frame[column]):
-            line = row + 2  # the header is line 1
+        for row, text in zip(frame.index, frame[found[key]]):
             try:
-                value = parse(text.strip())
+                values.append(parse(text))
             except ValueError:
-                raise InputError(f"{catalog_csv}: line {line}, column {column}: {text!r} is not a number") from None
-            if lo is not None and not (lo <= value <= hi):
-                raise InputError(f"{catalog_csv}: line {line}, column {column}: {value:g} is outside [{lo:g}, {hi:g}] degrees")
-            values.append(value)
-        out[column] = np.array(values, dtype=np.int64 if column == "objid" else np.float64)
+                what = "an integer" if key == "objid" else (f"an angle ({ANGLE_HELP})" if key in ("ra", "dec") else "a number")
+                raise InputError(f"{path}: {table.row_name(row)}, column {found[key]}: {text!r} is not {what}") from None
+        out[key] = np.array(values, dtype=np.int64 if key == "objid" else np.float64)
+    for row, ra, dec in zip(out.index, out["ra"], out["dec"]):
+        problem = position_problem(ra, dec)
+        if problem:
+            raise InputError(f"{path}: {table.row_name(row)}, column {found[problem[0]]}: {problem[1]}")
     if "petroR90_r" not in out:
         out["petroR90_r"] = np.nan
-    _refuse_ambiguous_objids(out, catalog_csv)
+    _refuse_ambiguous_objids(out, path, table)
     return out.reset_index(drop=True)
 
 
+def _parse_ra(text: str) -> float:
+    return parse_angle(text, "ra")
+
+
+def _parse_dec(text: str) -> float:
+    return parse_angle(text, "dec")
+
+
 def _parse_objid(text: str) -> int:
-    value = int(text)  # exact for 64-bit SDSS objids, which a float would round
+    value = int(text.strip())  # exact for 64-bit SDSS objids, which a float would round
     if not -(2**63) <= value < 2**63:
         raise ValueError(text)
     return value
 
 
-def _refuse_ambiguous_objids(frame: pd.DataFrame, catalog_csv: Path) -> None:
+def _refuse_ambiguous_objids(frame: pd.DataFrame, path: Path, table: TextTable) -> None:
     positions = frame.groupby("objid")[["ra", "dec"]].nunique()
     clash = positions[(positions["ra"] > 1) | (positions["dec"] > 1)].index
     if len(clash):
         objid = clash[0]
-        lines = [str(i + 2) for i in frame.index[frame["objid"] == objid]]
+        rows = [str(i + table.first_row) for i in frame.index[frame["objid"] == objid]]
         raise InputError(
-            f"{catalog_csv}: objid {objid} appears at different positions (lines {', '.join(lines)}); "
+            f"{path}: objid {objid} appears at different positions ({table.row_word}s {', '.join(rows)}); "
             f"{len(clash)} objid(s) are ambiguous like this. Give each galaxy its own objid."
         )
 
@@ -134,37 +152,57 @@ def download_catalog(
     return good, bad
 
 
+INPUT_KINDS = f"a folder of JPEG/PNG cutouts or a catalog (objid, ra, dec) in {FORMAT_NAMES}"
+
+
 def check_output_path(out: Path) -> None:
     if out.is_dir():
-        raise InputError(f"-o {out} is a folder; give the path of the CSV file to write, e.g. {out / 'predictions.csv'}")
-    if out.suffix.lower() != ".csv":
-        raise InputError(f"-o {out}: the output is a CSV table; name it with .csv")
+        raise InputError(f"-o {out} is a folder; give the path of the table to write, e.g. {out / 'predictions.csv'}")
+    if table_format(out) is None:
+        raise InputError(f"-o {out}: the output is a table; name it {FORMAT_NAMES}")
     parent = out.parent if str(out.parent) else Path(".")
     if parent.exists() and not parent.is_dir():
         raise InputError(f"-o {out}: {parent} is not a folder")
 
 
-def check_paths(input_path: Path, out_csv: Path) -> None:
+def check_paths(input_path: Path, out: Path) -> None:
     if not input_path.exists():
-        raise InputError(f"{input_path} does not exist; INPUT must be a folder of JPEG/PNG cutouts or a catalog .csv (objid, ra, dec)")
-    if not (input_path.is_dir() or input_path.suffix.lower() == ".csv"):
+        raise InputError(f"{input_path} does not exist; INPUT must be {INPUT_KINDS}")
+    if not (input_path.is_dir() or table_format(input_path)):
         kind = input_path.suffix or "file without extension"
-        raise InputError(f"{input_path}: INPUT must be a folder of JPEG/PNG cutouts or a catalog .csv (objid, ra, dec), not a {kind}")
-    check_output_path(out_csv)
+        raise InputError(f"{input_path}: INPUT must be {INPUT_KINDS}, not a {kind}")
+    check_output_path(out)
 
 
-def gather_images(input_path: Path, geometry: dict, crop_size: int, settings: dict, client: dict, cache_dir: Path):
-    """(names, crops, positions or None, skipped (name, reason)) for a folder or a catalog."""
+def gather_images(input_path: Path, geometry: dict, crop_size: int, settings: dict, client: dict, cache_dir: Path, columns: dict):
+    """(names, crops, positions or None, skipped (name, reason)) for a folder or a catalog; a catalog's names are its objids."""
     size = geometry["size"]
     if input_path.is_dir():
         names, images, bad = load_folder(input_path, size, crop_size)
         return names, images, None, bad
-    catalog = read_catalog(input_path, needs_radius=geometry["scale_mode"] == "adaptive")
+    catalog = read_catalog(input_path, needs_radius=geometry["scale_mode"] == "adaptive", columns=columns)
     outcomes, bad = download_catalog(catalog, settings, geometry, client, cache_dir)
-    names = [str(o.objid) for o, _ in outcomes]
+    names = [int(o.objid) for o, _ in outcomes]
     positions = catalog.loc[[row for _, row in outcomes], ["ra", "dec"]].reset_index(drop=True)
     crops = [load_cutout(o.path, size, crop_size) for o, _ in outcomes]
     return names, np.stack(crops) if crops else np.zeros((0, crop_size, crop_size, 3), np.uint8), positions, bad
+
+
+def column_info(from_catalog: bool, tta: bool, threshold: float | None) -> dict[str, ColumnInfo]:
+    """Units and descriptions of the predictions table's columns (kept in ECSV, FITS and VOTable outputs)."""
+    views = "mean over the 8 D4 views" if tta else "one view"
+    info = {
+        "source": ColumnInfo(None, "objid of the catalog row" if from_catalog else "file name of the cutout"),
+        "predicted": ColumnInfo(None, "the most probable class"),
+        "merger_candidate": ColumnInfo(
+            None, f"p_merger at or above the model's merger threshold ({threshold:.4g})" if threshold is not None else "p_merger threshold"
+        ),
+        "ra": ColumnInfo("deg", "right ascension (ICRS) of the cutout's centre"),
+        "dec": ColumnInfo("deg", "declination (ICRS) of the cutout's centre"),
+    }
+    for name in CLASS_NAMES:
+        info[f"p_{name}"] = ColumnInfo(None, f"calibrated probability of class {name} ({views})")
+    return info
 
 
 def run(
@@ -178,14 +216,18 @@ def run(
     threads: int = 1,
     batch_size: int = 256,
     device: str = "auto",
+    columns: dict[str, str | None] | None = None,
 ) -> pd.DataFrame:
     """Classify ``input_path`` with the model; write and return the predictions table.
 
     ``settings``: the source (``source`` with ``sdss`` or ``demo``), read only for a catalog;
-    ``client`` and ``cache_dir``: how a catalog's cutouts are fetched and where they are kept.
+    ``client`` and ``cache_dir``: how a catalog's cutouts are fetched and where they are kept;
+    ``columns``: a catalog's objid/ra/dec column names where they are not the usual ones. The
+    output's format follows its extension (CSV, ECSV, FITS, VOTable).
     """
     input_path, out_csv = Path(input_path), Path(out_csv)
     check_paths(input_path, out_csv)
+    columns = columns or {}
     torch_device = pick_device(device)
     torch.set_num_threads(max(1, threads))
     model, saved = load_model(model_path, torch_device)
@@ -199,21 +241,25 @@ def run(
         crop,
         crop,
     )
-    names, images, positions, bad = gather_images(input_path, geometry, crop, settings, client, Path(cache_dir))
+    names, images, positions, bad = gather_images(input_path, geometry, crop, settings, client, Path(cache_dir), columns)
     keep = np.array([has_central_source(im) for im in images], dtype=bool)
-    bad += [(name, "no_galaxy: no source brighter than the sky at the centre of the image") for name, ok in zip(names, keep) if not ok]
+    bad += [(str(name), "no_galaxy: no source brighter than the sky at the centre of the image") for name, ok in zip(names, keep) if not ok]
     for name, reason in bad:
         log.warning("skipped %s: %s", name, reason)
     if not keep.any():
         raise InputError(f"{input_path}: no image to classify ({len(bad)} skipped, see above); {out_csv} not written")
     probs = predict_proba(model, images[keep], torch_device, tta=tta, batch_size=batch_size)
+    sources = [n for n, ok in zip(names, keep) if ok]
     out = pd.concat(
-        [pd.DataFrame({"source": [n for n, ok in zip(names, keep) if ok]}), prediction_columns(probs, saved.get("merger_threshold"))],
+        [
+            pd.DataFrame({"source": np.array(sources, dtype=np.int64) if positions is not None else sources}),
+            prediction_columns(probs, saved.get("merger_threshold")),
+        ],
         axis=1,
     )
     if positions is not None:
         out["ra"], out["dec"] = positions.loc[keep, "ra"].to_numpy(), positions.loc[keep, "dec"].to_numpy()
-    write_csv_atomic(out_csv, out)
+    write_table(out_csv, out, column_info(positions is not None, tta, saved.get("merger_threshold")))
     log.info("predicted %d galaxies (TTA %s) -> %s; %d skipped", len(out), "on" if tta else "off", out_csv, len(bad))
     return out
 

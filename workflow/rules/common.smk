@@ -104,8 +104,8 @@ def predict_input(wildcards):
     path = config["predict"]["input"]
     if not path:
         raise WorkflowError(
-            "config key predict.input is empty. Set it to a folder of JPEG/PNG cutouts or a catalog CSV "
-            "(objid, ra, dec), e.g. snakemake predict --config 'predict={input: my_cutouts/}'"
+            "config key predict.input is empty. Set it to a folder of JPEG/PNG cutouts or a catalog "
+            "(objid, ra, dec; .csv, .ecsv, .fits or .vot), e.g. snakemake predict --config 'predict={input: my_cutouts/}'"
         )
     if not os.path.exists(path):
         raise WorkflowError(

@@ -1,0 +1,156 @@
+"""Catalog tables in the formats astronomers use: CSV, ECSV, FITS and VOTable, chosen by extension.
+
+* Reading: every column comes back as text, one string per cell (an empty string for a masked or
+  missing value), so the caller checks each value itself and names the row of a bad one. A row is
+  named by its line in a CSV (the header is line 1) and by its number (1-based) in the others.
+* Columns by their usual names: ``find_column`` looks a column up under the names catalogs use for
+  it (``ra``, ``RA``, ``RAJ2000``, ``ra_deg``...), case-insensitively, unless the user named it.
+* Writing: CSV exactly as pandas writes it (the workflow's tables stay byte-identical); ECSV, FITS
+  and VOTable through ``astropy.table`` with each column's unit and description in its metadata,
+  integers kept as 64-bit integers (an SDSS objid does not survive a float). Every write is atomic.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+from .files import atomic_path, write_csv_atomic
+
+# extension -> astropy.table format name
+FORMATS = {
+    ".csv": "csv",
+    ".ecsv": "ascii.ecsv",
+    ".fits": "fits",
+    ".fit": "fits",
+    ".fts": "fits",
+    ".vot": "votable",
+    ".votable": "votable",
+    ".xml": "votable",
+}
+FORMAT_NAMES = "CSV (.csv), ECSV (.ecsv), FITS (.fits) or VOTable (.vot, .xml)"
+
+# what a column is called in the catalogs people bring, first match wins (case-insensitive)
+USUAL_NAMES = {
+    "objid": ("objid", "objid_dr7", "dr7objid", "obj_id", "specobjid", "id", "source_id"),
+    "ra": ("ra", "ra_deg", "radeg", "raj2000", "_raj2000", "ra_icrs", "alpha_j2000", "ra_j2000"),
+    "dec": ("dec", "dec_deg", "decdeg", "dej2000", "_dej2000", "decj2000", "de_icrs", "dec_icrs", "delta_j2000", "dec_j2000"),
+    "petroR90_r": ("petror90_r", "petror90"),
+}
+
+
+@dataclass(frozen=True)
+class TextTable:
+    """A table read as text: ``frame`` (every cell a string), ``first_row`` (the number of its first row) and ``row_word``."""
+
+    frame: pd.DataFrame
+    first_row: int
+    row_word: str
+
+    def row_name(self, index: int) -> str:
+        return f"{self.row_word} {index + self.first_row}"
+
+
+def table_format(path: str | Path) -> str | None:
+    """The astropy format of ``path`` by its extension, or None when it is not a table file."""
+    return FORMATS.get(Path(path).suffix.lower())
+
+
+def read_text_table(path: str | Path) -> TextTable:
+    """Read a CSV, ECSV, FITS or VOTable file as text cells; one clear line when it cannot be read."""
+    path = Path(path)
+    fmt = table_format(path)
+    if fmt is None:
+        raise InputError(f"{path}: not a table file by its extension; a catalog is {FORMAT_NAMES}")
+    if fmt == "csv":
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
+            raise InputError(f"{path}: not a readable CSV catalog ({err})") from None
+        return TextTable(frame, 2, "line")
+    from astropy.table import Table
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # unit and VOTable-dialect warnings say nothing a user can act on here
+            table = Table.read(path, format=fmt)
+    except Exception as err:  # noqa: BLE001 - astropy raises many types for a file that is not what its name says
+        raise InputError(f"{path}: not a readable {fmt.replace('ascii.', '').upper()} table ({type(err).__name__}: {err})") from None
+    return TextTable(pd.DataFrame({name: _as_text(table[name]) for name in table.colnames}), 1, "row")
+
+
+def _as_text(column) -> list[str]:
+    """Cells of an astropy column as strings: integers exact, floats in full precision, masked as ''."""
+    mask = np.ma.getmaskarray(column) if hasattr(column, "mask") else np.zeros(len(column), bool)
+    if column.ndim > 1:
+        raise InputError(f"column {column.name} holds arrays, not one value per row")
+    values = np.asarray(column)
+    out = []
+    for value, masked in zip(values, mask):
+        if masked:
+            out.append("")
+        elif isinstance(value, bytes):
+            out.append(value.decode("utf-8", "replace").strip())
+        elif isinstance(value, (np.floating, float)):
+            out.append(repr(float(value)) if np.isfinite(value) else "")
+        else:
+            out.append(str(value).strip())
+    return out
+
+
+def find_column(frame: pd.DataFrame, key: str, given: str | None, where: str) -> str | None:
+    """The column holding ``key``: the one the user named (which must exist), else the first of its usual names."""
+    if given:
+        if given not in frame.columns:
+            raise InputError(f"{where}: no column {given!r}; the columns are {', '.join(frame.columns)}")
+        return given
+    by_lower = {c.lower(): c for c in frame.columns}
+    for name in USUAL_NAMES[key]:
+        if name in by_lower:
+            return by_lower[name]
+    return None
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    unit: str | None
+    description: str
+
+
+def write_table(path: str | Path, frame: pd.DataFrame, info: dict[str, ColumnInfo]) -> None:
+    """Write ``frame`` in the format ``path``'s extension names, atomically; units and descriptions from ``info``."""
+    path = Path(path)
+    fmt = table_format(path)
+    if fmt is None:
+        raise InputError(f"{path}: name the output {FORMAT_NAMES}")
+    if fmt == "csv":
+        write_csv_atomic(path, frame)
+        return
+    with atomic_path(path) as tmp:
+        to_astropy(frame, info).write(tmp, format=fmt, overwrite=True)
+
+
+def to_astropy(frame: pd.DataFrame, info: dict[str, ColumnInfo]):
+    """An astropy Table of ``frame``: integers as int64, booleans as bool, text as unicode, with units and descriptions."""
+    import astropy.units as u
+    from astropy.table import Column, Table
+
+    table = Table()
+    for name in frame.columns:
+        series = frame[name]
+        if pd.api.types.is_bool_dtype(series):
+            data = series.to_numpy(bool)
+        elif pd.api.types.is_integer_dtype(series):
+            data = series.to_numpy(np.int64)
+        elif pd.api.types.is_float_dtype(series):
+            data = series.to_numpy(np.float64)
+        else:
+            data = np.array([str(v) for v in series], dtype=str)
+        meta = info.get(name)
+        table[name] = Column(data, unit=u.Unit(meta.unit) if meta and meta.unit else None, description=meta.description if meta else None)
+    return table
