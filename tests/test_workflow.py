@@ -40,6 +40,7 @@ OUTPUTS = [
     "results/report/examples.png",
     "results/report/network.png",
     "results/report/training_curves.png",
+    "results/report/sky_map.png",
     "results/report/report.html",
 ]
 
@@ -201,7 +202,7 @@ def test_the_report_renders_in_a_browser_with_every_figure_loaded(tiny_run, tmp_
     ).stdout
     loaded = re.search(r'data-images-loaded="(\d+)/(\d+)"', dom)
     assert loaded, "the page's own image check did not run"
-    assert loaded.group(1) == loaded.group(2) == "9", loaded.group(0)
+    assert loaded.group(1) == loaded.group(2) == "10", loaded.group(0)
     shot = tmp_path / "report.png"
     subprocess.run(
         [CHROMIUM, *flags, "--hide-scrollbars", "--window-size=1200,3000", f"--screenshot={shot}", html.as_uri()],
@@ -212,13 +213,23 @@ def test_the_report_renders_in_a_browser_with_every_figure_loaded(tiny_run, tmp_
 
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.std() > 10  # a real page, not a blank one
+    # the uncertain galaxies' table sorts in the browser: one click on "largest gap" puts the smallest first
+    clicked = tmp_path / "clicked.html"
+    script = "<script>document.querySelector('table.sortable th:nth-child(5)').click();</script></body>"
+    clicked.write_text(html.read_text().replace("</body>", script))
+    dom = subprocess.run(
+        [CHROMIUM, *flags, "--virtual-time-budget=5000", "--dump-dom", clicked.as_uri()], capture_output=True, text=True, timeout=120
+    ).stdout
+    body = dom.split('class="sortable small"', 1)[1].split("</table>", 1)[0]
+    gaps = [float(row[4]) for row in re.findall(r"<tr>" + r"<td>([^<]*)</td>" * 5, body)]
+    assert len(gaps) > 1 and gaps == sorted(gaps), gaps[:10]
 
 
 @pytest.mark.slow
 def test_snakemake_report_collects_the_figures(tiny_run):
     snakemake(tiny_run, "--configfile", "tiny.yaml", "--report", "smk_report.html")
     text = (tiny_run / "smk_report.html").read_text(errors="replace")
-    for name in ("confusion_matrix.png", "roc_pr.png", "reliability.png", "training_curves.png", "network.png"):
+    for name in ("confusion_matrix.png", "roc_pr.png", "reliability.png", "training_curves.png", "network.png", "sky_map.png"):
         assert name in text
 
 

@@ -157,8 +157,18 @@ def cmd_evaluate(args) -> None:
     )
 
 
-REPORT_INPUTS = ("catalog", "labels", "labels_summary", "shards_manifest", "history", "metrics", "model")
-REPORT_FIGURES = ("examples", "network", "curves")
+REPORT_INPUTS = (
+    "catalog",
+    "labels",
+    "labels_summary",
+    "shards_manifest",
+    "history",
+    "metrics",
+    "predictions_test",
+    "predictions_uncertain",
+    "model",
+)
+REPORT_FIGURES = ("examples", "network", "curves", "sky_map")
 
 
 def cmd_report(args) -> None:

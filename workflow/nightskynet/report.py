@@ -1,7 +1,8 @@
 """Stage ``report``: one self-contained HTML page (figures embedded) that a person reads first.
 
 Data counts at each stage, example galaxies per class, the network, training curves, test
-metrics and the evaluation figures, with credits to SDSS and Galaxy Zoo. Wherever the demo
+metrics and the evaluation figures, a map of the galaxies on the sky and a sortable table of the
+uncertain galaxies (votes beside the network), with credits to SDSS and Galaxy Zoo. Wherever the demo
 sky's votes appear, the page says they are simulated.
 """
 
@@ -71,6 +72,109 @@ def example_grid(labels: pd.DataFrame, chunk_tars: list[str], per_class: int, si
         axes[r][0].set_title(CLASS_LABELS[c], loc="left", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+CLASS_COLOURS = {"elliptical": "#d62728", "face_on_spiral": "#1f77b4", "edge_on_spiral": "#2ca02c", "merger": "#9467bd"}
+
+
+def sky_map(labels: pd.DataFrame, predicted: pd.DataFrame):
+    """The galaxies on the sky: an all-sky Mollweide map (east left, right ascension in hours) and a
+    close-up of the footprint; galaxies with a network class coloured by it, the test galaxies
+    ringed, the others grey. ``predicted``: objid, predicted, is_test."""
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter
+
+    positions = labels.set_index("objid")[["ra", "dec"]]
+    coords = SkyCoord(ra=positions["ra"].to_numpy() * u.deg, dec=positions["dec"].to_numpy() * u.deg, frame="icrs")
+    mean_ra = np.degrees(np.arctan2(np.sin(coords.ra.radian).mean(), np.cos(coords.ra.radian).mean()))
+    centre = (round(mean_ra / 15) * 15) % 360  # the map centred on the galaxies, at a whole hour of right ascension
+    lon = -(coords.ra - centre * u.deg).wrap_at(180 * u.deg).radian  # east to the left, as on the sky
+    lat = coords.dec.radian
+    row = pd.Series(np.arange(len(positions)), index=positions.index)
+    shown = predicted[predicted["objid"].isin(positions.index)]
+    at = row[shown["objid"]].to_numpy()
+    fig = plt.figure(figsize=(12, 5.2))
+    ax_sky = fig.add_subplot(1, 2, 1, projection="mollweide")
+    ax_zoom = fig.add_subplot(1, 2, 2)
+    others = np.setdiff1d(np.arange(len(positions)), at)
+    ra_near_centre = centre - np.degrees(lon)  # continuous across RA 0 for the close-up; labelled modulo 360
+    for ax, x, y in ((ax_sky, lon, lat), (ax_zoom, ra_near_centre, positions["dec"].to_numpy())):
+        ax.scatter(x[others], y[others], s=3, c="#c8c8c8", lw=0, label="trained on (no network class shown)")
+        for name in CLASS_NAMES:
+            for is_test, size, edge in ((False, 9, "none"), (True, 26, "black")):
+                pick = at[(shown["predicted"].to_numpy() == name) & (shown["is_test"].to_numpy() == is_test)]
+                ax.scatter(x[pick], y[pick], s=size, c=CLASS_COLOURS[name], edgecolors=edge, linewidths=0.6)
+        ax.grid(alpha=0.3)
+    ticks = np.radians(np.arange(-150, 181, 30))
+    ax_sky.set_xticks(ticks[:-1])
+    ax_sky.set_xticklabels([])
+    label_lat = np.radians(np.clip(np.degrees(lat.min()) - 10, -75, 60))  # right ascension labelled below the galaxies
+    for t in ticks[1:-1]:
+        ax_sky.text(t, label_lat, f"{round((centre - np.degrees(t)) % 360 / 15) % 24}h", fontsize=8, color="#555", ha="center", va="top")
+    ax_sky.set_title("All sky (Mollweide, ICRS)", fontsize=10)
+    ax_zoom.set_xlim(ax_zoom.get_xlim()[::-1])  # right ascension grows to the east, on the left
+    ax_zoom.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v % 360:g}"))
+    ax_zoom.set_aspect(1 / max(0.1, np.cos(np.radians(positions["dec"].median()))))
+    ax_zoom.set_xlabel("right ascension (deg)")
+    ax_zoom.set_ylabel("declination (deg)")
+    ax_zoom.set_title("The survey area", fontsize=10)
+    handles = [Line2D([], [], ls="", marker="o", ms=6, color=CLASS_COLOURS[c], label=CLASS_LABELS[c]) for c in CLASS_NAMES]
+    handles += [
+        Line2D([], [], ls="", marker="o", ms=7, color="white", markeredgecolor="black", label="test galaxy (ringed)"),
+        Line2D([], [], ls="", marker="o", ms=4, color="#c8c8c8", label="train/val galaxy"),
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=6, frameon=False, fontsize=9, title="colour: the network's class")
+    fig.subplots_adjust(left=0.04, right=0.98, top=0.92, bottom=0.2, wspace=0.15)
+    return fig
+
+
+SORTABLE = """<script>
+document.querySelectorAll('table.sortable th').forEach(function (th, col) {
+  th.style.cursor = 'pointer';
+  th.title = 'click to sort';
+  th.addEventListener('click', function () {
+    var body = th.closest('table').tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows);
+    var asc = th.getAttribute('data-order') !== 'asc';
+    function compare(x, y) {  // numbers as numbers (long integer ids digit by digit), text as text
+      if (/^[0-9]+$/.test(x + y) && x.length !== y.length) return x.length - y.length;
+      if (/^[0-9]+$/.test(x + y)) return x.localeCompare(y);
+      var nx = Number(x), ny = Number(y);
+      return (x === '' || y === '' || isNaN(nx) || isNaN(ny)) ? x.localeCompare(y) : nx - ny;
+    }
+    rows.sort(function (a, b) {
+      var cmp = compare(a.cells[col].textContent, b.cells[col].textContent);
+      return asc ? cmp : -cmp;
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+    th.setAttribute('data-order', asc ? 'asc' : 'desc');
+  });
+});
+</script>"""
+
+
+def uncertain_table(uncertain: pd.DataFrame, labels: pd.DataFrame) -> str:
+    """Every uncertain galaxy compared: position, votes, human fraction beside network probability per class; sortable."""
+    frame = uncertain.merge(labels[["objid", "ra", "dec", "nvote"]], on="objid", how="left")
+    human = frame[[f"human_p_{c}" for c in CLASS_NAMES]].to_numpy(float)
+    network = frame[[f"p_{c}" for c in CLASS_NAMES]].to_numpy(float)
+    gap = np.abs(network - human).max(axis=1)
+    header = ["objid", "ra", "dec", "votes", "largest gap"]
+    for c in CLASS_NAMES:
+        short = CLASS_LABELS[c].replace(" spiral", "").replace("elliptical", "ell.")
+        header += [f"{short} human", f"{short} network"]
+    header.append("network's class")
+    rows = []
+    for i in np.argsort(-gap, kind="stable"):
+        r = frame.iloc[i]
+        cells = [str(r["objid"]), f"{r['ra']:.5f}", f"{r['dec']:.5f}", str(int(r["nvote"])), f"{gap[i]:.3f}"]
+        for k in range(len(CLASS_NAMES)):
+            cells += [f"{human[i, k]:.3f}", f"{network[i, k]:.3f}"]
+        cells.append(CLASS_LABELS[r["predicted"]])
+        rows.append(cells)
+    return table(rows, header).replace("<table>", "<table class='sortable small'>", 1)
 
 
 def network_drawing(shapes: list[tuple[str, tuple[int, ...]]], input_size: int):
@@ -244,6 +348,7 @@ table{border-collapse:collapse;margin:.6em 0} td,th{border:1px solid #ccc;paddin
 th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
 figure{margin:1em 0} figure img{max-width:100%} figcaption{color:#555;font-size:.92em}
 .note{background:#fff6d5;border-left:4px solid #e0b000;padding:.5em .8em} .small{color:#666;font-size:.9em}
+.small td,.small th{font-size:.85em}
 pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.85em}
 """
 
@@ -398,6 +503,28 @@ def evaluation_section(metrics: dict, eval_figures: dict, votes: str) -> list[st
     ]
 
 
+def sky_section(inputs: dict, figures: dict, votes: str) -> list[str]:
+    labels = pd.read_csv(inputs["labels"], dtype={"objid": "int64"})
+    test = pd.read_csv(inputs["predictions_test"], dtype={"objid": "int64"})
+    uncertain = pd.read_csv(inputs["predictions_uncertain"], dtype={"objid": "int64"})
+    predicted = pd.concat(
+        [test[["objid", "predicted"]].assign(is_test=True), uncertain[["objid", "predicted"]].assign(is_test=False)], ignore_index=True
+    )
+    return [
+        "<h2>On the sky</h2>",
+        figure(
+            save_png(sky_map(labels, predicted), figures["sky_map"]),
+            f"Where the {len(labels):,} galaxies are (ICRS), coloured by the network's class: the {len(test)} test galaxies ringed, "
+            f"the {len(uncertain)} uncertain galaxies compared with the votes as dots, the galaxies trained on in grey. "
+            "Left: the whole sky, east to the left; right: the survey area.",
+        ),
+        f"<details><summary>All {len(uncertain):,} uncertain galaxies: the human vote fractions ({html.escape(votes)}) beside the "
+        "network's probabilities, largest disagreement first (click a column to sort)</summary>",
+        uncertain_table(uncertain, labels),
+        "</details>",
+    ]
+
+
 def run_section(settings: dict) -> list[str]:
     return [
         "<h2>Run</h2>",
@@ -405,6 +532,7 @@ def run_section(settings: dict) -> list[str]:
         "<details><summary>Settings of this run</summary>",
         f"<pre>{html.escape(json.dumps(settings, indent=2))}</pre></details>",
         f"<h2>Credits</h2><p class='small'>{html.escape(CREDIT)}</p>",
+        SORTABLE,
         SELF_CHECK,
         "</body></html>",
     ]
@@ -413,7 +541,7 @@ def run_section(settings: dict) -> list[str]:
 def run(inputs: dict, eval_figures: dict, figures: dict, out_html: str, settings: dict) -> None:
     """Stage ``report``: ``eval_figures`` are the evaluate stage's PNGs by name (confusion, roc_pr,
     reliability, mistakes, votes, disagreements); ``figures`` the PNGs this stage draws (examples,
-    network, curves)."""
+    network, curves, sky_map)."""
     votes = votes_phrase(settings["source"])
     metrics = json.loads(Path(inputs["metrics"]).read_text())
     summary = json.loads(Path(inputs["labels_summary"]).read_text())
@@ -431,6 +559,7 @@ def run(inputs: dict, eval_figures: dict, figures: dict, out_html: str, settings
         *data_section(inputs, summary, settings, votes, figures["examples"]),
         *network_section(inputs, figures),
         *evaluation_section(metrics, eval_figures, votes),
+        *sky_section(inputs, figures, votes),
         *run_section(settings),
     ]
     write_text_atomic(out_html, "\n".join(parts))

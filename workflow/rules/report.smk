@@ -9,6 +9,8 @@ rule report:
         history="results/model/history.csv",
         model="results/model/model.pt",
         metrics=rules.evaluate.output.metrics,
+        predictions_test=rules.evaluate.output.predictions_test,
+        predictions_uncertain=rules.evaluate.output.predictions_uncertain,
         confusion=rules.evaluate.output.confusion,
         roc_pr=rules.evaluate.output.roc_pr,
         reliability=rules.evaluate.output.reliability,
@@ -33,6 +35,11 @@ rule report:
             caption="../report/training_curves.rst",
             category="Training",
         ),
+        sky_map=report(
+            "results/report/sky_map.png",
+            caption="../report/sky_map.rst",
+            category="Evaluation",
+        ),
     log:
         "results/logs/report.log",
     benchmark:
@@ -55,7 +62,8 @@ rule report:
         "nightskynet report --settings {params.settings:q} --catalog {input.catalog} --labels {input.labels}"
         " --labels-summary {input.labels_summary} --scrape-manifests {input.manifests} --chunk-tars {input.chunks}"
         " --shards-manifest {input.shards_manifest} --history {input.history} --model {input.model}"
-        " --metrics {input.metrics} --confusion {input.confusion} --roc-pr {input.roc_pr}"
+        " --metrics {input.metrics} --predictions-test {input.predictions_test}"
+        " --predictions-uncertain {input.predictions_uncertain} --confusion {input.confusion} --roc-pr {input.roc_pr}"
         " --reliability {input.reliability} --mistakes {input.mistakes} --votes {input.votes}"
         " --disagreements {input.disagreements} --examples {output.examples}"
-        " --network {output.network} --curves {output.curves} --out {output.html} > {log} 2>&1"
+        " --network {output.network} --curves {output.curves} --sky-map {output.sky_map} --out {output.html} > {log} 2>&1"

@@ -1,0 +1,59 @@
+"""The report's sky map and its table of the uncertain galaxies, on a small made-up sample."""
+
+import numpy as np
+import pandas as pd
+
+from nightskynet.classes import CLASS_NAMES
+from nightskynet.report import sky_map, uncertain_table
+
+
+def sample(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = pd.DataFrame(
+        {
+            "objid": np.arange(n, dtype=np.int64) + 587722983360102542,
+            "ra": rng.uniform(-15, 15, n) % 360,  # across RA 0
+            "dec": rng.uniform(-5, 30, n),
+            "nvote": rng.integers(20, 70, n),
+        }
+    )
+    human = rng.dirichlet(np.ones(4), 10)
+    network = rng.dirichlet(np.ones(4), 10)
+    uncertain = pd.DataFrame({"objid": labels["objid"].iloc[:10].to_numpy()})
+    for k, c in enumerate(CLASS_NAMES):
+        uncertain[f"human_p_{c}"], uncertain[f"p_{c}"] = human[:, k], network[:, k]
+    uncertain["predicted"] = [CLASS_NAMES[i] for i in network.argmax(1)]
+    return labels, uncertain
+
+
+def test_the_uncertain_table_holds_every_galaxy_largest_disagreement_first():
+    labels, uncertain = sample()
+    page = uncertain_table(uncertain, labels)
+    assert page.startswith("<table class='sortable small'>")
+    rows = page.split("<tbody>")[1].split("</tr>")[:-1]
+    assert len(rows) == 10
+    gaps = [float(r.split("<td>")[5].split("<")[0]) for r in rows]
+    assert gaps == sorted(gaps, reverse=True)
+    first = uncertain.set_index("objid").loc[int(rows[0].split("<td>")[1].split("<")[0])]
+    expected = max(abs(first[f"p_{c}"] - first[f"human_p_{c}"]) for c in CLASS_NAMES)
+    assert gaps[0] == round(expected, 3)
+    assert str(labels["objid"].iloc[0]) in page  # the full 64-bit objid, not a rounded float
+
+
+def test_the_sky_map_draws_every_galaxy_on_both_panels_across_ra_zero():
+    labels, uncertain = sample()
+    predicted = pd.concat(
+        [
+            uncertain[["objid", "predicted"]].assign(is_test=False),
+            pd.DataFrame({"objid": labels["objid"].iloc[10:20], "predicted": "merger", "is_test": True}),
+        ]
+    )
+    fig = sky_map(labels, predicted)
+    sky, zoom = fig.axes
+    for ax in (sky, zoom):
+        drawn = sum(len(c.get_offsets()) for c in ax.collections)
+        assert drawn == len(labels)
+    lon = np.concatenate([c.get_offsets()[:, 0] for c in sky.collections])
+    assert np.ptp(lon) < np.radians(31)  # a footprint across RA 0 stays in one piece, centred
+    ra = np.concatenate([c.get_offsets()[:, 0] for c in zoom.collections])
+    assert np.ptp(ra) < 31 and zoom.get_xlim()[0] > zoom.get_xlim()[1]  # in one piece too; right ascension grows to the left
