@@ -4,6 +4,7 @@ import io
 import tarfile
 
 import pandas as pd
+import pytest
 from conftest import SKY_DIR, client, project_config
 from PIL import Image
 
@@ -77,7 +78,15 @@ def test_cutout_scale_fixed_or_adaptive_within_the_service_range():
     adaptive = {**fixed, "scale_mode": "adaptive"}
     assert cutout_client.cutout_scale(5.0, fixed) == 0.4
     assert cutout_client.cutout_scale(5.0, adaptive) == 0.0846 * 5.0
-    assert cutout_client.cutout_scale(1e-4, adaptive) == 0.015 and cutout_client.cutout_scale(1e6, adaptive) == 60.0
+    adaptive["size"] = 120
+    with pytest.raises(
+        ValueError,
+        match=r"petroR90_r = 0.0001 arcsec frames a 120 pix cutout at 8.46e-06 arcsec / pix .* outside the "
+        r"0.015 arcsec / pix to 60 arcsec / pix the cutout service allows",
+    ):
+        cutout_client.cutout_scale(1e-4, adaptive)
+    with pytest.raises(ValueError, match=r"at 84.6 arcsec / pix \(169 arcmin across\)"):
+        cutout_client.cutout_scale(1000.0, adaptive)
 
 
 def test_chunks_are_stable_and_spread_evenly():

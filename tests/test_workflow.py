@@ -15,7 +15,9 @@ from conftest import SKY_DIR, TINY, copy_repo, snakemake
 
 OUTPUTS = [
     "results/catalog/gz1_votes.csv",
+    "results/catalog/gz1_votes.fits",
     "results/labels/labels.csv",
+    "results/labels/labels.fits",
     "results/labels/summary.json",
     "results/images/chunk_0.tar",
     "results/images/chunk_0.manifest.csv",
@@ -31,6 +33,8 @@ OUTPUTS = [
     "results/eval/metrics.json",
     "results/eval/predictions_test.csv",
     "results/eval/predictions_uncertain.csv",
+    "results/eval/predictions_test.fits",
+    "results/eval/predictions_uncertain.fits",
     "results/eval/confusion_matrix.png",
     "results/eval/roc_pr.png",
     "results/eval/reliability.png",
@@ -69,7 +73,20 @@ def test_tiny_run_writes_every_declared_output(tiny_run):
     history = pd.read_csv(tiny_run / "results/model/history.csv")
     assert len(history) == 1
     html = (tiny_run / "results/report/report.html").read_text()
-    assert "simulated votes" in html and html.count("data:image/png;base64,") == 9
+    assert "simulated votes" in html and html.count("data:image/png;base64,") == 10
+    from astropy.table import Table
+
+    for csv in ("catalog/gz1_votes.csv", "labels/labels.csv", "eval/predictions_test.csv", "eval/predictions_uncertain.csv"):
+        frame = pd.read_csv(tiny_run / "results" / csv, dtype={"objid": "int64"})
+        twin = Table.read(tiny_run / "results" / csv.replace(".csv", ".fits"))
+        assert twin.colnames == list(frame.columns) and twin["objid"].tolist() == frame["objid"].tolist(), csv
+        for name in frame.columns:
+            if frame[name].dtype.kind == "f":
+                np.testing.assert_array_equal(np.asarray(twin[name], float), frame[name].to_numpy(float), err_msg=f"{csv} {name}")
+            else:
+                assert [str(v) for v in twin[name].tolist()] == frame[name].astype(str).tolist(), f"{csv} {name}"
+        if "ra" in frame:
+            assert str(twin["ra"].unit) == "deg" and twin["ra"].description == "right ascension (ICRS)"
     for key in (
         "balanced_accuracy",
         "accuracy_single_view",
@@ -169,6 +186,8 @@ def test_a_900000_galaxy_catalog_plans_in_under_10_seconds(tmp_path):
     (work / "results/catalog").mkdir(parents=True)
     labels.to_csv(work / "results/catalog/gz1_votes.csv", index=False)
     labels.to_csv(work / "results/labels/labels.csv", index=False)
+    for twin in ("catalog/gz1_votes.fits", "labels/labels.fits"):  # a dry run looks at their dates, not their contents
+        (work / "results" / twin).touch()
     (work / "results/labels/summary.json").write_text("{}")
     (work / "big.yaml").write_text(yaml.safe_dump({"scrape": {"chunks": 256}, "demo": {"sky_dir": str(SKY_DIR)}}))
     t0 = time.monotonic()

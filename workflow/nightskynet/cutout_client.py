@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Mapping
 
 import aiohttp
+import astropy.units as u
 import pandas as pd
 from PIL import Image
 from tqdm import tqdm
@@ -49,18 +50,33 @@ from .sky_source import cutout_url, release, service_id
 
 log = logging.getLogger(__name__)
 
-MIN_SCALE, MAX_SCALE = 0.015, 60.0
+PER_PIXEL = u.arcsec / u.pix
+SERVICE_SCALES = (0.015 * PER_PIXEL, 60.0 * PER_PIXEL)  # what getjpeg accepts
 GEOMETRY_KEYS = ("size", "scale_mode", "scale", "adaptive_k")
 CLIENT_KEYS = ("concurrency", "max_rate", "timeout_s", "max_attempts", "backoff_base_s", "backoff_max_s")
 
 
 def cutout_scale(petro_r90: float, settings: dict) -> float:
-    """Arcsec per pixel: fixed, or ``adaptive_k x petroR90_r`` clipped to the service's range."""
+    """Arcsec per pixel, as the service takes it: fixed, or ``adaptive_k x petroR90_r`` per pixel.
+
+    An adaptive scale outside what the service allows is refused (ValueError naming the radius,
+    the scale and the field it would give), never clipped: a clipped galaxy would be framed
+    unlike every other.
+    """
     if settings["scale_mode"] == "fixed":
         return float(settings["scale"])
     if not (petro_r90 > 0 and math.isfinite(petro_r90)):  # SDSS marks a failed radius as -9999
         raise ValueError(f"no valid petroR90_r ({petro_r90}) for an adaptive cutout scale")
-    return float(min(MAX_SCALE, max(MIN_SCALE, settings["adaptive_k"] * petro_r90)))
+    radius = petro_r90 * u.arcsec
+    scale = settings["adaptive_k"] * radius / u.pix
+    lo, hi = SERVICE_SCALES
+    if not lo <= scale <= hi:
+        field = (scale * settings["size"] * u.pix).to(u.arcmin)
+        raise ValueError(
+            f"petroR90_r = {radius:.4g} frames a {settings['size']} pix cutout at {scale:.4g} ({field:.3g} across), "
+            f"outside the {lo:g} to {hi:g} the cutout service allows"
+        )
+    return float(scale.to_value(PER_PIXEL))
 
 
 def request_params(ra: float, dec: float, scale: float, size: int) -> dict[str, str]:

@@ -18,9 +18,10 @@ import torch
 
 from .classes import CLASS_LABELS, CLASS_NAMES, PROB_COLUMNS
 from .figures import plt, save_figure
-from .files import write_csv_atomic, write_json_atomic
+from .files import write_json_atomic
 from .inference import averaged_probabilities, pick_device, prediction_columns, view_logits
 from .model import load_model
+from .tables import write_csv_and_fits
 from .votes import votes_kind, votes_phrase
 
 log = logging.getLogger(__name__)
@@ -374,7 +375,8 @@ def evaluate_test(predictor: Predictor, test_path: str, labels: pd.DataFrame, ou
     where = labels.loc[objids, ["ra", "dec"]].to_numpy(dtype=float)
     metrics["most_confident_mistakes"] = most_confident_mistakes(images, y, probs, objids, where, out["mistakes"], note)
     human = labels.loc[objids, list(PROB_COLUMNS)].to_numpy(dtype=float)
-    write_csv_atomic(out["predictions_test"], prediction_table(objids, human, probs, kind, predictor.saved.get("merger_threshold"), true=y))
+    table = prediction_table(objids, human, probs, kind, predictor.saved.get("merger_threshold"), true=y)
+    write_csv_and_fits(out["predictions_test"], table)
     return metrics
 
 
@@ -385,7 +387,7 @@ def compare_with_votes(predictor: Predictor, uncertain_path: str, labels: pd.Dat
         images, objids = z["images"], z["objids"]
     probs = predictor.probabilities(predictor.views(images))
     human = labels.loc[objids, list(PROB_COLUMNS)].to_numpy(dtype=float)
-    write_csv_atomic(out["predictions_uncertain"], prediction_table(objids, human, probs, kind, predictor.saved.get("merger_threshold")))
+    write_csv_and_fits(out["predictions_uncertain"], prediction_table(objids, human, probs, kind, predictor.saved.get("merger_threshold")))
     stats = plot_vote_comparison(probs, human, out["votes"], note)
     where = labels.loc[objids, ["ra", "dec"]].to_numpy(dtype=float)
     disagreements = largest_disagreements(images, human, probs, objids, where, out["disagreements"], note)

@@ -29,7 +29,8 @@ import pandas as pd
 
 from .classes import CLASS_NAMES, PROB_COLUMNS
 from .errors import InputError
-from .files import write_csv_atomic, write_json_atomic
+from .files import write_json_atomic
+from .tables import write_csv_and_fits
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ def run(catalog_csv: str | Path, out_csv: str | Path, summary_json: str | Path, 
             f"no galaxy in {catalog_csv} reaches labels.threshold = {cfg['threshold']}: nothing to train on; lower the "
             "threshold or query more galaxies"
         )
-    write_csv_atomic(out_csv, labels)
+    write_csv_and_fits(out_csv, labels)
     write_json_atomic(summary_json, summary)
     log.info(
         "%d catalog rows -> %d confident (>= %.3f), %d uncertain (%d kept), %d all don't-know",

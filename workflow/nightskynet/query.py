@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import SkyServerError
-from .files import write_csv_atomic
 from .http_retry import USER_AGENT, PermanentError, RetryPolicy, TransientError, describe_error_body, get_with_retries
 from .sky_source import release, skyserver_base_url, sql_url
+from .tables import write_csv_and_fits
 from .votes import votes_kind
 
 log = logging.getLogger(__name__)
@@ -143,6 +143,6 @@ def run(out_csv: str | Path, settings: dict, client: dict) -> pd.DataFrame:
         log.warning("dropped %d rows: %s", count, reason)
     catalog = catalog[list(CATALOG_COLUMNS)].sort_values("objid").reset_index(drop=True)
     catalog["objid"] = catalog["objid"].astype(np.int64)
-    write_csv_atomic(out_csv, catalog)
+    write_csv_and_fits(out_csv, catalog)
     log.info("wrote %d galaxies (%d fetched, %d dropped) to %s", len(catalog), len(raw), len(raw) - len(catalog), out_csv)
     return catalog

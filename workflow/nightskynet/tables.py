@@ -122,6 +122,54 @@ class ColumnInfo:
     description: str
 
 
+def _pipeline_columns() -> dict[str, ColumnInfo]:
+    from .classes import CLASS_NAMES
+
+    votes = "fraction of the Galaxy Zoo 1 votes"
+    info = {
+        "objid": ColumnInfo(None, "SDSS objID of the galaxy (64-bit integer)"),
+        "ra": ColumnInfo("deg", "right ascension (ICRS)"),
+        "dec": ColumnInfo("deg", "declination (ICRS)"),
+        "nvote": ColumnInfo(None, "number of Galaxy Zoo 1 votes"),
+        "p_el": ColumnInfo(None, f"{votes} for elliptical"),
+        "p_cw": ColumnInfo(None, f"{votes} for clockwise spiral"),
+        "p_acw": ColumnInfo(None, f"{votes} for anticlockwise spiral"),
+        "p_edge": ColumnInfo(None, f"{votes} for edge-on disk"),
+        "p_dk": ColumnInfo(None, f"{votes} for don't know"),
+        "p_mg": ColumnInfo(None, f"{votes} for merger"),
+        "p_cs": ColumnInfo(None, f"{votes} for any spiral (cw + acw + edge-on)"),
+        "petroR90_r": ColumnInfo("arcsec", "radius holding 90% of the r-band Petrosian flux"),
+        "table": ColumnInfo(None, "SkyServer table of the votes (zooSpec: with a spectrum, zooNoSpec: without)"),
+        "votes": ColumnInfo(None, "where the vote fractions come from: galaxy_zoo_1, or simulated on the demo sky"),
+        "label": ColumnInfo(None, "class with the largest renormalised vote fraction"),
+        "confidence": ColumnInfo(None, "the largest renormalised vote fraction"),
+        "split": ColumnInfo(None, "train, val, test or uncertain (below the confidence cut)"),
+        "true_class": ColumnInfo(None, "class from the votes (confident galaxies)"),
+        "predicted": ColumnInfo(None, "the network's most probable class"),
+        "merger_candidate": ColumnInfo(None, "p_merger at or above the model's merger threshold (chosen on the val split)"),
+    }
+    for name in CLASS_NAMES:
+        info[f"p_{name}"] = ColumnInfo(
+            None, f"probability of class {name}: the calibrated network's, or in the labels the renormalised vote fraction"
+        )
+        info[f"human_p_{name}"] = ColumnInfo(None, f"renormalised vote fraction for class {name} (don't-know dropped, cw + acw = face-on)")
+    return info
+
+
+PIPELINE_COLUMNS = _pipeline_columns()
+
+
+def fits_twin(csv_path: str | Path) -> Path:
+    """The FITS table written beside a workflow CSV: same name, ``.fits``."""
+    return Path(csv_path).with_suffix(".fits")
+
+
+def write_csv_and_fits(csv_path: str | Path, frame: pd.DataFrame) -> None:
+    """A workflow table as CSV (what pandas writes) and its FITS twin beside it, with units and descriptions."""
+    write_csv_atomic(csv_path, frame)
+    write_table(fits_twin(csv_path), frame, PIPELINE_COLUMNS)
+
+
 def write_table(path: str | Path, frame: pd.DataFrame, info: dict[str, ColumnInfo]) -> None:
     """Write ``frame`` in the format ``path``'s extension names, atomically; units and descriptions from ``info``."""
     path = Path(path)

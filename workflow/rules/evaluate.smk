@@ -9,6 +9,8 @@ rule evaluate:
         metrics="results/eval/metrics.json",
         predictions_test="results/eval/predictions_test.csv",
         predictions_uncertain="results/eval/predictions_uncertain.csv",
+        predictions_test_fits="results/eval/predictions_test.fits",
+        predictions_uncertain_fits="results/eval/predictions_uncertain.fits",
         confusion=report(
             "results/eval/confusion_matrix.png",
             caption="../report/confusion_matrix.rst",

@@ -4,6 +4,7 @@ rule labels:
         code=code("labels"),
     output:
         labels="results/labels/labels.csv",
+        labels_fits="results/labels/labels.fits",
         summary="results/labels/summary.json",
     log:
         "results/logs/labels.log",

@@ -4,6 +4,7 @@ rule query:
         demo_sky=demo_sky_inputs(),
     output:
         catalog="results/catalog/gz1_votes.csv",
+        catalog_fits="results/catalog/gz1_votes.fits",
     log:
         "results/logs/query.log",
     benchmark:
