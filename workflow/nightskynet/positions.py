@@ -10,6 +10,7 @@ degrees, declination in [-90, 90].
 from __future__ import annotations
 
 import astropy.units as u
+import numpy as np
 from astropy.coordinates import Angle, SkyCoord
 
 ANGLE_HELP = "decimal degrees, or sexagesimal like 10h21m00s / 10:21:00 (ra, hours) and +41d12m00s / +41:12:00 (dec)"
@@ -38,5 +39,9 @@ def position_problem(ra_deg: float, dec_deg: float) -> tuple[str, str] | None:
         return "ra", f"{ra_deg:g} degrees is outside [0, 360]"
     if not -90.0 <= dec_deg <= 90.0:
         return "dec", f"{dec_deg:g} degrees is outside [-90, 90]"
-    SkyCoord(ra=ra_deg * u.deg, dec=dec_deg * u.deg, frame="icrs")  # raises on anything astropy will not place
     return None
+
+
+def sky_coordinates(ra_deg, dec_deg) -> SkyCoord:
+    """Positions checked one by one with ``position_problem``, as one ICRS ``SkyCoord`` (raises on anything it will not place)."""
+    return SkyCoord(ra=np.asarray(ra_deg, float) * u.deg, dec=np.asarray(dec_deg, float) * u.deg, frame="icrs")

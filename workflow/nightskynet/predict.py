@@ -41,7 +41,7 @@ from .cutouts import IMAGE_SUFFIXES, has_central_source, image_files, load_cutou
 from .errors import InputError
 from .inference import pick_device, predict_proba, prediction_columns
 from .model import load_model, model_geometry
-from .positions import ANGLE_HELP, parse_angle, position_problem
+from .positions import ANGLE_HELP, parse_angle, position_problem, sky_coordinates
 from .tables import FORMAT_NAMES, ColumnInfo, TextTable, find_column, read_text_table, table_format, write_table
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,7 @@ def read_catalog(path: Path, needs_radius: bool, columns: dict[str, str | None] 
         problem = position_problem(ra, dec)
         if problem:
             raise InputError(f"{path}: {table.row_name(row)}, column {found[problem[0]]}: {problem[1]}")
+    sky_coordinates(out["ra"], out["dec"])
     if "petroR90_r" not in out:
         out["petroR90_r"] = np.nan
     _refuse_ambiguous_objids(out, path, table)
