@@ -44,11 +44,13 @@ def test_positions_off_the_sky_are_named_by_axis():
 
 
 def test_columns_are_found_under_their_usual_names_or_the_one_given():
-    frame = pd.DataFrame(columns=["objID", "RAJ2000", "DEJ2000", "RA_other"])
-    assert [find_column(frame, k, None, "c") for k in ("objid", "ra", "dec")] == ["objID", "RAJ2000", "DEJ2000"]
-    assert find_column(frame, "ra", "RA_other", "c") == "RA_other"
+    names = ["objID", "RAJ2000", "DEdeg", "RA_other"]
+    assert [find_column(names, k, None, "c") for k in ("objid", "ra", "dec")] == ["objID", "RAJ2000", "DEdeg"]
+    assert find_column(names, "ra", "RA_other", "c") == "RA_other"
     with pytest.raises(InputError, match="no column 'alpha'; the columns are objID, RAJ2000"):
-        find_column(frame, "ra", "alpha", "c")
+        find_column(names, "ra", "alpha", "c")
+    with pytest.raises(InputError, match="columns RA and ra could both be ra; name the one to use with --ra-column"):
+        find_column(["objid", "RA", "ra", "dec"], "ra", None, "c")
 
 
 @pytest.mark.parametrize("suffix", [".fits", ".vot", ".ecsv", ".csv"])
@@ -91,12 +93,65 @@ def test_a_sexagesimal_votable_reads_as_its_decimal_twin(tmp_path):
     np.testing.assert_allclose(catalog["dec"], [41.2, -5.5], atol=1e-12)
 
 
+def test_a_numeric_column_with_an_angle_unit_is_converted_and_ra_360_is_0(tmp_path):
+    table = Table({"objid": [1, 2], "ra": [10.35, 24.0], "dec": [-30.0, 12.0], "petroR90_r": [0.1, 0.05]})
+    table["ra"].unit, table["dec"].unit, table["petroR90_r"].unit = "hourangle", "deg", "arcmin"
+    table.write(tmp_path / "c.ecsv")
+    catalog = read_catalog(tmp_path / "c.ecsv", needs_radius=True)
+    np.testing.assert_allclose(catalog["ra"], [155.25, 0.0], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(catalog["petroR90_r"], [6.0, 3.0], rtol=0, atol=1e-9)
+    table["ra"].unit = "mag"
+    table.write(tmp_path / "mag.ecsv")
+    with pytest.raises(InputError, match="column ra has unit 'mag', which is not an angle"):
+        read_catalog(tmp_path / "mag.ecsv", needs_radius=False)
+
+
+def test_sexagesimal_hours_are_exact_and_signs_hold():
+    assert parse_angle("10:00:00", "ra") == 150.0
+    assert parse_angle("-00:30:00", "dec") == -0.5 and parse_angle("-0d30m00s", "dec") == -0.5
+
+
+def test_a_file_with_several_tables_is_refused_not_half_read(tmp_path):
+    from astropy.io import fits
+
+    one = fits.BinTableHDU(Table({"objid": [1], "ra": [1.0], "dec": [0.0]}))
+    two = fits.BinTableHDU(Table({"objid": [2], "ra": [2.0], "dec": [0.0]}))
+    fits.HDUList([fits.PrimaryHDU(), one, two]).writeto(tmp_path / "two.fits")
+    with pytest.raises(InputError, match="holds 2 tables; give a FITS file holding just the catalog"):
+        read_catalog(tmp_path / "two.fits", needs_radius=False)
+    from astropy.io.votable.tree import Resource, VOTableFile
+    from astropy.io.votable.tree import TableElement as VOTable
+
+    vot = VOTableFile()
+    resource = Resource()
+    vot.resources.append(resource)
+    for t in (Table({"objid": [1], "ra": [1.0], "dec": [0.0]}), Table({"objid": [2], "ra": [2.0], "dec": [0.0]})):
+        resource.tables.append(VOTable.from_table(vot, t))
+    vot.to_xml(str(tmp_path / "two.vot"))
+    with pytest.raises(InputError, match="holds 2 tables; give a VOTable file"):
+        read_catalog(tmp_path / "two.vot", needs_radius=False)
+
+
+def test_only_the_columns_used_are_read_and_big_unsigned_objids_fit(tmp_path):
+    Table(
+        {
+            "objid": np.array([BIG, 2**63 - 1], np.uint64),
+            "ra": np.array([1.0, 2.0], ">f8"),
+            "dec": [0.0, 1.0],
+            "mags": np.zeros((2, 5)),  # a column of arrays, not used: no obstacle
+        }
+    ).write(tmp_path / "c.fits")
+    assert read_catalog(tmp_path / "c.fits", needs_radius=False)["objid"].tolist() == [BIG, 2**63 - 1]
+
+
 @pytest.mark.parametrize(
     "columns, expected",
     [
         ({"objid": [1, 2], "ra": [10.0, 400.0], "dec": [0.0, 0.0]}, "row 2, column ra: 400 degrees is outside [0, 360]"),
         ({"objid": [1, 2], "ra": ["10h", "xx"], "dec": ["0", "0"]}, "row 2, column ra: 'xx' is not an angle"),
-        ({"objid": [1.5, 2.0], "ra": [1.0, 2.0], "dec": [0.0, 0.0]}, "row 1, column objid: '1.5' is not an integer"),
+        ({"objid": [1, 2], "ra": [1.0, np.nan], "dec": [0.0, 0.0]}, "row 2, column ra: '' is empty"),
+        ({"objid": [1.5, 2.0], "ra": [1.0, 2.0], "dec": [0.0, 0.0]}, "row 1, column objid: '1.5' is a floating-point value"),
+        ({"objid": np.array([2**63 + 5], np.uint64), "ra": [1.0], "dec": [0.0]}, "is outside the signed 64-bit range of an objid"),
         ({"id_other": [1], "ra": [1.0], "dec": [0.0]}, "missing objid"),
     ],
 )
@@ -108,12 +163,13 @@ def test_a_bad_fits_value_is_named_by_row_column_and_value(tmp_path, columns, ex
 
 def test_masked_cells_read_as_empty_and_are_refused(tmp_path):
     Table({"objid": [1, 2], "ra": MaskedColumn([1.0, 2.0], mask=[False, True]), "dec": [0.0, 0.0]}).write(tmp_path / "c.ecsv")
-    assert read_text_table(tmp_path / "c.ecsv").frame["ra"].tolist() == ["1.0", ""]
-    with pytest.raises(InputError, match="row 2, column ra: '' is not an angle"):
+    assert read_text_table(tmp_path / "c.ecsv").text("ra") == ["1.0", ""]
+    with pytest.raises(InputError, match=r"row 2, column ra: '' is empty \(a masked or missing value\)"):
         read_catalog(tmp_path / "c.ecsv", needs_radius=False)
 
 
 def test_a_file_that_is_not_what_its_name_says_gets_one_line(tmp_path):
     (tmp_path / "c.fits").write_text("objid,ra,dec\n1,2,3\n")
-    with pytest.raises(InputError, match="not a readable FITS table"):
+    with pytest.raises(InputError, match="not a readable FITS file") as info:
         read_catalog(tmp_path / "c.fits", needs_radius=False)
+    assert "Error:" not in str(info.value)

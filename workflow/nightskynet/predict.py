@@ -41,7 +41,7 @@ from .cutouts import IMAGE_SUFFIXES, has_central_source, image_files, load_cutou
 from .errors import InputError
 from .inference import pick_device, predict_proba, prediction_columns
 from .model import load_model, model_geometry
-from .positions import ANGLE_HELP, parse_angle, position_problem, sky_coordinates
+from .positions import arcsec, check_angle_unit, decimal, parse_angle, position_problem, sky_coordinates
 from .tables import FORMAT_NAMES, ColumnInfo, TextTable, find_column, read_text_table, table_format, write_table
 
 log = logging.getLogger(__name__)
@@ -67,59 +67,79 @@ CATALOG_KEYS = ("objid", "ra", "dec", "petroR90_r")
 
 
 def read_catalog(path: Path, needs_radius: bool, columns: dict[str, str | None] | None = None) -> pd.DataFrame:
-    """The catalog's objid, ra, dec (and petroR90_r) in degrees, each value checked; one line naming the first bad one.
+    """The catalog's objid, ra, dec in degrees (and petroR90_r in arcsec), each value checked; one line naming the first bad one.
 
     ``path`` is CSV, ECSV, FITS or VOTable; ``columns`` maps objid/ra/dec to the user's column names
-    (default: the usual names, ``tables.USUAL_NAMES``).
+    (default: the usual names, ``tables.USUAL_NAMES``). Numeric columns with a unit are converted from it.
     """
     table = read_text_table(path)
-    frame, columns = table.frame, columns or {}
+    columns = columns or {}
     needed = ["objid", "ra", "dec"] + (["petroR90_r"] if needs_radius else [])
-    found = {key: find_column(frame, key, columns.get(key), str(path)) for key in CATALOG_KEYS}
+    found = {key: find_column(table.names, key, columns.get(key), str(path)) for key in CATALOG_KEYS}
     missing = [key for key in needed if found[key] is None]
     if missing:
         extra = " (the model's cutouts are framed by each galaxy's petroR90_r)" if "petroR90_r" in missing else ""
         raise InputError(
             f"{path}: a catalog to predict needs columns {', '.join(needed)} (or their usual names, or --id-column, "
-            f"--ra-column, --dec-column); missing {', '.join(missing)}{extra}. Its columns: {', '.join(frame.columns)}"
+            f"--ra-column, --dec-column); missing {', '.join(missing)}{extra}. Its columns: {', '.join(table.names)}"
         )
-    if frame.empty:
+    if table.n_rows == 0:
         raise InputError(f"{path}: the catalog has no rows")
-    out = pd.DataFrame(index=frame.index)
-    for key, parse in (("objid", _parse_objid), ("ra", _parse_ra), ("dec", _parse_dec), ("petroR90_r", float)):
-        if found[key] is None:
+    out = pd.DataFrame(index=range(table.n_rows))
+    for key in CATALOG_KEYS:
+        name = found[key]
+        if name is None:
             continue
+        unit = table.unit(name)
+        if key in ("ra", "dec") and check_angle_unit(unit):
+            raise InputError(f"{path}: column {name} {check_angle_unit(unit)}")
+        parse = _cell_parser(key, unit)
         values = []
-        for row, text in zip(frame.index, frame[found[key]]):
+        for row, text in enumerate(table.text(name)):
             try:
                 values.append(parse(text))
-            except ValueError:
-                what = "an integer" if key == "objid" else (f"an angle ({ANGLE_HELP})" if key in ("ra", "dec") else "a number")
-                raise InputError(f"{path}: {table.row_name(row)}, column {found[key]}: {text!r} is not {what}") from None
+            except ValueError as err:
+                raise InputError(f"{path}: {table.row_name(row)}, column {name}: {text!r} {err}") from None
         out[key] = np.array(values, dtype=np.int64 if key == "objid" else np.float64)
     for row, ra, dec in zip(out.index, out["ra"], out["dec"]):
         problem = position_problem(ra, dec)
         if problem:
             raise InputError(f"{path}: {table.row_name(row)}, column {found[problem[0]]}: {problem[1]}")
-    sky_coordinates(out["ra"], out["dec"])
+    coords = sky_coordinates(out["ra"], out["dec"])
+    out["ra"], out["dec"] = coords.ra.deg, coords.dec.deg
     if "petroR90_r" not in out:
         out["petroR90_r"] = np.nan
     _refuse_ambiguous_objids(out, path, table)
-    return out.reset_index(drop=True)
+    return out
 
 
-def _parse_ra(text: str) -> float:
-    return parse_angle(text, "ra")
+def _cell_parser(key: str, unit: str | None):
+    """How one cell of the ``key`` column becomes a value; each raises ValueError saying what is wrong."""
+    if key == "objid":
+        return _parse_objid
+    if key in ("ra", "dec"):
+        return lambda text: parse_angle(text, key, unit)
 
+    def radius(text: str) -> float:
+        number = decimal(text)
+        if number is None:
+            raise ValueError("is not a number" if text else "is empty (a masked or missing value)")
+        return arcsec(number, unit)
 
-def _parse_dec(text: str) -> float:
-    return parse_angle(text, "dec")
+    return radius
 
 
 def _parse_objid(text: str) -> int:
-    value = int(text.strip())  # exact for 64-bit SDSS objids, which a float would round
+    if not text:
+        raise ValueError("is empty (a masked or missing value)")
+    try:
+        value = int(text)  # exact for 64-bit SDSS objids, which a float would round
+    except ValueError:
+        if decimal(text) is not None:
+            raise ValueError("is a floating-point value; objids need an integer column (a float cannot hold an SDSS objid)") from None
+        raise ValueError("is not an integer") from None
     if not -(2**63) <= value < 2**63:
-        raise ValueError(text)
+        raise ValueError("is outside the signed 64-bit range of an objid")
     return value
 
 
@@ -196,7 +216,10 @@ def column_info(from_catalog: bool, tta: bool, threshold: float | None) -> dict[
         "source": ColumnInfo(None, "objid of the catalog row" if from_catalog else "file name of the cutout"),
         "predicted": ColumnInfo(None, "the most probable class"),
         "merger_candidate": ColumnInfo(
-            None, f"p_merger at or above the model's merger threshold ({threshold:.4g})" if threshold is not None else "p_merger threshold"
+            None,
+            f"p_merger at or above the model's merger threshold ({threshold:.4g})"
+            if threshold is not None
+            else "always false: the model has no merger threshold (its val split held no merger)",
         ),
         "ra": ColumnInfo("deg", "right ascension (ICRS) of the cutout's centre"),
         "dec": ColumnInfo("deg", "declination (ICRS) of the cutout's centre"),

@@ -101,7 +101,7 @@ def sky_map(labels: pd.DataFrame, predicted: pd.DataFrame):
     others = np.setdiff1d(np.arange(len(positions)), at)
     ra_near_centre = centre - np.degrees(lon)  # continuous across RA 0 for the close-up; labelled modulo 360
     for ax, x, y in ((ax_sky, lon, lat), (ax_zoom, ra_near_centre, positions["dec"].to_numpy())):
-        ax.scatter(x[others], y[others], s=3, c="#c8c8c8", lw=0, label="trained on (no network class shown)")
+        ax.scatter(x[others], y[others], s=3, c="#c8c8c8", lw=0, label="no network class shown")
         for name in CLASS_NAMES:
             for is_test, size, edge in ((False, 9, "none"), (True, 26, "black")):
                 pick = at[(shown["predicted"].to_numpy() == name) & (shown["is_test"].to_numpy() == is_test)]
@@ -123,7 +123,7 @@ def sky_map(labels: pd.DataFrame, predicted: pd.DataFrame):
     handles = [Line2D([], [], ls="", marker="o", ms=6, color=CLASS_COLOURS[c], label=CLASS_LABELS[c]) for c in CLASS_NAMES]
     handles += [
         Line2D([], [], ls="", marker="o", ms=7, color="white", markeredgecolor="black", label="test galaxy (ringed)"),
-        Line2D([], [], ls="", marker="o", ms=4, color="#c8c8c8", label="train/val galaxy"),
+        Line2D([], [], ls="", marker="o", ms=4, color="#c8c8c8", label="trained on, or no cutout"),
     ]
     fig.legend(handles=handles, loc="lower center", ncol=6, frameon=False, fontsize=9, title="colour: the network's class")
     fig.subplots_adjust(left=0.04, right=0.98, top=0.92, bottom=0.2, wspace=0.15)
@@ -131,7 +131,8 @@ def sky_map(labels: pd.DataFrame, predicted: pd.DataFrame):
 
 
 SORTABLE = """<script>
-document.querySelectorAll('table.sortable th').forEach(function (th, col) {
+document.querySelectorAll('table.sortable th').forEach(function (th) {
+  var col = th.cellIndex;
   th.style.cursor = 'pointer';
   th.title = 'click to sort';
   th.addEventListener('click', function () {
@@ -515,8 +516,8 @@ def sky_section(inputs: dict, figures: dict, votes: str) -> list[str]:
         figure(
             save_png(sky_map(labels, predicted), figures["sky_map"]),
             f"Where the {len(labels):,} galaxies are (ICRS), coloured by the network's class: the {len(test)} test galaxies ringed, "
-            f"the {len(uncertain)} uncertain galaxies compared with the votes as dots, the galaxies trained on in grey. "
-            "Left: the whole sky, east to the left; right: the survey area.",
+            f"the {len(uncertain)} uncertain galaxies compared with the votes as dots, the galaxies trained on (and any without "
+            "a cutout) in grey. Left: the whole sky, east to the left; right: the survey area.",
         ),
         f"<details><summary>All {len(uncertain):,} uncertain galaxies: the human vote fractions ({html.escape(votes)}) beside the "
         "network's probabilities, largest disagreement first (click a column to sort)</summary>",

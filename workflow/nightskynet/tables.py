@@ -1,8 +1,9 @@
 """Catalog tables in the formats astronomers use: CSV, ECSV, FITS and VOTable, chosen by extension.
 
-* Reading: every column comes back as text, one string per cell (an empty string for a masked or
-  missing value), so the caller checks each value itself and names the row of a bad one. A row is
-  named by its line in a CSV (the header is line 1) and by its number (1-based) in the others.
+* Reading: a file must hold one table. A column comes back as text, one string per cell (an empty
+  string for a masked or missing value), with its unit, so the caller checks each value itself and
+  names the row of a bad one; only the columns asked for are converted. A row is named by its line
+  in a CSV (the header is line 1) and by its number (1-based) in the others.
 * Columns by their usual names: ``find_column`` looks a column up under the names catalogs use for
   it (``ra``, ``RA``, ``RAJ2000``, ``ra_deg``...), case-insensitively, unless the user named it.
 * Writing: CSV exactly as pandas writes it (the workflow's tables stay byte-identical); ECSV, FITS
@@ -39,18 +40,48 @@ FORMAT_NAMES = "CSV (.csv), ECSV (.ecsv), FITS (.fits) or VOTable (.vot, .xml)"
 USUAL_NAMES = {
     "objid": ("objid", "objid_dr7", "dr7objid", "obj_id", "specobjid", "id", "source_id"),
     "ra": ("ra", "ra_deg", "radeg", "raj2000", "_raj2000", "ra_icrs", "alpha_j2000", "ra_j2000"),
-    "dec": ("dec", "dec_deg", "decdeg", "dej2000", "_dej2000", "decj2000", "de_icrs", "dec_icrs", "delta_j2000", "dec_j2000"),
+    "dec": (
+        "dec",
+        "dec_deg",
+        "decdeg",
+        "dedeg",
+        "de_deg",
+        "dej2000",
+        "_dej2000",
+        "decj2000",
+        "de_icrs",
+        "dec_icrs",
+        "delta_j2000",
+        "dec_j2000",
+    ),
     "petroR90_r": ("petror90_r", "petror90"),
 }
 
 
 @dataclass(frozen=True)
 class TextTable:
-    """A table read as text: ``frame`` (every cell a string), ``first_row`` (the number of its first row) and ``row_word``."""
+    """A table whose cells are read as text on demand: ``names`` (its columns), ``text(name)`` (one
+    string per row, '' for a masked or missing cell), ``unit(name)`` (the column's unit or None),
+    and how its rows are named in messages (``row_name``: "line 2" in a CSV, "row 1" otherwise)."""
 
-    frame: pd.DataFrame
+    source: object  # a pandas DataFrame of strings (CSV) or an astropy Table
+    n_rows: int
     first_row: int
     row_word: str
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.source.columns) if isinstance(self.source, pd.DataFrame) else list(self.source.colnames)
+
+    def text(self, name: str) -> list[str]:
+        if isinstance(self.source, pd.DataFrame):
+            return [v.strip() for v in self.source[name]]
+        return _as_text(self.source[name])
+
+    def unit(self, name: str) -> str | None:
+        if isinstance(self.source, pd.DataFrame) or self.source[name].unit is None:
+            return None
+        return self.source[name].unit.to_string()
 
     def row_name(self, index: int) -> str:
         return f"{self.row_word} {index + self.first_row}"
@@ -62,7 +93,7 @@ def table_format(path: str | Path) -> str | None:
 
 
 def read_text_table(path: str | Path) -> TextTable:
-    """Read a CSV, ECSV, FITS or VOTable file as text cells; one clear line when it cannot be read."""
+    """Read a CSV, ECSV, FITS or VOTable file holding one table; one clear line when it cannot be read."""
     path = Path(path)
     fmt = table_format(path)
     if fmt is None:
@@ -72,47 +103,75 @@ def read_text_table(path: str | Path) -> TextTable:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False)
         except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
             raise InputError(f"{path}: not a readable CSV catalog ({err})") from None
-        return TextTable(frame, 2, "line")
+        return TextTable(frame, len(frame), 2, "line")
     from astropy.table import Table
 
+    kind = fmt.replace("ascii.", "").upper().replace("VOTABLE", "VOTable")
+    try:
+        count = _count_tables(path, fmt)
+    except Exception as err:  # noqa: BLE001 - astropy raises many types for a file that is not what its name says
+        raise InputError(f"{path}: not a readable {kind} file ({err})") from None
+    if count != 1:
+        raise InputError(f"{path}: holds {count} tables; give a {kind} file holding just the catalog to predict")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # unit and VOTable-dialect warnings say nothing a user can act on here
             table = Table.read(path, format=fmt)
-    except Exception as err:  # noqa: BLE001 - astropy raises many types for a file that is not what its name says
-        raise InputError(f"{path}: not a readable {fmt.replace('ascii.', '').upper()} table ({type(err).__name__}: {err})") from None
-    return TextTable(pd.DataFrame({name: _as_text(table[name]) for name in table.colnames}), 1, "row")
+    except Exception as err:  # noqa: BLE001 - as above
+        raise InputError(f"{path}: not a readable {kind} table ({err})") from None
+    return TextTable(table, len(table), 1, "row")
+
+
+def _count_tables(path: Path, fmt: str) -> int:
+    """How many tables a FITS (table HDUs) or VOTable file holds (ECSV: always one)."""
+    if fmt == "fits":
+        from astropy.io import fits
+
+        with fits.open(path) as hdus:
+            return sum(isinstance(h, (fits.BinTableHDU, fits.TableHDU)) for h in hdus)
+    if fmt == "votable":
+        from astropy.io.votable import parse
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return sum(1 for _ in parse(str(path)).iter_tables())
+    return 1
 
 
 def _as_text(column) -> list[str]:
     """Cells of an astropy column as strings: integers exact, floats in full precision, masked as ''."""
-    mask = np.ma.getmaskarray(column) if hasattr(column, "mask") else np.zeros(len(column), bool)
     if column.ndim > 1:
-        raise InputError(f"column {column.name} holds arrays, not one value per row")
-    values = np.asarray(column)
+        raise InputError(f"column {column.name} holds {column.shape[1:]} values per row, not one")
+    mask = np.ma.getmaskarray(column) if hasattr(column, "mask") else np.zeros(len(column), bool)
     out = []
-    for value, masked in zip(values, mask):
+    for value, masked in zip(np.asarray(column), mask):
         if masked:
             out.append("")
         elif isinstance(value, bytes):
             out.append(value.decode("utf-8", "replace").strip())
         elif isinstance(value, (np.floating, float)):
-            out.append(repr(float(value)) if np.isfinite(value) else "")
+            out.append(repr(float(value)))
         else:
             out.append(str(value).strip())
     return out
 
 
-def find_column(frame: pd.DataFrame, key: str, given: str | None, where: str) -> str | None:
-    """The column holding ``key``: the one the user named (which must exist), else the first of its usual names."""
+def find_column(names: list[str], key: str, given: str | None, where: str) -> str | None:
+    """The column holding ``key``: the one the user named (which must exist), else the first of its usual names.
+
+    Two columns that differ only in case (``RA`` and ``ra``) are refused as ambiguous.
+    """
     if given:
-        if given not in frame.columns:
-            raise InputError(f"{where}: no column {given!r}; the columns are {', '.join(frame.columns)}")
+        if given not in names:
+            raise InputError(f"{where}: no column {given!r}; the columns are {', '.join(names)}")
         return given
-    by_lower = {c.lower(): c for c in frame.columns}
-    for name in USUAL_NAMES[key]:
-        if name in by_lower:
-            return by_lower[name]
+    for usual in USUAL_NAMES[key]:
+        matches = [c for c in names if c.lower() == usual]
+        if len(matches) > 1:
+            option = {"objid": "--id-column", "ra": "--ra-column", "dec": "--dec-column"}.get(key, "an option")
+            raise InputError(f"{where}: columns {' and '.join(matches)} could both be {key}; name the one to use with {option}")
+        if matches:
+            return matches[0]
     return None
 
 
