@@ -17,7 +17,8 @@ SHARD_CFG = {"total": 640, "merger_fraction": 0.01, "crop": 60, "max_shift": 4, 
 def train_cfg(recipe: str, **recipe_overrides) -> dict:
     cfg = project_config()["train"]
     cfg["recipe"] = recipe
-    cfg[recipe] = {**cfg[recipe], "epochs": 3, "batch_size": 64, **recipe_overrides}
+    small = {"width": 8} if recipe == "resnet" else {}  # the mechanisms under test do not need the default width
+    cfg[recipe] = {**cfg[recipe], "epochs": 3, "batch_size": 64, **small, **recipe_overrides}
     if recipe == "study":
         cfg["study"]["patience"] = 5
     return cfg
