@@ -313,7 +313,7 @@ def save_png(fig, path: str | Path) -> str:
 
 def versions() -> dict[str, str]:
     out = {"nightskynet": __version__, "python": platform.python_version()}
-    for name in ("snakemake", "torch", "numpy", "pandas", "pillow", "aiohttp", "matplotlib"):
+    for name in ("snakemake", "torch", "numpy", "pandas", "pillow", "aiohttp", "matplotlib", "astropy"):
         try:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
