@@ -6,11 +6,22 @@ from snakemake.settings.types import DeploymentMethod
 from nightskynet.config import ConfigError, check_command_on_path, runtime_keys
 from nightskynet.package_modules import module_files
 
-if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
+
+def require_nightskynet_command():
+    """Every job runs the `nightskynet` command: stop before the first one when PATH lacks it
+    (checked when jobs are about to run, so --lint and dry runs work without the environment).
+    """
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+        return
     try:
         check_command_on_path()
     except ConfigError as err:
         raise WorkflowError(str(err)) from None
+
+
+onstart:
+    require_nightskynet_command()
+
 
 CHUNKS = list(range(config["scrape"]["chunks"]))
 TRAIN_SHARDS = list(range(config["shards"]["train_shards"]))
