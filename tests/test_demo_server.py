@@ -11,7 +11,17 @@ import pytest
 from conftest import SKY_DIR
 from PIL import Image
 
-from nightskynet.demo_sky import PETRO_R90_R, build_demo_sky
+from nightskynet.demo_server import running_demo_sky
+from nightskynet.demo_sky import (
+    COPY_OBJID_BASE,
+    FOOTPRINT_DEC,
+    FOOTPRINT_RA,
+    MIN_SEPARATION_DEG,
+    PETRO_R90_R,
+    SkyIndex,
+    build_demo_sky,
+)
+from nightskynet.errors import DemoSkyError
 from nightskynet.query import build_sql
 
 
@@ -115,3 +125,61 @@ def test_off_footprint_is_a_404_with_a_jpeg_body(demo_sky_url):
 def test_out_of_range_parameters_are_a_400_with_json(demo_sky_url, params):
     status, ctype, body = cutout(demo_sky_url, **{"scale": 0.4, "width": 120, "height": 120, **params})
     assert status == 400 and "ErrorMessage" in json.loads(body)
+
+
+# ---- the scaled sky (demo.scale_to) -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scaled_sky():
+    return build_demo_sky(SKY_DIR, seed=1, scale_to=20_000)
+
+
+def test_a_scaled_sky_keeps_the_bundled_galaxies_and_adds_copies_2_arcmin_apart(sky, scaled_sky):
+    cat = scaled_sky.catalog
+    assert len(cat) == 20_000 and cat["objid"].is_unique
+    assert cat.iloc[: len(sky.catalog)].equals(sky.catalog)  # the bundled galaxies exactly as without scale_to
+    copies = cat.iloc[len(sky.catalog) :]
+    assert (copies["objid"] > COPY_OBJID_BASE).all() and copies["image"].isin(sky.catalog["image"]).all()
+    assert copies["image"].value_counts().max() - copies["image"].value_counts().min() <= 1  # every image about equally often
+    assert scaled_sky.catalog.equals(build_demo_sky(SKY_DIR, seed=1, scale_to=20_000).catalog)  # deterministic
+    assert not cat.equals(build_demo_sky(SKY_DIR, seed=2, scale_to=20_000).catalog)
+    assert cat["ra"].between(*FOOTPRINT_RA).all() and cat["dec"].between(*FOOTPRINT_DEC).all()
+    index = SkyIndex(cat["ra"].to_numpy(), cat["dec"].to_numpy())
+    nearest = [
+        np.sort(index.separations_deg(index.within(r.ra, r.dec, 1.0), r.ra, r.dec))[1]
+        for r in cat.sample(2000, random_state=0).itertuples()
+    ]
+    assert min(nearest) >= MIN_SEPARATION_DEG - 1e-6
+    # copies get their own votes: the same image is confident in some copies, not in others
+    assert copies.groupby("image")["p_el"].nunique().max() > 1
+
+
+def test_a_scale_to_below_the_bundled_sample_or_past_the_footprint_is_refused():
+    with pytest.raises(DemoSkyError, match=r"demo.scale_to = 1000: must be 0 .* or at least 1,500"):
+        build_demo_sky(SKY_DIR, seed=1, scale_to=1000)
+    with pytest.raises(DemoSkyError, match=r"demo.scale_to: the demo footprint holds at most [\d,]+ galaxies 2 arcmin apart"):
+        build_demo_sky(SKY_DIR, seed=1, scale_to=5_000_000)
+
+
+def test_the_sky_index_finds_what_a_search_of_every_galaxy_finds():
+    rng = np.random.default_rng(3)
+    ra, dec = rng.uniform(0, 360, 20_000), np.degrees(np.arcsin(rng.uniform(-1, 1, 20_000)))
+    index = SkyIndex(ra, dec)
+    for q_ra, q_dec, radius in [(0.1, 0.0, 1.0), (359.9, 10.0, 2.0), (180.0, 88.5, 3.0), (40.0, -89.9, 0.5), (200.0, 54.0, 0.3)]:
+        every = np.flatnonzero(index.separations_deg(np.arange(len(ra)), q_ra, q_dec) < radius)
+        assert np.array_equal(index.within(q_ra, q_dec, radius), every), (q_ra, q_dec, radius)
+
+
+def test_a_scaled_sky_serves_its_copies_by_sql_and_by_cutout(scaled_sky):
+    with running_demo_sky(SKY_DIR, seed=1, scale_to=20_000) as url:
+        status, _, body = sql(
+            url, f"SELECT TOP 5 z.objid, z.ra, z.dec FROM zooSpec AS z WHERE z.objid > {COPY_OBJID_BASE} ORDER BY z.objid"
+        )
+        rows = body.decode().splitlines()[2:]
+        assert status == 200 and len(rows) == 5 and all(int(r.split(",")[0]) > COPY_OBJID_BASE for r in rows)
+        copy = scaled_sky.catalog.set_index("objid").loc[int(rows[0].split(",")[0])]
+        status, _, body = cutout(url, ra=copy.ra, dec=copy.dec, scale=0.4, width=120, height=120)
+    img = np.asarray(Image.open(io.BytesIO(body)).convert("RGB"), dtype=float)
+    stored = np.asarray(Image.open(SKY_DIR / copy.image).convert("RGB").resize((120, 120), Image.Resampling.LANCZOS), dtype=float)
+    assert status == 200 and np.abs(img - stored).mean() < 6

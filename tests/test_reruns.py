@@ -22,6 +22,7 @@ OTHER_VALUE = {
     "source": "sdss",
     "sdss.base_url": "https://skyserver.example.org",
     "sdss.release": "dr16",
+    "demo.scale_to": 3000,
     "query.tables": ["zooSpec"],
     "scrape.scale_mode": "adaptive",
     "scrape.size": 128,

@@ -60,7 +60,7 @@ def _positive_float(text: str) -> float:
 def cmd_demo_sky(args) -> None:
     from .demo_server import serve
 
-    asyncio.run(serve(args.sky_dir, args.seed, args.host, args.port, args.max_rows, args.latency_ms / 1000))
+    asyncio.run(serve(args.sky_dir, args.seed, args.host, args.port, args.max_rows, args.latency_ms / 1000, args.scale_to))
 
 
 def cmd_query(args) -> None:
@@ -343,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=0, help="0 picks a free port; the URL is printed on stdout")
     s.add_argument("--max-rows", type=_positive_int, default=500_000, help="row cap per SQL answer (the real service: 500,000)")
     s.add_argument("--latency-ms", type=_non_negative_float, default=0.0, help="delay added to every answer")
+    s.add_argument(
+        "--scale-to", type=int, default=0, help="serve N galaxies: the bundled ones plus copies of their images (0: the bundled ones)"
+    )
     s.set_defaults(func=cmd_demo_sky)
     add_acquisition_parsers(sub)
     add_shard_parsers(sub)

@@ -41,8 +41,8 @@ from .demo_sky import (
     TABLES,
     ZOO_COLUMNS,
     DemoSky,
+    SkyIndex,
     build_demo_sky,
-    unit_vector,
 )
 from .errors import DemoSkyError
 
@@ -78,8 +78,9 @@ class DemoSkyServer:
         self.tables = {name: cat[cat["table"] == name].reset_index(drop=True) for name in TABLES}
         self.catalog = cat
         self._ra, self._dec = cat["ra"].to_numpy(), cat["dec"].to_numpy()
-        self._images = [sky.sky_dir / name for name in cat["image"]]
-        self._vectors = unit_vector(self._ra, self._dec)
+        names, self._image_of = np.unique(cat["image"].to_numpy(), return_inverse=True)  # a scaled sky repeats images
+        self._images = [sky.sky_dir / name for name in names]
+        self._index = SkyIndex(self._ra, self._dec)
         self._resized: OrderedDict[tuple[int, int], Image.Image] = OrderedDict()
 
     # ---- SQL -------------------------------------------------------------------------------
@@ -129,12 +130,12 @@ class DemoSkyServer:
     def in_footprint(self, ra: float, dec: float) -> bool:
         return FOOTPRINT_RA[0] <= ra <= FOOTPRINT_RA[1] and FOOTPRINT_DEC[0] <= dec <= FOOTPRINT_DEC[1]
 
-    def _stored_resized(self, index: int, size: int) -> Image.Image:
-        key = (index, size)
+    def _stored_resized(self, image: int, size: int) -> Image.Image:
+        key = (image, size)
         if key in self._resized:
             self._resized.move_to_end(key)
             return self._resized[key]
-        with Image.open(self._images[index]) as im:
+        with Image.open(self._images[image]) as im:
             im.draft("RGB", (size, size))  # let libjpeg decode at a reduced scale when shrinking
             img = im.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
         self._resized[key] = img
@@ -146,16 +147,16 @@ class DemoSkyServer:
         """A JPEG of width x height pixels at ``scale`` arcsec/px centred on (ra, dec), north up, east left."""
         canvas = Image.new("RGB", (width, height), (0, 0, 0))
         field_radius = math.hypot(width, height) * scale / 2 + STORED_SIZE_PX * NATIVE_SCALE / math.sqrt(2)
-        centre = unit_vector(np.array([ra]), np.array([dec]))[0]
-        sep_deg = np.degrees(np.arccos(np.clip(self._vectors @ centre, -1.0, 1.0)))
-        near = np.flatnonzero(sep_deg * 3600 < field_radius)
+        candidates = self._index.candidates(ra, dec, field_radius / 3600)
+        sep_deg = self._index.separations_deg(candidates, ra, dec)
+        near, sep_deg = candidates[sep_deg * 3600 < field_radius], sep_deg[sep_deg * 3600 < field_radius]
         size = max(1, round(STORED_SIZE_PX * NATIVE_SCALE / scale))
-        for index in near[np.argsort(-sep_deg[near])]:  # nearest galaxy drawn last, on top
+        for index in near[np.argsort(-sep_deg, kind="stable")]:  # nearest galaxy drawn last, on top
             g_ra, g_dec = self._ra[index], self._dec[index]
             d_ra = ((g_ra - ra + 180.0) % 360.0) - 180.0
             x = width / 2 - d_ra * math.cos(math.radians(dec)) * 3600 / scale
             y = height / 2 - (g_dec - dec) * 3600 / scale
-            canvas.paste(self._stored_resized(int(index), size), (round(x - size / 2), round(y - size / 2)))
+            canvas.paste(self._stored_resized(int(self._image_of[index]), size), (round(x - size / 2), round(y - size / 2)))
         buf = io.BytesIO()
         canvas.save(buf, format="JPEG", quality=self.jpeg_quality)
         return buf.getvalue()
@@ -234,8 +235,8 @@ def make_app(server: DemoSkyServer, latency_s: float = 0.0) -> web.Application:
     return app
 
 
-async def serve(sky_dir: str, seed: int, host: str, port: int, max_rows: int, latency_s: float) -> None:
-    server = DemoSkyServer(build_demo_sky(sky_dir, seed), max_rows=max_rows)
+async def serve(sky_dir: str, seed: int, host: str, port: int, max_rows: int, latency_s: float, scale_to: int = 0) -> None:
+    server = DemoSkyServer(build_demo_sky(sky_dir, seed, scale_to), max_rows=max_rows)
     runner = web.AppRunner(make_app(server, latency_s), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -282,7 +283,12 @@ def stop(proc: subprocess.Popen) -> None:
 
 @contextlib.contextmanager
 def running_demo_sky(
-    sky_dir: str | Path, seed: int = 1, max_rows: int = DEFAULT_MAX_ROWS, latency_s: float = 0.0, startup_timeout_s: float = 60.0
+    sky_dir: str | Path,
+    seed: int = 1,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    latency_s: float = 0.0,
+    startup_timeout_s: float = 60.0,
+    scale_to: int = 0,
 ) -> Iterator[str]:
     """Start the demo SkyServer in a child process on a free loopback port; yield its base URL; stop it."""
     options = {
@@ -292,6 +298,7 @@ def running_demo_sky(
         "--port": 0,
         "--max-rows": max_rows,
         "--latency-ms": latency_s * 1000,
+        "--scale-to": scale_to,
     }
     cmd = [sys.executable, "-m", "nightskynet", "demo-sky", *(str(part) for item in options.items() for part in item)]
     with tempfile.TemporaryFile(mode="w+") as errors:

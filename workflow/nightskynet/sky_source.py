@@ -33,7 +33,8 @@ def service_id(settings: dict) -> str:
     if settings["source"] == "sdss":
         return settings["sdss"]["base_url"].rstrip("/")
     demo = settings["demo"]
-    return f"demo-sky {Path(demo['sky_dir']).resolve()} seed {demo['seed']}"
+    scaled = f" scale_to {demo['scale_to']}" if demo.get("scale_to") else ""  # the bundled sky keeps the key it always had
+    return f"demo-sky {Path(demo['sky_dir']).resolve()} seed {demo['seed']}{scaled}"
 
 
 @contextlib.contextmanager
@@ -46,7 +47,9 @@ def skyserver_base_url(settings: dict, demo_max_rows: int | None = None) -> Iter
         from .demo_server import DEFAULT_MAX_ROWS, running_demo_sky  # only demo runs load the server
 
         demo = settings["demo"]
-        with running_demo_sky(demo["sky_dir"], seed=demo["seed"], max_rows=demo_max_rows or DEFAULT_MAX_ROWS) as url:
+        with running_demo_sky(
+            demo["sky_dir"], seed=demo["seed"], max_rows=demo_max_rows or DEFAULT_MAX_ROWS, scale_to=demo.get("scale_to", 0)
+        ) as url:
             yield url
     else:
         raise SettingsError(f"source must be 'demo' or 'sdss', got {source!r}")

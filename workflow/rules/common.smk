@@ -82,7 +82,9 @@ def source_keys():
     that sdss.* under source: demo (and demo.* under source: sdss) rerun nothing."""
     if config["source"] == "sdss":
         return ["source", "sdss.base_url", "sdss.release"]
-    return ["source", "demo.sky_dir", "demo.seed"]
+    # demo.scale_to only when set: 0 keeps the params of runs made before the key existed
+    scaled = ["demo.scale_to"] if config["demo"]["scale_to"] else []
+    return ["source", "demo.sky_dir", "demo.seed", *scaled]
 
 
 def demo_sky_inputs():
