@@ -44,3 +44,21 @@ def test_calibration_of_a_perfectly_calibrated_and_an_overconfident_model():
     cal = calibration(probs, wrong_half)
     assert cal["expected_calibration_error"] == pytest.approx(0.45)
     assert cal["bins"] == [{"confidence": 0.95, "accuracy": 0.5, "count": 20}]
+
+
+def test_without_test_time_averaging_evaluate_runs_one_view_and_scores_it_as_the_single_view():
+    import torch
+
+    from nightskynet.evaluate import Predictor
+    from nightskynet.model import GalaxyClassifier
+
+    torch.manual_seed(0)
+    model = GalaxyClassifier("resnet", {"width": 4, "dropout": 0.0}, 32).eval()
+    images = np.random.default_rng(0).integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)
+    with_tta = Predictor(model, {}, True, torch.device("cpu"), 4)
+    without = Predictor(model, {}, False, torch.device("cpu"), 4)
+    all_views, one_view = with_tta.views(images), without.views(images)
+    assert all_views.shape == (6, 8, 4) and one_view.shape == (6, 1, 4)  # 8x less inference without TTA
+    assert np.allclose(one_view[:, 0], all_views[:, 0], atol=1e-5)
+    assert np.allclose(without.probabilities(one_view), with_tta.probabilities(all_views, single_view=True), atol=1e-6)
+    assert not np.allclose(with_tta.probabilities(all_views), with_tta.probabilities(all_views, single_view=True))

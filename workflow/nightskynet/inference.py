@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from .augment import d4_torch
 from .classes import CLASS_NAMES, PROB_COLUMNS
@@ -32,21 +33,29 @@ def predict_proba(model: torch.nn.Module, images: np.ndarray, device: torch.devi
     model.eval()
     out = np.zeros((len(images), len(CLASS_NAMES)), dtype=np.float64)
     views = range(8) if tta else (0,)
-    for start in range(0, len(images), batch_size):
+    for start in batches(len(images), batch_size):
         x = to_input(torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(device))
         p = sum(torch.softmax(model(d4_torch(x, g)).float(), dim=1) for g in views) / len(views)
         out[start : start + len(x)] = p.cpu().numpy()
     return out
 
 
+def batches(n: int, batch_size: int):
+    """Start of each batch, with a progress bar (on stderr, every 5 s) when there are many images."""
+    with tqdm(total=n, desc="classifying", unit="img", mininterval=5.0, disable=n < 5000) as bar:
+        for start in range(0, n, batch_size):
+            yield start
+            bar.update(min(batch_size, n - start))
+
+
 @torch.no_grad()
-def view_logits(model: GalaxyClassifier, images: np.ndarray, device: torch.device, batch_size: int = 256) -> np.ndarray:
-    """(N, 8, 4) raw (uncalibrated) logits of each image's 8 D4 views."""
+def view_logits(model: GalaxyClassifier, images: np.ndarray, device: torch.device, batch_size: int = 256, views: int = 8) -> np.ndarray:
+    """(N, views, 4) raw (uncalibrated) logits of each image's first ``views`` D4 views (8: all; 1: the image as it is)."""
     model.eval()
-    out = np.zeros((len(images), 8, 4), dtype=np.float64)
-    for start in range(0, len(images), batch_size):
+    out = np.zeros((len(images), views, 4), dtype=np.float64)
+    for start in batches(len(images), batch_size):
         x = to_input(torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(device))
-        for g in range(8):
+        for g in range(views):
             out[start : start + len(x), g] = model.raw_logits(d4_torch(x, g)).float().cpu().numpy()
     return out
 
