@@ -32,3 +32,16 @@ def test_the_merger_threshold_finds_the_target_share_of_mergers():
     assert t == 0.6 and (p[is_merger] >= t).sum() == 3
     assert merger_threshold(p, np.zeros(10, bool), 0.7) is None
     assert merger_threshold(p, is_merger, 1.0) == 0.05
+
+
+def test_a_large_val_split_is_calibrated_on_a_stratified_sample_and_a_small_one_whole():
+    from nightskynet.calibrate import calibration_sample
+
+    labels = np.repeat([0, 1, 2, 3], [30_000, 20_000, 9_000, 1_000])
+    used = calibration_sample(labels, limit=6_000)
+    assert len(used) == 6_000 and np.all(np.diff(used) > 0)
+    assert np.bincount(labels[used]).tolist() == [3_000, 2_000, 900, 100]  # every class in proportion
+    assert np.array_equal(used, calibration_sample(labels, limit=6_000))  # seeded
+    assert np.array_equal(calibration_sample(labels[:5_000], limit=6_000), np.arange(5_000))
+    lone_merger = np.r_[np.zeros(50_000, int), [3]]
+    assert 3 in lone_merger[calibration_sample(lone_merger, limit=100)]  # a rare class keeps a galaxy
