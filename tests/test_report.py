@@ -57,3 +57,27 @@ def test_the_sky_map_draws_every_galaxy_on_both_panels_across_ra_zero():
     assert np.ptp(lon) < np.radians(31)  # a footprint across RA 0 stays in one piece, centred
     ra = np.concatenate([c.get_offsets()[:, 0] for c in zoom.collections])
     assert np.ptp(ra) < 31 and zoom.get_xlim()[0] > zoom.get_xlim()[1]  # in one piece too; right ascension grows to the left
+
+
+def test_a_scaled_demo_sky_says_its_galaxies_are_copies_and_its_scores_mean_nothing():
+    from nightskynet.report import header_section
+
+    demo = {"source": "demo", "demo": {"scale_to": 0}, "sdss": {}}
+    plain = "".join(header_section(demo))
+    scaled = "".join(header_section({**demo, "demo": {"scale_to": 893_000}}))
+    assert "simulated" in plain and "copies" not in plain
+    assert "simulated" in scaled and "891,500 of these galaxies are <b>copies" in scaled and "measure nothing" in scaled
+    sdss = "".join(header_section({"source": "sdss", "sdss": {"base_url": "https://skyserver.sdss.org", "release": "dr17"}}))
+    assert "simulated" not in sdss and "copies" not in sdss
+
+
+def test_the_result_says_when_test_time_averaging_is_off():
+    from nightskynet.report import result_section
+
+    cm = np.diag([5, 5, 5, 5]).tolist()
+    per_class = {c: {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 5} for c in CLASS_NAMES}
+    metrics = {"balanced_accuracy": 1.0, "accuracy": 1.0, "accuracy_single_view": 0.9, "n_test": 20, "per_class": per_class}
+    metrics["confusion_matrix"] = cm
+    assert "0.9 from a single view" in result_section({**metrics, "tta": True}, "simulated votes")
+    off = result_section({**metrics, "tta": False, "accuracy_single_view": 1.0}, "simulated votes")
+    assert "test-time averaging is off" in off and "from a single view" not in off

@@ -13,7 +13,7 @@
 
 All three are fitted on at most ``MAX_GALAXIES`` validation galaxies (a seeded sample stratified by
 class when the split is larger): five numbers need no more, and the 8 views of every galaxy of a
-53,000-galaxy val split took 9 minutes on 2 cores (docs/benchmarks.md, "The study's scale").
+53,000-galaxy val split took 10 minutes on 2 cores (docs/benchmarks.md, "The study's scale").
 """
 
 from __future__ import annotations

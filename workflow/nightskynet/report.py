@@ -229,7 +229,11 @@ def result_section(metrics: dict, votes: str) -> str:
         f"(labels from {votes}). Balanced accuracy is the mean of the four classes' recalls (the share of each class's "
         "galaxies the network gets right), so a rare class such as the mergers counts as much as a common one; "
         f"plain accuracy, the share of all test galaxies classified right, is {metrics['accuracy']} "
-        f"({metrics['accuracy_single_view']} from a single view, without averaging the 8 rotations and flips).</p>"
+        + (
+            f"({metrics['accuracy_single_view']} from a single view, without averaging the 8 rotations and flips).</p>"
+            if metrics.get("tta", True)
+            else "(one view of each galaxy: test-time averaging is off, evaluate.tta).</p>"
+        )
     )
     cal, merger = metrics.get("calibration", {}), metrics.get("merger", {})
     if "uncalibrated" in cal:
@@ -387,6 +391,11 @@ SIMULATED_NOTE = (
     '<p class="note">Demo sky: the images are real SDSS galaxies, but their <b>votes and sky positions are simulated</b> '
     "(from each galaxy's Galaxy Zoo 1 class). Every vote fraction on this page is a simulated vote.</p>"
 )
+SCALED_NOTE = (
+    '<p class="note">Scaled demo sky (demo.scale_to: {n:,}): {copies:,} of these galaxies are <b>copies of the 1,500 bundled '
+    "images</b> under made-up objids and positions, so the same images sit in the training, validation and test splits. "
+    "The scores below measure nothing about the classifier: this sky is for measuring the pipeline's time, memory and disk.</p>"
+)
 CAPTIONS = {
     "network": (
         "The network, input on the left: box heights grow with each layer's output size (log scale); under each box its "
@@ -416,16 +425,22 @@ CAPTIONS = {
 
 def header_section(settings: dict) -> list[str]:
     demo = settings["source"] == "demo"
+    scaled = settings.get("demo", {}).get("scale_to", 0) if demo else 0
     source = (
         "demo sky (local SkyServer over 1,500 bundled Galaxy Zoo 1 galaxies)"
         if demo
         else f"{settings['sdss']['base_url']} / {settings['sdss']['release']}"
     )
+    if scaled:
+        source = (
+            f"demo sky scaled to {scaled:,} galaxies (local SkyServer: the 1,500 bundled Galaxy Zoo 1 galaxies and copies of their images)"
+        )
     return [
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Night Sky Net report</title><style>{STYLE}</style></head>",
         "<body><h1>Night Sky Net: galaxy morphology report</h1>",
         f"<p class='small'>Source: {html.escape(source)}. nightskynet {__version__}, Python {platform.python_version()}.</p>",
         SIMULATED_NOTE if demo else "",
+        SCALED_NOTE.format(n=scaled, copies=scaled - 1500) if scaled else "",
     ]
 
 
