@@ -64,7 +64,11 @@ RECIPES: dict[str, tuple[str, dict]] = {
     "resnet-longer": ("default trained twice as long", {"train": {"resnet": {"epochs": 12}}}),
     "scale-0.2": ('default on 2x magnified cutouts (0.2"/px: the 60 px crop spans 12")', {"scrape": {"scale": 0.2}}),
     "crop-48": ('default on 48 px crops (19" instead of 24")', {"shards": {"crop": 48}}),
+    # The learning curve: the default trained on a share of each fold's training galaxies (val and test as they are).
+    "default-train-25": ("default trained on 25% of each fold's training galaxies (learning curve)", {}),
+    "default-train-50": ("default trained on 50% of each fold's training galaxies (learning curve)", {}),
 }
+TRAIN_FRACTION = {"default-train-25": 0.25, "default-train-50": 0.5}
 
 
 def setup_logging(verbose: bool) -> None:
@@ -111,8 +115,11 @@ def prepare_sky(work: Path, config: dict) -> tuple[pd.DataFrame, list[str], list
     return everything, [str(manifest)], [str(tar)]
 
 
-def fold_labels(everything: pd.DataFrame, fold: pd.Series, k: int, config: dict) -> pd.DataFrame:
-    """The labels table of one fold: fold k is the test split (every galaxy); train/val from the others, as the labels stage would."""
+def fold_labels(everything: pd.DataFrame, fold: pd.Series, k: int, config: dict, train_fraction: float = 1.0) -> pd.DataFrame:
+    """The labels table of one fold: fold k is the test split (every galaxy); train/val from the others, as the labels stage would.
+
+    ``train_fraction`` < 1 keeps that share of the training galaxies (per class, seeded) for the learning curve.
+    """
     lab = config["labels"]
     held = fold.reindex(everything["objid"]).to_numpy() == k
     table = everything.copy()
@@ -125,6 +132,11 @@ def fold_labels(everything: pd.DataFrame, fold: pd.Series, k: int, config: dict)
     if config["train"]["targets"] == "votes":
         extra = rest[~confident & (rest["nvote"] >= config["train"]["min_votes"])]
         table.loc[extra.index, "split"] = stratified_split(extra["label"], 0.0, lab["val_fraction"], rng)
+    if train_fraction < 1:
+        sub = np.random.default_rng([lab["seed"], k, 1])
+        for _, rows in table[table["split"] == "train"].groupby("label"):
+            drop = sub.permutation(rows.index.to_numpy())[max(1, round(len(rows) * train_fraction)) :]
+            table.loc[drop, "split"] = "none"
     return table[table["split"] != "none"].reset_index(drop=True)
 
 
@@ -148,7 +160,7 @@ def run_fold(
         shutil.rmtree(out)
     out.mkdir(parents=True)
     labels_csv = out / "labels.csv"
-    fold_labels(everything, fold, k, config).to_csv(labels_csv, index=False)
+    fold_labels(everything, fold, k, config, TRAIN_FRACTION.get(name, 1.0)).to_csv(labels_csv, index=False)
     stage = {"shards": config["shards"], "scrape": {k2: config["scrape"][k2] for k2 in GEOMETRY_KEYS}}
     train_paths = [str(out / f"train_{i}.npz") for i in range(config["shards"]["train_shards"])]
     t0 = time.monotonic()
