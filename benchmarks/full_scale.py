@@ -74,14 +74,18 @@ def prepare(work: Path, n: int, chunks: int, tta: bool) -> Path:
     return repo
 
 
+def job_env() -> dict[str, str]:
+    """This interpreter's environment with its bin/ first on PATH, so the jobs find `nightskynet` (as after `make`)."""
+    return {**os.environ, "PATH": os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", "")))}
+
+
 def snakemake(repo: Path, *args: str, log: Path) -> tuple[float, subprocess.CompletedProcess]:
-    env = {**os.environ, "PATH": os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", "")))}
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args, "--configfile", "scale.yaml"]  # --configfile takes every word after it
     t0 = time.monotonic()
     with open(log, "a") as out:
         out.write(f"\n$ {' '.join(cmd)}\n")
         out.flush()
-        proc = subprocess.run(cmd, cwd=repo, stdout=out, stderr=subprocess.STDOUT, text=True, env=env)
+        proc = subprocess.run(cmd, cwd=repo, stdout=out, stderr=subprocess.STDOUT, text=True, env=job_env())
     if proc.returncode != 0:
         raise SystemExit(f"snakemake {' '.join(args)} failed (exit {proc.returncode}); see {log}")
     return time.monotonic() - t0, proc
@@ -89,14 +93,13 @@ def snakemake(repo: Path, *args: str, log: Path) -> tuple[float, subprocess.Comp
 
 def dry_run(repo: Path) -> tuple[float, int]:
     """Seconds `snakemake -n` takes on a fresh run, and the jobs its DAG holds."""
-    env = {**os.environ, "PATH": os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", "")))}
     t0 = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--configfile", "scale.yaml"],
         cwd=repo,
         capture_output=True,
         text=True,
-        env=env,
+        env=job_env(),
         check=True,
     )
     seconds = time.monotonic() - t0
@@ -149,10 +152,9 @@ def killed_scrape(repo: Path, log: Path, after_s: float, cache: Path) -> dict:
     ``refetched``: cutouts the restart downloaded although they were in the cache at the kill
     (its downloads minus the cutouts the cache gained); an in-flight cutout was not in the cache yet.
     """
-    env = {**os.environ, "PATH": os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", "")))}
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--until", "scrape", "--configfile", "scale.yaml"]
     with open(log, "a") as out:
-        proc = subprocess.Popen(cmd, cwd=repo, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=repo, stdout=out, stderr=subprocess.STDOUT, env=job_env(), start_new_session=True)
         time.sleep(after_s)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -149,7 +149,8 @@ class DemoSkyServer:
         field_radius = math.hypot(width, height) * scale / 2 + STORED_SIZE_PX * NATIVE_SCALE / math.sqrt(2)
         candidates = self._index.candidates(ra, dec, field_radius / 3600)
         sep_deg = self._index.separations_deg(candidates, ra, dec)
-        near, sep_deg = candidates[sep_deg * 3600 < field_radius], sep_deg[sep_deg * 3600 < field_radius]
+        inside = sep_deg * 3600 < field_radius
+        near, sep_deg = candidates[inside], sep_deg[inside]
         size = max(1, round(STORED_SIZE_PX * NATIVE_SCALE / scale))
         for index in near[np.argsort(-sep_deg, kind="stable")]:  # nearest galaxy drawn last, on top
             g_ra, g_dec = self._ra[index], self._dec[index]

@@ -94,38 +94,43 @@ def load_sample(sky_dir: str | Path) -> pd.DataFrame:
 def simulate_votes(codes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Return (nvote, fractions[n, 6]) for galaxies whose true Galaxy Zoo 1 answers are ``codes``."""
     n = len(codes)
-    nvote = np.clip(np.round(rng.lognormal(np.log(38.0), 0.3, n)), 20, 70).astype(np.int64)
+    nvote = draw_nvote(n, rng)
     fractions = np.zeros((n, len(VOTE_OPTIONS)))
     for i, code in enumerate(codes):
         truth = GZ1_CODE_TO_OPTION[int(code)]
         a, b = CLARITY_BETA[truth]
-        clarity = rng.beta(a, b)
-        p = np.array([CONFUSION[truth].get(opt, 0.0) for opt in VOTE_OPTIONS]) * (1.0 - clarity)
-        p[VOTE_OPTIONS.index(truth)] = clarity
-        counts = rng.multinomial(nvote[i], p / p.sum())
+        counts = rng.multinomial(nvote[i], answer_probabilities(truth, np.array([rng.beta(a, b)]))[0])
         fractions[i] = counts / nvote[i]
     return nvote, fractions
+
+
+def draw_nvote(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Volunteers per galaxy: 20 to 70, around 38."""
+    return np.clip(np.round(rng.lognormal(np.log(38.0), 0.3, n)), 20, 70).astype(np.int64)
+
+
+def answer_probabilities(truth: str, clarity: np.ndarray) -> np.ndarray:
+    """(len(clarity), 6): how a volunteer answers a galaxy whose true answer is ``truth``, for each clarity."""
+    p = np.array([CONFUSION[truth].get(opt, 0.0) for opt in VOTE_OPTIONS])[None, :] * (1.0 - clarity[:, None])
+    p[:, VOTE_OPTIONS.index(truth)] = clarity
+    return p / p.sum(axis=1, keepdims=True)
 
 
 def simulate_votes_vectorised(codes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """The same model of the volunteers as ``simulate_votes``, drawn class by class in arrays (for millions of galaxies)."""
     n = len(codes)
-    nvote = np.clip(np.round(rng.lognormal(np.log(38.0), 0.3, n)), 20, 70).astype(np.int64)
+    nvote = draw_nvote(n, rng)
     fractions = np.zeros((n, len(VOTE_OPTIONS)))
     for code, truth in GZ1_CODE_TO_OPTION.items():
         rows = np.flatnonzero(codes == code)
         if not len(rows):
             continue
-        clarity = rng.beta(*CLARITY_BETA[truth], size=len(rows))
-        elsewhere = np.array([CONFUSION[truth].get(opt, 0.0) for opt in VOTE_OPTIONS])
-        p = elsewhere[None, :] * (1.0 - clarity[:, None])
-        p[:, VOTE_OPTIONS.index(truth)] = clarity
-        counts = rng.multinomial(nvote[rows], p / p.sum(axis=1, keepdims=True))
+        counts = rng.multinomial(nvote[rows], answer_probabilities(truth, rng.beta(*CLARITY_BETA[truth], size=len(rows))))
         fractions[rows] = counts / nvote[rows, None]
     return nvote, fractions
 
 
-def simulate_positions(n: int, rng: np.random.Generator, min_sep_deg: float = 2.0 / 60) -> tuple[np.ndarray, np.ndarray]:
+def simulate_positions(n: int, rng: np.random.Generator, min_sep_deg: float = MIN_SEPARATION_DEG) -> tuple[np.ndarray, np.ndarray]:
     """Uniform positions (per unit area) in the demo footprint, at least ``min_sep_deg`` apart."""
     ra_lo, ra_hi = FOOTPRINT_RA
     sin_lo, sin_hi = np.sin(np.radians(FOOTPRINT_DEC))
