@@ -1,6 +1,7 @@
 # Night Sky Net: galaxy morphology from SDSS cutouts and Galaxy Zoo 1 votes.
 #
 #   query -> labels -> scrape (chunk jobs) -> shards -> train -> evaluate -> report
+#                                                              \-> catalog (chunk jobs) -/
 #                                                       predict (on demand)
 #
 # Stages talk only through files under results/ (docs/design.md). Each rule runs one command of
@@ -34,6 +35,7 @@ include: "workflow/rules/scrape.smk"
 include: "workflow/rules/shards.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/catalog.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/predict.smk"
 
@@ -58,4 +60,6 @@ rule all:
         rules.shards.output,
         rules.train.output,
         rules.evaluate.output,
+        expand(rules.catalog_chunk.output, k=CHUNKS),
+        rules.catalog.output,
         rules.report.output,

@@ -182,7 +182,7 @@ def run_fold(
         threads=threads,
     )
     t2 = time.monotonic()
-    figs = {n: str(out / f"{n}.png") for n in ("confusion", "roc_pr", "reliability", "mistakes", "votes", "disagreements")}
+    figs = {n: str(out / f"{n}.png") for n in ("confusion", "roc_pr", "reliability", "mistakes")}
     files = {
         "metrics": str(out / "metrics.json"),
         "predictions_test": str(out / "predictions_test.csv"),

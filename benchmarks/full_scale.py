@@ -5,7 +5,7 @@ their images under made-up objids, SIMULATED votes; docs/design.md), and the rea
 the workflow on it one stage at a time in a copy of the checkout under --work:
 
     query -> labels -> scrape -> shards -> train (the study's network, ONE epoch over the study's
-    105,000 augmented images) -> evaluate -> report
+    105,000 augmented images) -> evaluate -> catalog (every galaxy) -> report
 
 Per stage it records wall time, the largest peak RSS of its jobs (Snakemake's benchmark files),
 the files and bytes it wrote, and its jobs; before the run, the DAG's size and how long
@@ -47,6 +47,7 @@ STAGES = (  # (stage, what snakemake is asked for, the rules whose jobs it runs,
     ("shards", ["--until", "shards"], ["shards_train", "shards_eval", "shards"], ["shards"]),
     ("train", ["--until", "train"], ["train"], ["model"]),
     ("evaluate", ["--until", "evaluate"], ["evaluate"], ["eval"]),
+    ("catalog", ["--until", "catalog"], ["catalog_chunk", "catalog"], ["morphology"]),
     ("report", [], ["report"], ["report"]),
 )
 
@@ -55,6 +56,7 @@ def scale_config(n: int, chunks: int, work: Path, tta: bool = True) -> dict:
     """The run's settings over config.yaml: the scaled sky, the study's shard count and one study epoch."""
     return {
         "evaluate": {"tta": tta},
+        "catalog": {"tta": tta},
         "demo": {"sky_dir": str(SKY), "scale_to": n},
         "scrape": {"chunks": chunks, "cache_dir": str(work / "cache" / "cutouts")},
         "shards": {"total": 105_000, "train_shards": 8},
@@ -207,7 +209,7 @@ def main() -> int:
     p.add_argument("--chunks", type=int, default=16, help="scrape.chunks")
     p.add_argument("--work", default=None, help="default: results/benchmarks/full_scale/N<n>")
     p.add_argument("--kill-scrape-after", type=float, default=0, help="kill -9 the scrape this many seconds in, then restart it")
-    p.add_argument("--no-tta", action="store_true", help="evaluate one view per galaxy (evaluate.tta: false), 8x less inference")
+    p.add_argument("--no-tta", action="store_true", help="one view per galaxy in evaluate and catalog (tta: false), 8x less inference")
     p.add_argument("--stop-after", choices=[s[0] for s in STAGES], default="report", help="the last stage to run")
     args = p.parse_args()
     work = Path(args.work or REPO / "results" / "benchmarks" / "full_scale" / f"N{args.n}").resolve()

@@ -9,6 +9,7 @@ from conftest import SKY_DIR, client, project_config
 from PIL import Image
 
 from nightskynet import cutout_client, query, scrape
+from nightskynet.chunks import chunk_of
 from nightskynet.demo_sky import build_demo_sky
 from nightskynet.http_retry import RetryPolicy
 
@@ -54,10 +55,10 @@ def test_scrape_chunk_writes_tar_and_manifest_and_resumes_from_cache(tmp_path):
     labels_csv = tmp_path / "labels.csv"
     labels.to_csv(labels_csv, index=False)
     s = settings()
-    chunk = scrape.chunk_of(int(labels.loc[0, "objid"]), 3)
+    chunk = chunk_of(int(labels.loc[0, "objid"]), 3)
     tar_path, manifest_path = tmp_path / "chunk.tar", tmp_path / "chunk.manifest.csv"
     outcomes = scrape.run(labels_csv, chunk, tar_path, manifest_path, s, client(), tmp_path / "cache")
-    mine = [o for o in labels["objid"] if scrape.chunk_of(o, 3) == chunk]
+    mine = [o for o in labels["objid"] if chunk_of(o, 3) == chunk]
     assert sorted(o.objid for o in outcomes) == sorted(mine)
     manifest = pd.read_csv(manifest_path)
     assert list(manifest.columns) == list(scrape.MANIFEST_COLUMNS)
@@ -91,8 +92,8 @@ def test_cutout_scale_fixed_or_adaptive_within_the_service_range():
 
 def test_chunks_are_stable_and_spread_evenly():
     ids = list(range(587_722_000_000_000_000, 587_722_000_000_000_000 + 40_000, 7))
-    chunks = [scrape.chunk_of(o, 16) for o in ids]
-    assert chunks == [scrape.chunk_of(o, 16) for o in ids]  # no dependence on Python's hash seed or order
+    chunks = [chunk_of(o, 16) for o in ids]
+    assert chunks == [chunk_of(o, 16) for o in ids]  # no dependence on Python's hash seed or order
     counts = pd.Series(chunks).value_counts()
     assert len(counts) == 16 and counts.max() < 1.15 * counts.mean()
-    assert scrape.chunk_of(587722952767439450, 4) == scrape.chunk_of(587722952767439450, 4)
+    assert chunk_of(587722952767439450, 4) == chunk_of(587722952767439450, 4)

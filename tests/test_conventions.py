@@ -94,7 +94,7 @@ def test_the_code_of_a_stage_is_what_its_modules_import():
     assert "scrape" not in modules_run_by("labels")
 
 
-STAGE_MODULES = ("query", "labels", "scrape", "shards", "train", "evaluate", "report", "predict")
+STAGE_MODULES = ("query", "labels", "scrape", "shards", "train", "evaluate", "catalog", "report", "predict")
 
 
 def test_no_stage_module_imports_another():

@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nightskynet.labels import class_probabilities, is_confident, make_labels
+from nightskynet.labels import is_confident, make_labels
+from nightskynet.votes import class_probabilities
 
 
 def catalog(rows):

@@ -224,3 +224,24 @@ def test_catalogs_in_every_format_predict_alike_and_every_output_reads_back(mode
         np.testing.assert_allclose(back["dec"], rows["dec"], rtol=0, atol=tolerance)
         assert str(table["ra"].unit) == "deg" and "calibrated probability" in table["p_merger"].description
     assert not list(tmp_path.glob(".out.*"))
+
+
+def test_a_few_images_skip_pytorch_and_get_the_answers_many_images_get_through_it(model, tmp_path):
+    from nightskynet.numpy_network import SMALL_INPUT
+
+    many, few = tmp_path / "many", tmp_path / "few"
+    many.mkdir()
+    few.mkdir()
+    for k, path in enumerate(sorted((SKY_DIR / "images").iterdir())[: SMALL_INPUT + 4]):
+        (many / path.name).write_bytes(path.read_bytes())
+        if k < 5:
+            (few / path.name).write_bytes(path.read_bytes())
+    quick = predict(model, few, "-o", tmp_path / "few.csv", "--device", "cpu")
+    assert "classified in NumPy" in quick.stderr
+    slow = predict(model, many, "-o", tmp_path / "many.csv", "--device", "cpu")
+    assert "classified in NumPy" not in slow.stderr
+    small, large = pd.read_csv(tmp_path / "few.csv"), pd.read_csv(tmp_path / "many.csv")
+    assert len(large) == SMALL_INPUT + 4 and large["source"].head(5).tolist() == small["source"].tolist()
+    probs = ["p_elliptical", "p_face_on_spiral", "p_edge_on_spiral", "p_merger"]
+    np.testing.assert_allclose(large[probs].head(5).to_numpy(), small[probs].to_numpy(), atol=1e-5)
+    assert large["predicted"].head(5).tolist() == small["predicted"].tolist()

@@ -39,8 +39,14 @@ OUTPUTS = [
     "results/eval/roc_pr.png",
     "results/eval/reliability.png",
     "results/eval/mistakes.png",
-    "results/eval/uncertain_vs_votes.png",
-    "results/eval/disagreements.png",
+    "results/morphology/chunk_0.csv",
+    "results/morphology/chunk_1.csv",
+    "results/morphology/catalog.csv",
+    "results/morphology/catalog.fits",
+    "results/morphology/comparison.json",
+    "results/morphology/network_vs_votes.png",
+    "results/morphology/agreement_by_votes.png",
+    "results/morphology/disagreements.png",
     "results/report/examples.png",
     "results/report/network.png",
     "results/report/training_curves.png",
@@ -73,7 +79,7 @@ def test_tiny_run_writes_every_declared_output(tiny_run):
     history = pd.read_csv(tiny_run / "results/model/history.csv")
     assert len(history) == 1
     html = (tiny_run / "results/report/report.html").read_text()
-    assert "simulated votes" in html and html.count("data:image/png;base64,") == 10
+    assert "simulated votes" in html and html.count("data:image/png;base64,") == 11
     from astropy.table import Table
 
     for csv in ("catalog/gz1_votes.csv", "labels/labels.csv", "eval/predictions_test.csv", "eval/predictions_uncertain.csv"):
@@ -120,7 +126,8 @@ def test_tiny_run_writes_every_declared_output(tiny_run):
     assert set(predictions["votes"]) == {"simulated"}
     assert set(catalog["votes"]) == {"simulated"} and set(labels["votes"]) == {"simulated"}
     assert np.allclose(predictions[["p_elliptical", "p_face_on_spiral", "p_edge_on_spiral", "p_merger"]].sum(axis=1), 1, atol=1e-3)
-    for job in ("query", "labels", "scrape/chunk_0", "shards/train_0", "shards/eval", "shards/manifest", "train", "evaluate", "report"):
+    jobs = ("query", "labels", "scrape/chunk_0", "shards/train_0", "shards/eval", "shards/manifest", "train", "evaluate", "catalog/chunk_0")
+    for job in (*jobs, "catalog/merge", "report"):
         assert (tiny_run / f"results/logs/{job}.log").is_file()
         assert (tiny_run / f"results/benchmarks/{job}.tsv").is_file()
 
@@ -136,18 +143,11 @@ def test_changing_a_shards_parameter_reruns_exactly_shards_and_what_follows(tiny
     # max_shift moves the training crops only, so the centre-cropped eval sets stay as they are
     changed = {**TINY, "shards": {**TINY["shards"], "max_shift": 3}}
     (tiny_run / "changed.yaml").write_text(yaml.safe_dump(changed))
-    assert planned_jobs(tiny_run, "--configfile", "changed.yaml") == {"shards_train", "shards", "train", "evaluate", "report", "all"}
+    after_train = {"train", "evaluate", "catalog_chunk", "catalog", "report", "all"}
+    assert planned_jobs(tiny_run, "--configfile", "changed.yaml") == {"shards_train", "shards", *after_train}
     changed = {**TINY, "shards": {**TINY["shards"], "crop": 56}}
     (tiny_run / "changed.yaml").write_text(yaml.safe_dump(changed))
-    assert planned_jobs(tiny_run, "--configfile", "changed.yaml") == {
-        "shards_train",
-        "shards_eval",
-        "shards",
-        "train",
-        "evaluate",
-        "report",
-        "all",
-    }
+    assert planned_jobs(tiny_run, "--configfile", "changed.yaml") == {"shards_train", "shards_eval", "shards", *after_train}
 
 
 @pytest.mark.slow
@@ -221,7 +221,7 @@ def test_the_report_renders_in_a_browser_with_every_figure_loaded(tiny_run, tmp_
     ).stdout
     loaded = re.search(r'data-images-loaded="(\d+)/(\d+)"', dom)
     assert loaded, "the page's own image check did not run"
-    assert loaded.group(1) == loaded.group(2) == "10", loaded.group(0)
+    assert loaded.group(1) == loaded.group(2) == "11", loaded.group(0)
     shot = tmp_path / "report.png"
     subprocess.run(
         [CHROMIUM, *flags, "--hide-scrollbars", "--window-size=1200,3000", f"--screenshot={shot}", html.as_uri()],
@@ -254,7 +254,9 @@ def test_snakemake_report_collects_the_figures(tiny_run):
 
 @pytest.mark.slow
 def test_reruns_are_exactly_what_is_stale(tiny_run):
-    everything_after_labels = {"scrape", "shards_train", "shards_eval", "shards", "train", "evaluate", "report", "all"}
+    # the scrape fetches every galaxy of the query, so the labels do not reach it
+    after_train = {"train", "evaluate", "catalog_chunk", "catalog", "report", "all"}
+    everything_after_labels = {"shards_train", "shards_eval", "shards", *after_train}
     # a config key no stage reads: nothing
     (tiny_run / "unread.yaml").write_text(
         yaml.safe_dump({**TINY, "cluster": {"downloads_on_submit_host": False}, "predict": {"tta": False}})
@@ -263,8 +265,8 @@ def test_reruns_are_exactly_what_is_stale(tiny_run):
     # a param of one stage: that stage and its descendants
     (tiny_run / "labels.yaml").write_text(yaml.safe_dump({**TINY, "labels": {**TINY["labels"], "threshold": 0.9}}))
     assert planned_jobs(tiny_run, "--configfile", "labels.yaml") == {"labels"} | everything_after_labels
-    # --forcerun train: train, evaluate, report only
-    assert planned_jobs(tiny_run, "--configfile", "tiny.yaml", "--forcerun", "train") == {"train", "evaluate", "report", "all"}
+    # --forcerun train: train and what reads the model only
+    assert planned_jobs(tiny_run, "--configfile", "tiny.yaml", "--forcerun", "train") == after_train
     # one image chunk deleted: that chunk and what follows
     chunk = tiny_run / "results/images/chunk_1.tar"
     saved = chunk.read_bytes(), chunk.stat()
@@ -279,6 +281,8 @@ def test_reruns_are_exactly_what_is_stale(tiny_run):
             "shards": 1,
             "train": 1,
             "evaluate": 1,
+            "catalog_chunk": 2,  # a new model: every chunk's probabilities
+            "catalog": 1,
             "report": 1,
             "all": 1,
         }
@@ -287,7 +291,7 @@ def test_reruns_are_exactly_what_is_stale(tiny_run):
         os.utime(chunk, ns=(saved[1].st_atime_ns, saved[1].st_mtime_ns))
     # the code of one stage module: that stage and its descendants, nothing before it
     for name, expected in (
-        ("shards", {"shards_train", "shards_eval", "shards", "train", "evaluate", "report", "all"}),
+        ("shards", {"shards_train", "shards_eval", "shards", *after_train}),
         ("labels", {"labels"} | everything_after_labels),
     ):
         module = tiny_run / f"workflow/nightskynet/{name}.py"

@@ -89,3 +89,8 @@ def recipe_architecture(train: dict) -> Architecture:
 def as_settings(architecture: Architecture) -> dict:
     """Plain settings (lists, numbers) to store in a model file."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(architecture).items()}
+
+
+def model_geometry(saved: dict) -> tuple[dict, int]:
+    """(the geometry of the cutouts a saved model was trained on, the network's input crop in px)."""
+    return dict(saved["cutout"]), int(saved["input_size"])

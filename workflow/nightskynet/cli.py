@@ -84,7 +84,7 @@ def cmd_labels(args) -> None:
 def cmd_scrape(args) -> None:
     from . import scrape
 
-    scrape.run(args.labels, args.chunk, args.tar, args.manifest, args.settings, client_settings(args), args.cache_dir)
+    scrape.run(args.catalog, args.chunk, args.tar, args.manifest, args.settings, client_settings(args), args.cache_dir)
 
 
 def cmd_shards_train(args) -> None:
@@ -135,8 +135,6 @@ EVALUATE_OUTPUTS = (
     "roc_pr",
     "reliability",
     "mistakes",
-    "votes",
-    "disagreements",
 )
 
 
@@ -157,6 +155,33 @@ def cmd_evaluate(args) -> None:
     )
 
 
+def cmd_catalog_chunk(args) -> None:
+    from . import catalog
+
+    catalog.run_chunk(
+        args.model,
+        args.catalog,
+        args.labels,
+        args.tar,
+        args.manifest,
+        args.chunk,
+        args.out,
+        args.settings,
+        device=args.device,
+        batch_size=args.batch_size,
+        threads=args.threads,
+    )
+
+
+CATALOG_OUTPUTS = ("csv", "comparison", "vs_votes", "by_votes", "disagreements")
+
+
+def cmd_catalog(args) -> None:
+    from . import catalog
+
+    catalog.run_merge(args.chunks, args.chunk_tars, {k: getattr(args, k) for k in CATALOG_OUTPUTS}, args.settings)
+
+
 REPORT_INPUTS = (
     "catalog",
     "labels",
@@ -167,6 +192,10 @@ REPORT_INPUTS = (
     "predictions_test",
     "predictions_uncertain",
     "model",
+    "catalog_comparison",
+    "catalog_vs_votes",
+    "catalog_by_votes",
+    "catalog_disagreements",
 )
 REPORT_FIGURES = ("examples", "network", "curves", "sky_map")
 
@@ -262,7 +291,7 @@ def add_acquisition_parsers(sub) -> None:
     s.add_argument("--max-attempts", type=_positive_int, required=True)
     s.add_argument("--demo-max-rows", type=_positive_int, default=None, help="row cap of the demo SkyServer's answers")
     stage_parser(sub, "labels", "stage labels: the confidence cut and the splits", cmd_labels, ("catalog", "out", "summary"))
-    s = stage_parser(sub, "scrape", "stage scrape: one chunk of cutouts", cmd_scrape, ("labels", "tar", "manifest"))
+    s = stage_parser(sub, "scrape", "stage scrape: one chunk of cutouts", cmd_scrape, ("catalog", "tar", "manifest"))
     s.add_argument("--chunk", type=int, required=True)
     add_client_options(s, required=True)
 
@@ -294,6 +323,14 @@ def add_learning_parsers(sub) -> None:
     add_device_options(stage_parser(sub, "train", "stage train: fit the network", cmd_train, files, ("train_shards",)))
     files = ("model", "test", "uncertain", "labels", *EVALUATE_OUTPUTS)
     add_device_options(stage_parser(sub, "evaluate", "stage evaluate: metrics, predictions, figures", cmd_evaluate, files), batch_size=True)
+    files = ("model", "catalog", "labels", "tar", "manifest", "out")
+    s = stage_parser(sub, "catalog-chunk", "stage catalog: classify every galaxy of one scrape chunk", cmd_catalog_chunk, files)
+    s.add_argument("--chunk", type=int, required=True)
+    add_device_options(s)
+    s.add_argument("--batch-size", type=int, default=0, help="galaxies per model call (0: 64 on a CPU, 1024 on a GPU)")
+    stage_parser(
+        sub, "catalog", "stage catalog: merge the chunks, compare with the votes", cmd_catalog, CATALOG_OUTPUTS, ("chunks", "chunk_tars")
+    )
     files = (*REPORT_INPUTS, *EVALUATE_OUTPUTS[3:], *REPORT_FIGURES, "out")
     stage_parser(sub, "report", "stage report: the self-contained HTML page", cmd_report, files, ("scrape_manifests", "chunk_tars"))
 

@@ -17,10 +17,11 @@ import pandas as pd
 import torch
 
 from .classes import CLASS_LABELS, CLASS_NAMES, PROB_COLUMNS
-from .figures import plt, save_figure
+from .figures import galaxy_caption, plot_gallery, plt, save_figure
 from .files import write_json_atomic
-from .inference import averaged_probabilities, pick_device, prediction_columns, view_logits
+from .inference import averaged_probabilities, pick_device, view_logits
 from .model import load_model
+from .prediction_columns import prediction_columns
 from .tables import write_csv_and_fits
 from .votes import votes_kind, votes_phrase
 
@@ -175,28 +176,6 @@ def plot_reliability(cal: dict, path: str | Path) -> None:
     save_figure(fig, path)
 
 
-def plot_gallery(images: np.ndarray, titles: list[str], path: str | Path, suptitle: str, columns: int = 4) -> None:
-    """A grid of galaxy crops, each with its own (multi-line) title above it, rows spaced to fit them."""
-    n = max(1, len(images))
-    rows = (n + columns - 1) // columns
-    lines = max((t.count("\n") + 1 for t in titles), default=1)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, (2.2 + 0.17 * lines) * rows + 0.4), squeeze=False, layout="constrained")
-    for k, ax in enumerate(axes.ravel()):
-        ax.axis("off")
-        if k < len(images):
-            ax.imshow(images[k])
-            ax.set_title(titles[k], fontsize=7, linespacing=1.25)
-    if not len(images):
-        axes[0][0].text(0.0, 0.5, "none", fontsize=10)
-    fig.suptitle(suptitle, fontsize=10)
-    save_figure(fig, path)
-
-
-def galaxy_caption(objid: int, ra: float, dec: float) -> str:
-    """objid and position of a galaxy, for a panel a person can follow up."""
-    return f"{objid}\nRA {ra:.5f}  Dec {dec:+.5f}"
-
-
 def plot_confusion(cm: np.ndarray, path: str | Path, title: str) -> None:
     names = [CLASS_LABELS[c] for c in CLASS_NAMES]
     row_sums = cm.sum(axis=1, keepdims=True)
@@ -217,27 +196,15 @@ def plot_confusion(cm: np.ndarray, path: str | Path, title: str) -> None:
     save_figure(fig, path)
 
 
-def plot_vote_comparison(probs: np.ndarray, human: np.ndarray, path: str | Path, votes_note: str) -> dict:
-    """Network probability vs human vote fraction per class on the uncertain galaxies."""
-    fig, axes = plt.subplots(2, 2, figsize=(11, 9.5))
+def vote_statistics(probs: np.ndarray, human: np.ndarray) -> dict:
+    """Per class, Pearson's r and the mean absolute difference between network probability and vote fraction
+    (the figures of the comparison are the catalog stage's, on every galaxy never trained on)."""
     stats = {}
-    for i, (ax, name) in enumerate(zip(axes.ravel(), CLASS_NAMES)):
+    for i, name in enumerate(CLASS_NAMES):
         h, p = human[:, i], probs[:, i]
         r = float(np.corrcoef(h, p)[0, 1]) if len(h) > 2 and h.std() > 0 and p.std() > 0 else float("nan")
         mad = float(np.mean(np.abs(h - p))) if len(h) else float("nan")
         stats[name] = {"pearson_r": None if np.isnan(r) else round(r, 4), "mean_abs_diff": None if np.isnan(mad) else round(mad, 4)}
-        cells = ax.hexbin(h, p, gridsize=20, extent=(0, 1, 0, 1), cmap="viridis", mincnt=1)
-        ax.plot([0, 1], [0, 1], color="#d62728", lw=1.2, ls="--", label="agreement")
-        fig.colorbar(cells, ax=ax, label="galaxies per cell", shrink=0.9)
-        ax.legend(fontsize=8, loc="upper left")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.set_xlabel(f"human vote fraction ({votes_note})")
-        ax.set_ylabel("network probability")
-        ax.set_title(f"{CLASS_LABELS[name]}: r = {r:.2f}, |diff| = {mad:.2f}")
-    fig.suptitle(f"Uncertain galaxies (n = {len(human)}): network vs human votes")
-    fig.tight_layout()
-    save_figure(fig, path)
     return stats
 
 
@@ -343,8 +310,8 @@ def most_confident_mistakes(images, y, probs, objids, where, path, votes_note) -
     return rows
 
 
-def largest_disagreements(images, human, probs, objids, where, path, votes_note) -> list[dict]:
-    """The 12 uncertain galaxies where network and votes differ most, in any class: listed and drawn."""
+def largest_disagreements(human: np.ndarray, probs: np.ndarray, objids: np.ndarray, where: np.ndarray) -> list[dict]:
+    """The 12 uncertain galaxies where network and votes differ most, in any class."""
     gap = np.abs(probs - human)
     top = np.argsort(-gap.max(1), kind="stable")[:12] if len(gap) else np.zeros(0, dtype=int)
     rows = []
@@ -352,11 +319,6 @@ def largest_disagreements(images, human, probs, objids, where, path, votes_note)
         c = int(gap[i].argmax())
         rows.append({"objid": int(objids[i]), "ra": float(where[i, 0]), "dec": float(where[i, 1]), "class": CLASS_NAMES[c],
                      "human": round(float(human[i, c]), 3), "network": round(float(probs[i, c]), 3)})  # fmt: skip
-    titles = [
-        f"{CLASS_LABELS[d['class']]}: votes {d['human']:.2f}, network {d['network']:.2f}\n" + galaxy_caption(d["objid"], d["ra"], d["dec"])
-        for d in rows
-    ]
-    plot_gallery(images[top], titles, path, f"Uncertain galaxies where the network and the {votes_note} disagree most")
     return rows
 
 
@@ -389,9 +351,9 @@ def compare_with_votes(predictor: Predictor, uncertain_path: str, labels: pd.Dat
     probs = predictor.probabilities(predictor.views(images))
     human = labels.loc[objids, list(PROB_COLUMNS)].to_numpy(dtype=float)
     write_csv_and_fits(out["predictions_uncertain"], prediction_table(objids, human, probs, kind, predictor.saved.get("merger_threshold")))
-    stats = plot_vote_comparison(probs, human, out["votes"], note)
+    stats = vote_statistics(probs, human)
     where = labels.loc[objids, ["ra", "dec"]].to_numpy(dtype=float)
-    disagreements = largest_disagreements(images, human, probs, objids, where, out["disagreements"], note)
+    disagreements = largest_disagreements(human, probs, objids, where)
     return {"n": int(len(objids)), "votes": kind, "per_class": stats, "largest_disagreements": disagreements}
 
 

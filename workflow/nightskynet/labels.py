@@ -31,30 +31,13 @@ from .classes import CLASS_NAMES, PROB_COLUMNS
 from .errors import InputError
 from .files import write_json_atomic
 from .tables import write_csv_and_fits
+from .votes import class_probabilities
 
 log = logging.getLogger(__name__)
 
 TOLERANCE = 1e-9
 SPLITS = ("train", "val", "test", "uncertain")
 LABEL_COLUMNS = ("objid", "ra", "dec", "petroR90_r", "nvote", *PROB_COLUMNS, "label", "confidence", "split", "votes")
-
-
-def class_probabilities(catalog: pd.DataFrame) -> pd.DataFrame:
-    """Renormalised four-class probabilities, ``label`` (argmax) and ``confidence`` (max).
-
-    Rows whose four raw fractions sum to 0 (all don't-know) get NaN probabilities and no label.
-    """
-    raw = np.stack([catalog["p_el"], catalog["p_cw"] + catalog["p_acw"], catalog["p_edge"], catalog["p_mg"]], axis=1).astype(np.float64)
-    total = raw.sum(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        probs = np.where(total > 0, raw / np.where(total > 0, total, 1.0), np.nan)
-    out = pd.DataFrame(probs, columns=list(PROB_COLUMNS), index=catalog.index)
-    defined = total[:, 0] > 0
-    out["label"] = pd.Series(
-        [CLASS_NAMES[i] for i in np.nanargmax(np.where(defined[:, None], probs, 0.0), axis=1)], index=catalog.index
-    ).where(defined)
-    out["confidence"] = np.where(defined, np.nanmax(np.where(defined[:, None], probs, 0.0), axis=1), np.nan)
-    return out
 
 
 def is_confident(confidence: pd.Series | np.ndarray, threshold: float) -> np.ndarray:

@@ -268,8 +268,3 @@ def load_model(path, device: str | torch.device = "cpu") -> tuple[GalaxyClassifi
     model.load_state_dict(saved["state_dict"])
     model.to(device).eval()
     return model, saved
-
-
-def model_geometry(saved: dict) -> tuple[dict, int]:
-    """(the geometry of the cutouts the model was trained on, the network's input crop in px)."""
-    return dict(saved["cutout"]), int(saved["input_size"])

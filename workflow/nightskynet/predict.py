@@ -22,6 +22,12 @@ integer), the four calibrated class probabilities, ``predicted`` (the most proba
 for a target recall); for a catalog also ``ra, dec`` (degrees, ICRS). Test-time augmentation (the
 mean over the 8 D4 views) is on by default. Bad input stops the command with one line naming the
 row, the column and the value.
+
+Speed: up to ``numpy_network.SMALL_INPUT`` images are classified by the network in NumPy, on the
+CPU, without importing PyTorch (which alone takes longer than the answer), so a few images take
+about a second from the command line; more go through PyTorch (the configured device), read and
+decoded in a background thread while the model works, as the catalog stage does. Both compute the
+same probabilities to ~1e-6 (tests/test_predict.py).
 """
 
 from __future__ import annotations
@@ -33,34 +39,38 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from PIL import Image, UnidentifiedImageError
 
+from .architecture import model_geometry
 from .classes import CLASS_NAMES
-from .cutouts import IMAGE_SUFFIXES, has_central_source, image_files, load_cutout
+from .cutouts import IMAGE_SUFFIXES, central_sources, image_files, load_cutout
 from .errors import InputError
-from .inference import pick_device, predict_proba, prediction_columns
-from .model import load_model, model_geometry
-from .positions import arcsec, check_angle_unit, decimal, parse_angle, position_problem, sky_coordinates
+from .numpy_network import SMALL_INPUT, ModelFileUnreadable, NumpyClassifier, read_model_file
+from .prediction_columns import prediction_columns
 from .tables import FORMAT_NAMES, ColumnInfo, TextTable, find_column, read_text_table, table_format, write_table
 
 log = logging.getLogger(__name__)
 
 
-def load_folder(folder: Path, size: int, crop_size: int) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
-    names, images, bad = [], [], []
-    for path in image_files(folder):
+def load_batch(paths: list[Path], size: int, crop_size: int) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+    """(crops of the readable images, has_source for each crop, the reason each path failed or None), for one batch."""
+    crops, errors = [], []
+    for path in paths:
         try:
-            image = load_cutout(path, size, crop_size)
+            crops.append(load_cutout(path, size, crop_size))
+            errors.append(None)
         except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as err:
-            bad.append((path.name, str(err)))
-            continue
-        names.append(path.name)
-        images.append(image)
+            errors.append(str(err))
+    images = np.stack(crops) if crops else np.zeros((0, crop_size, crop_size, 3), np.uint8)
+    return images, central_sources(images), errors
+
+
+def folder_images(folder: Path) -> list[Path]:
+    """The folder's JPEG/PNG files, sorted by name; the other files are counted in the log."""
     skipped_other = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES)
     if skipped_other:
         log.info("ignored %d files that are not JPEG/PNG by name, e.g. %s", len(skipped_other), skipped_other[0])
-    return names, np.stack(images) if images else np.zeros((0, crop_size, crop_size, 3), np.uint8), bad
+    return image_files(folder)
 
 
 CATALOG_KEYS = ("objid", "ra", "dec", "petroR90_r")
@@ -72,6 +82,8 @@ def read_catalog(path: Path, needs_radius: bool, columns: dict[str, str | None] 
     ``path`` is CSV, ECSV, FITS or VOTable; ``columns`` maps objid/ra/dec to the user's column names
     (default: the usual names, ``tables.USUAL_NAMES``). Numeric columns with a unit are converted from it.
     """
+    from .positions import check_angle_unit, position_problem, sky_coordinates  # astropy: only for a catalog, not at start-up
+
     table = read_text_table(path)
     columns = columns or {}
     needed = ["objid", "ra", "dec"] + (["petroR90_r"] if needs_radius else [])
@@ -115,6 +127,8 @@ def read_catalog(path: Path, needs_radius: bool, columns: dict[str, str | None] 
 
 def _cell_parser(key: str, unit: str | None):
     """How one cell of the ``key`` column becomes a value; each raises ValueError saying what is wrong."""
+    from .positions import arcsec, decimal, parse_angle
+
     if key == "objid":
         return _parse_objid
     if key in ("ra", "dec"):
@@ -130,6 +144,8 @@ def _cell_parser(key: str, unit: str | None):
 
 
 def _parse_objid(text: str) -> int:
+    from .positions import decimal
+
     if not text:
         raise ValueError("is empty (a masked or missing value)")
     try:
@@ -195,18 +211,77 @@ def check_paths(input_path: Path, out: Path) -> None:
     check_output_path(out)
 
 
-def gather_images(input_path: Path, geometry: dict, crop_size: int, settings: dict, client: dict, cache_dir: Path, columns: dict):
-    """(names, crops, positions or None, skipped (name, reason)) for a folder or a catalog; a catalog's names are its objids."""
-    size = geometry["size"]
+def gather_inputs(input_path: Path, geometry: dict, settings: dict, client: dict, cache_dir: Path, columns: dict):
+    """(names, image paths, positions or None, skipped (name, reason)) for a folder or a catalog; a catalog's
+    names are its objids, its images the downloaded cutouts in the request-keyed cache."""
     if input_path.is_dir():
-        names, images, bad = load_folder(input_path, size, crop_size)
-        return names, images, None, bad
+        paths = folder_images(input_path)
+        return [p.name for p in paths], paths, None, []
     catalog = read_catalog(input_path, needs_radius=geometry["scale_mode"] == "adaptive", columns=columns)
     outcomes, bad = download_catalog(catalog, settings, geometry, client, cache_dir)
     names = [int(o.objid) for o, _ in outcomes]
     positions = catalog.loc[[row for _, row in outcomes], ["ra", "dec"]].reset_index(drop=True)
-    crops = [load_cutout(o.path, size, crop_size) for o, _ in outcomes]
-    return names, np.stack(crops) if crops else np.zeros((0, crop_size, crop_size, 3), np.uint8), positions, bad
+    return names, [o.path for o, _ in outcomes], positions, bad
+
+
+NO_GALAXY = "no_galaxy: no source brighter than the sky at the centre of the image"
+
+
+def classify_paths(batches_classified, n: int):
+    """(probabilities (N, 4), NaN rows where not classified; the reason each image was not, or None) from
+    ((start, (crops, has_source, errors)), probabilities of the crops with a source) per batch."""
+    probs = np.full((n, len(CLASS_NAMES)), np.nan)
+    reasons: list[str | None] = [None] * n
+    for (start, (_, source, errors)), p in batches_classified:
+        rows = start + np.flatnonzero([e is None for e in errors])
+        probs[rows[source]] = p
+        for k, error in enumerate(errors):
+            reasons[start + k] = error
+        for row in rows[~source]:
+            reasons[row] = NO_GALAXY
+    return probs, reasons
+
+
+def loaded_batches(paths: list[Path], size: int, crop: int, batch: int):
+    for start in range(0, len(paths), batch):
+        yield start, load_batch(paths[start : start + batch], size, crop)
+
+
+def classify_with_numpy(saved: dict, paths: list[Path], size: int, crop: int, tta: bool):
+    """A handful of images: the network in NumPy (``numpy_network``), no PyTorch to start."""
+    classifier = NumpyClassifier(saved)
+    done = ((b, classifier.probabilities(b[1][0][b[1][1]], tta)) for b in loaded_batches(paths, size, crop, SMALL_INPUT))
+    return classify_paths(done, len(paths))
+
+
+def classify_with_torch(model_path, paths: list[Path], size: int, crop: int, tta: bool, device: str, threads: int, batch_size: int):
+    """Many images: PyTorch, images read and decoded in a background thread while the model works
+    on the batch before (``inference.classify_stream``, as the catalog stage does)."""
+    import torch
+
+    from .inference import CPU_BATCH, classify_stream, pick_device
+    from .model import load_model
+
+    torch.set_num_threads(max(1, threads))
+    torch_device = pick_device(device)
+    model, _ = load_model(model_path, torch_device)
+    batch = min(batch_size, CPU_BATCH) if torch_device.type == "cpu" else batch_size
+    done = classify_stream(model, loaded_batches(paths, size, crop, batch), lambda b: b[1][0][b[1][1]], torch_device, tta)
+    return classify_paths(done, len(paths))
+
+
+def read_saved(model_path: Path) -> dict:
+    """What the model file holds, read without PyTorch; a file that reader cannot read goes to ``model.load_model``,
+    which names what is wrong with it (or reads it)."""
+    try:
+        saved = read_model_file(model_path)
+        if isinstance(saved, dict) and {"network", "architecture", "input_size", "state_dict", "cutout"} <= set(saved):
+            return saved
+    except ModelFileUnreadable:
+        pass
+    from .model import load_model
+
+    return load_model(model_path)[1]
 
 
 def column_info(from_catalog: bool, tta: bool, threshold: float | None) -> dict[str, ColumnInfo]:
@@ -252,9 +327,7 @@ def run(
     input_path, out_csv = Path(input_path), Path(out_csv)
     check_paths(input_path, out_csv)
     columns = columns or {}
-    torch_device = pick_device(device)
-    torch.set_num_threads(max(1, threads))
-    model, saved = load_model(model_path, torch_device)
+    saved = read_saved(Path(model_path))
     geometry, crop = model_geometry(saved)
     log.info(
         "model %s: cutouts of %d x %d px at %s, network input %d x %d",
@@ -265,19 +338,23 @@ def run(
         crop,
         crop,
     )
-    names, images, positions, bad = gather_images(input_path, geometry, crop, settings, client, Path(cache_dir), columns)
-    keep = np.array([has_central_source(im) for im in images], dtype=bool)
-    bad += [(str(name), "no_galaxy: no source brighter than the sky at the centre of the image") for name, ok in zip(names, keep) if not ok]
+    names, paths, positions, bad = gather_inputs(input_path, geometry, settings, client, Path(cache_dir), columns)
+    if len(paths) <= SMALL_INPUT and device != "cuda":
+        log.info("%d images: classified in NumPy on the CPU (more than %d would start PyTorch)", len(paths), SMALL_INPUT)
+        probs, reasons = classify_with_numpy(saved, paths, geometry["size"], crop, tta)
+    else:
+        probs, reasons = classify_with_torch(model_path, paths, geometry["size"], crop, tta, device, threads, batch_size)
+    keep = np.array([r is None for r in reasons], dtype=bool)
+    bad += [(str(name), reason) for name, reason in zip(names, reasons) if reason is not None]
     for name, reason in bad:
         log.warning("skipped %s: %s", name, reason)
     if not keep.any():
         raise InputError(f"{input_path}: no image to classify ({len(bad)} skipped, see above); {out_csv} not written")
-    probs = predict_proba(model, images[keep], torch_device, tta=tta, batch_size=batch_size)
     sources = [n for n, ok in zip(names, keep) if ok]
     out = pd.concat(
         [
             pd.DataFrame({"source": np.array(sources, dtype=np.int64) if positions is not None else sources}),
-            prediction_columns(probs, saved.get("merger_threshold")),
+            prediction_columns(probs[keep], saved.get("merger_threshold")),
         ],
         axis=1,
     )

@@ -420,6 +420,20 @@ CAPTIONS = {
         "got right, before calibration (grey) and after (blue). On the dashed diagonal the probabilities can be taken at "
         "face value; below it the network is over-confident. Expected calibration error {ece}."
     ),
+    "catalog_vs_votes": (
+        "Per class, the network's probability against the vote fraction, on every galaxy it never trained on. Grey: how "
+        "many galaxies fall in each cell (log scale); blue: the network's mean probability in each tenth of vote fraction, "
+        "with one standard deviation; on the dashed red line network and volunteers agree."
+    ),
+    "catalog_by_votes": (
+        "Agreement against the number of votes (bins holding galaxies only; in brackets, how many): the mean absolute "
+        "difference over the four classes (left, lower is closer) and the share whose top class agrees (right). "
+        "Fractions from few votes are noisy, so agreement should grow with the number of votes."
+    ),
+    "catalog_disagreements": (
+        "The galaxies (never trained on) where the network and the volunteers differ most, in any class: that class, "
+        "the vote fraction and the network's probability, the split and the number of votes, objid and position."
+    ),
 }
 
 
@@ -501,21 +515,48 @@ def evaluation_section(metrics: dict, eval_figures: dict, votes: str) -> list[st
             f"The {len(mistakes)} test galaxies the network got wrong most confidently: Galaxy Zoo class ({votes}), "
             "the network's class and its probability, objid and position.",
         ),
-        f"<h3>Uncertain galaxies: network vs {votes}</h3>",
-        figure(
-            png_data_uri(eval_figures["votes"]),
-            f"For galaxies below the confidence cut, the network's probability (y) against the human vote fraction (x, {votes}) "
-            "per class; points on the dashed red line agree.",
-        ),
+    ]
+
+
+def _fixed(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def catalog_section(inputs: dict, votes: str) -> list[str]:
+    """Every galaxy the query returned, classified: what the catalog holds and how it compares with the volunteers."""
+    summary = json.loads(Path(inputs["catalog_comparison"]).read_text())
+    by = summary["by_split_and_status"]
+    splits = [s for s in ("train", "val", "test", "uncertain", "none") if s in by]
+    # only the statuses that occur: a column of zeros would say nothing
+    statuses = [t for t in ("classified", "no_galaxy", "missing", "rejected", "failed") if any(by[s].get(t) for s in splits)]
+    rows = [[s, *[by[s].get(t, 0) for t in statuses], sum(by[s].values())] for s in splits]
+    rows.append(["all", *[sum(by[s].get(t, 0) for s in splits) for t in statuses], summary["galaxies"]])
+    unclassified = summary["galaxies"] - sum(by[s].get("classified", 0) for s in splits)
+    left_out = (
+        "every galaxy had a cutout with a source at its centre, so every one is classified"
+        if unclassified == 0
+        else f"{unclassified:,} galaxies are not classified (their status says why)"
+    )
+    agreement = summary["top_class_agreement"]
+    views = "the mean over the 8 D4 views" if summary["tta"] else "one view (catalog.tta: false)"
+    return [
+        f"<h2>The catalog: every galaxy against its volunteers ({html.escape(votes)})</h2>",
+        f"<p>All {summary['galaxies']:,} galaxies the query returned, confident or not, with the network's calibrated "
+        f"probabilities ({views}) beside their renormalised vote fractions, are in <code>results/morphology/catalog.csv</code> "
+        "(and its FITS twin). A galaxy without a cutout, or whose cutout shows no source at its centre, has a status and no "
+        f"probabilities; here {left_out}. Galaxies per split (train, val: trained on; test, uncertain: held out; none: "
+        "not used) and status:</p>",
+        table(rows, ["split", *statuses, "all"]),
+        f"<p>Compared with the volunteers on the {summary['compared']:,} classified galaxies the network never trained on "
+        f"(test, uncertain and none): the network's most probable class is the volunteers' most voted one for "
+        f"{'n/a' if agreement is None else f'{agreement:.1%}'} of them.</p>",
         table(
-            [[CLASS_LABELS[c], v["pearson_r"], v["mean_abs_diff"]] for c, v in metrics["uncertain"]["per_class"].items()],
-            ["class", "Pearson r", "mean |network - human|"],
+            [[CLASS_LABELS[c], _fixed(v["pearson_r"]), _fixed(v["mean_abs_diff"])] for c, v in summary["per_class"].items()],
+            ["class", "Pearson r", "mean |network - votes|"],
         ),
-        figure(
-            png_data_uri(eval_figures["disagreements"]),
-            f"The uncertain galaxies where the network and the {votes} disagree most: the class of the largest gap, "
-            "the human fraction and the network's probability, objid and position.",
-        ),
+        figure(png_data_uri(inputs["catalog_vs_votes"]), CAPTIONS["catalog_vs_votes"]),
+        figure(png_data_uri(inputs["catalog_by_votes"]), CAPTIONS["catalog_by_votes"]),
+        figure(png_data_uri(inputs["catalog_disagreements"]), CAPTIONS["catalog_disagreements"]),
     ]
 
 
@@ -556,7 +597,7 @@ def run_section(settings: dict) -> list[str]:
 
 def run(inputs: dict, eval_figures: dict, figures: dict, out_html: str, settings: dict) -> None:
     """Stage ``report``: ``eval_figures`` are the evaluate stage's PNGs by name (confusion, roc_pr,
-    reliability, mistakes, votes, disagreements); ``figures`` the PNGs this stage draws (examples,
+    reliability, mistakes); ``figures`` the PNGs this stage draws (examples,
     network, curves, sky_map)."""
     votes = votes_phrase(settings["source"])
     metrics = json.loads(Path(inputs["metrics"]).read_text())
@@ -575,6 +616,7 @@ def run(inputs: dict, eval_figures: dict, figures: dict, out_html: str, settings
         *data_section(inputs, summary, settings, votes, figures["examples"]),
         *network_section(inputs, figures),
         *evaluation_section(metrics, eval_figures, votes),
+        *catalog_section(inputs, votes),
         *sky_section(inputs, figures, votes),
         *run_section(settings),
     ]

@@ -1,6 +1,7 @@
 """Stage ``scrape``: 120 x 120 JPEG cutouts from SkyServer's ImgCutout, one chunk job at a time.
 
-Galaxies are spread over a fixed number of chunks by a stable hash of their objid, so the DAG
+Every galaxy the query returned is fetched, confident or not: the labels decide what is trained
+on, the catalog stage classifies them all. Galaxies are spread over a fixed number of chunks by a stable hash of their objid, so the DAG
 has O(chunks) jobs however large the catalog. Each job downloads the galaxies of its chunk with
 the cutout client (``cutout_client``: polite, validated, cached by request). The chunk's outputs
 are a tar of ``<objid>.jpg`` members and a manifest CSV:
@@ -11,7 +12,6 @@ rule's params); the client's settings only how they are fetched (the rule's reso
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 import logging
 import tarfile
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .chunks import chunk_of
 from .cutout_client import Outcome, cutout_cache, download_all
 from .files import atomic_path, write_csv_atomic
 from .sky_source import skyserver_base_url
@@ -26,12 +27,6 @@ from .sky_source import skyserver_base_url
 log = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = ("objid", "status", "http_status", "attempts", "reason", "sha256")
-
-
-def chunk_of(objid: int, chunks: int) -> int:
-    """A stable chunk number for ``objid`` (independent of Python's hash seed and of the catalog)."""
-    digest = hashlib.blake2b(str(int(objid)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") % chunks
 
 
 def write_chunk(outcomes: list[Outcome], tar_path: str | Path, manifest_path: str | Path) -> None:
@@ -52,13 +47,19 @@ def write_chunk(outcomes: list[Outcome], tar_path: str | Path, manifest_path: st
 
 
 def run(
-    labels_csv: str | Path, chunk: int, tar_path: str | Path, manifest_path: str | Path, settings: dict, client: dict, cache_dir: str | Path
+    catalog_csv: str | Path,
+    chunk: int,
+    tar_path: str | Path,
+    manifest_path: str | Path,
+    settings: dict,
+    client: dict,
+    cache_dir: str | Path,
 ) -> list[Outcome]:
     """Stage ``scrape`` for one chunk. ``settings``: source, sdss/demo and ``scrape`` (chunks and
     the geometry); ``client``: the ``CLIENT_KEYS``; ``cache_dir``: the cutout cache's folder."""
     s = settings["scrape"]
-    labels = pd.read_csv(labels_csv, dtype={"objid": "int64"})
-    mine = labels[[chunk_of(o, s["chunks"]) == chunk for o in labels["objid"]]].sort_values("objid")
+    catalog = pd.read_csv(catalog_csv, dtype={"objid": "int64"}, usecols=lambda c: c in ("objid", "ra", "dec", "petroR90_r"))
+    mine = catalog[[chunk_of(o, s["chunks"]) == chunk for o in catalog["objid"]]].sort_values("objid")
     cache = cutout_cache(settings, cache_dir)
     log.info("chunk %d of %d: %d galaxies; cache %s", chunk, s["chunks"], len(mine), cache.root)
     with skyserver_base_url(settings) as base_url:

@@ -261,3 +261,48 @@ def to_astropy(frame: pd.DataFrame, info: dict[str, ColumnInfo]):
         meta = info.get(name)
         table[name] = Column(data, unit=u.Unit(meta.unit) if meta and meta.unit else None, description=meta.description if meta else None)
     return table
+
+
+def write_fits_streamed(path: str | Path, blocks, n_rows: int, info: dict[str, ColumnInfo], text_widths: dict[str, int]) -> None:
+    """A FITS binary table of ``n_rows`` rows written block by block (memory: one block), atomically.
+
+    ``blocks`` yields DataFrames with the same columns; text columns are stored at the fixed widths
+    of ``text_widths`` so that every block has the same row layout. Each block goes through
+    astropy (the same encoding as ``write_table``); its header is written once, with NAXIS2 = ``n_rows``.
+    """
+    import io
+
+    from astropy.io import fits
+
+    def header_end(raw: bytes, start: int) -> int:
+        for block_start in range(start, len(raw), 2880):
+            cards = raw[block_start : block_start + 2880]
+            if any(cards[k : k + 8] == b"END     " for k in range(0, 2880, 80)):
+                return block_start + 2880
+        raise ValueError("no END card")
+
+    written, row_bytes = 0, None
+    with atomic_path(path) as tmp, open(tmp, "wb") as out:
+        for block in blocks:
+            table = to_astropy(block, info)
+            for name, width in text_widths.items():
+                column = table[name]
+                table[name] = type(column)(np.asarray(column, dtype=f"U{width}"), unit=column.unit, description=column.description)
+            buffer = io.BytesIO()
+            table.write(buffer, format="fits")  # as write_table does: units, and descriptions in COMMENT cards
+            raw = buffer.getvalue()
+            primary_end = header_end(raw, 0)
+            table_end = header_end(raw, primary_end)
+            header = fits.Header.fromstring(raw[primary_end:table_end].decode("ascii"))
+            if row_bytes is None:
+                row_bytes = header["NAXIS1"]
+                header["NAXIS2"] = n_rows
+                out.write(raw[:primary_end])
+                out.write(header.tostring().encode("ascii"))
+            elif header["NAXIS1"] != row_bytes:
+                raise ValueError(f"a block has {header['NAXIS1']}-byte rows, not {row_bytes}: a text column is wider than its width")
+            out.write(raw[table_end : table_end + row_bytes * len(block)])
+            written += len(block)
+        if written != n_rows:
+            raise ValueError(f"{path}: {written} rows written, {n_rows} announced")
+        out.write(b"\0" * (-(row_bytes or 0) * n_rows % 2880))

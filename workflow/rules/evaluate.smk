@@ -31,16 +31,6 @@ rule evaluate:
             caption="../report/mistakes.rst",
             category="Evaluation",
         ),
-        votes=report(
-            "results/eval/uncertain_vs_votes.png",
-            caption="../report/uncertain_vs_votes.rst",
-            category="Network vs human votes",
-        ),
-        disagreements=report(
-            "results/eval/disagreements.png",
-            caption="../report/disagreements.rst",
-            category="Network vs human votes",
-        ),
     log:
         "results/logs/evaluate.log",
     benchmark:
@@ -58,5 +48,5 @@ rule evaluate:
         " --uncertain {input.uncertain} --labels {input.labels} --metrics {output.metrics}"
         " --predictions-test {output.predictions_test} --predictions-uncertain {output.predictions_uncertain}"
         " --confusion {output.confusion} --roc-pr {output.roc_pr} --reliability {output.reliability}"
-        " --mistakes {output.mistakes} --votes {output.votes} --disagreements {output.disagreements}"
+        " --mistakes {output.mistakes}"
         " --device {resources.device} --batch-size {resources.batch_size} --threads {threads} > {log} 2>&1"

@@ -15,8 +15,10 @@ rule report:
         roc_pr=rules.evaluate.output.roc_pr,
         reliability=rules.evaluate.output.reliability,
         mistakes=rules.evaluate.output.mistakes,
-        votes=rules.evaluate.output.votes,
-        disagreements=rules.evaluate.output.disagreements,
+        catalog_comparison=rules.catalog.output.comparison,
+        catalog_vs_votes=rules.catalog.output.vs_votes,
+        catalog_by_votes=rules.catalog.output.by_votes,
+        catalog_disagreements=rules.catalog.output.disagreements,
         code=code("report"),
     output:
         html="results/report/report.html",
@@ -56,6 +58,7 @@ rule report:
             "shards",
             *train_keys(),
             "evaluate",
+            "catalog",
             "report",
         ),
     shell:
@@ -64,6 +67,8 @@ rule report:
         " --shards-manifest {input.shards_manifest} --history {input.history} --model {input.model}"
         " --metrics {input.metrics} --predictions-test {input.predictions_test}"
         " --predictions-uncertain {input.predictions_uncertain} --confusion {input.confusion} --roc-pr {input.roc_pr}"
-        " --reliability {input.reliability} --mistakes {input.mistakes} --votes {input.votes}"
-        " --disagreements {input.disagreements} --examples {output.examples}"
+        " --reliability {input.reliability} --mistakes {input.mistakes}"
+        " --catalog-comparison {input.catalog_comparison} --catalog-vs-votes {input.catalog_vs_votes}"
+        " --catalog-by-votes {input.catalog_by_votes} --catalog-disagreements {input.catalog_disagreements}"
+        " --examples {output.examples}"
         " --network {output.network} --curves {output.curves} --sky-map {output.sky_map} --out {output.html} > {log} 2>&1"

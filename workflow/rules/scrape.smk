@@ -1,6 +1,6 @@
 rule scrape:
     input:
-        labels="results/labels/labels.csv",
+        catalog="results/catalog/gz1_votes.csv",
         code=code("scrape"),
         demo_sky=demo_sky_inputs(),
     output:
@@ -19,7 +19,7 @@ rule scrape:
     params:
         settings=settings(*source_keys(), "scrape.chunks", *geometry_keys()),
     shell:
-        "nightskynet scrape --settings {params.settings:q} --labels {input.labels} --chunk {wildcards.k}"
+        "nightskynet scrape --settings {params.settings:q} --catalog {input.catalog} --chunk {wildcards.k}"
         " --tar {output.tar} --manifest {output.manifest}"
         " --concurrency {resources.concurrency} --max-rate {resources.max_rate}"
         " --timeout-s {resources.http_timeout_s} --max-attempts {resources.max_attempts}"
