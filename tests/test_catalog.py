@@ -222,3 +222,12 @@ def test_an_image_that_is_not_the_one_downloaded_for_its_objid_stops_the_job(chu
     with pytest.raises(InputError, match=f"{first}.jpg is not the image its manifest lists"):
         run_chunk(chunk_copy, tmp_path / "out.csv")
     assert not (tmp_path / "out.csv").exists() and not list(tmp_path.glob(".out.csv.*"))
+
+
+def test_a_text_value_wider_than_its_fits_column_stops_the_write_and_leaves_no_file(tmp_path):
+    from nightskynet.tables import write_fits_streamed
+
+    frame = pd.DataFrame({"objid": [1, 2], "status": ["classified", "a_new_status_nobody_sized"]})
+    with pytest.raises(ValueError, match="column status holds a 25-character value, wider than its 10"):
+        write_fits_streamed(tmp_path / "t.fits", iter([frame]), 2, {}, {"status": 10})
+    assert not list(tmp_path.iterdir())

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from .architecture import model_geometry
 from .catalog_comparison import COMPARED_SPLITS, Comparison, plot_agreement_by_votes, plot_disagreements, plot_network_vs_votes
@@ -127,18 +128,15 @@ def classify_chunk(
         first = galaxies["objid"].to_numpy()[unknown][0]
         raise InputError(f"objid {first} of the catalog is not in the chunk's manifest; scrape the chunk again")
     row_of = pd.Index(galaxies["objid"])
-    seen = 0
-    for (ids, _, source), p in classify_stream(
-        model, _batches(tar_path, manifest, geometry["size"], crop, batch), lambda b: b[1][b[2]], device, tta
-    ):
-        rows = row_of.get_indexer(ids)
-        if (rows < 0).any():
-            raise InputError(f"{tar_path}: holds {ids[rows < 0][0]}.jpg, a galaxy this chunk of the catalog does not have")
-        probs[rows[source]] = p
-        status[rows] = np.where(source, "classified", "no_galaxy")
-        seen += len(ids)
-        if seen % 20_000 < len(ids):
-            log.info("%d of %d cutouts classified", seen, n)
+    stream = classify_stream(model, _batches(tar_path, manifest, geometry["size"], crop, batch), lambda b: b[1][b[2]], device, tta)
+    with tqdm(total=int((status == "ok").sum()), desc="classifying", unit="galaxy", mininterval=5.0, disable=n < 5000) as bar:
+        for (ids, _, source), p in stream:
+            rows = row_of.get_indexer(ids)
+            if (rows < 0).any():
+                raise InputError(f"{tar_path}: holds {ids[rows < 0][0]}.jpg, a galaxy this chunk of the catalog does not have")
+            probs[rows[source]] = p
+            status[rows] = np.where(source, "classified", "no_galaxy")
+            bar.update(len(ids))
     lost = (status == "ok").sum()
     if lost:
         raise InputError(f"{tar_path}: {lost} cutouts its manifest lists as downloaded are not in it; scrape the chunk again")

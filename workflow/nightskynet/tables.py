@@ -287,6 +287,9 @@ def write_fits_streamed(path: str | Path, blocks, n_rows: int, info: dict[str, C
             table = to_astropy(block, info)
             for name, width in text_widths.items():
                 column = table[name]
+                longest = max((len(v) for v in column), default=0)
+                if longest > width:  # a fixed-width cast would cut it silently
+                    raise ValueError(f"{path}: column {name} holds a {longest}-character value, wider than its {width}")
                 table[name] = type(column)(np.asarray(column, dtype=f"U{width}"), unit=column.unit, description=column.description)
             buffer = io.BytesIO()
             table.write(buffer, format="fits")  # as write_table does: units, and descriptions in COMMENT cards
