@@ -61,6 +61,33 @@ def model_bound(model, crops: np.ndarray, device: torch.device, batch: int, seco
     return done / (time.perf_counter() - t0)
 
 
+@torch.inference_mode()
+def contiguous_rate(model, crops: np.ndarray, batch: int, seconds: float = 6.0) -> float:
+    """The bound's arithmetic in PyTorch's default layout (NCHW), for comparison with channels-last."""
+    from nightskynet.augment import d4_torch
+    from nightskynet.model import to_input
+
+    model = model.eval().to(memory_format=torch.contiguous_format)
+    done, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for s in range(0, len(crops), batch):
+            x = to_input(torch.from_numpy(crops[s : s + batch]))
+            sum(torch.softmax(model(d4_torch(x, g)), dim=1) for g in range(8))
+            done += len(x)
+    return done / (time.perf_counter() - t0)
+
+
+def layouts(model_path: Path, crops: np.ndarray, device: torch.device, rounds: int = 2) -> list[tuple[str, float]]:
+    """The model alone at batch 64 and 256, channels-last and NCHW, in turns: why the catalog feeds it 64 channels-last."""
+    rates: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        for batch in (64, 256):
+            fresh, _ = load_model(model_path, device)
+            rates.setdefault(f"batch {batch}, NCHW", []).append(contiguous_rate(fresh, crops, batch))
+            rates.setdefault(f"batch {batch}, channels-last", []).append(model_bound(fresh, crops, device, batch, seconds=6.0))
+    return [(name, statistics.median(r)) for name, r in rates.items()]
+
+
 def run_stage(results: Path, chunks: list[int], device: str, threads: int, batch: int) -> tuple[int, float]:
     settings = {"scrape": {"chunks": len(chunks)}, "catalog": {"tta": True}}
     n, t0 = 0, time.perf_counter()
@@ -156,6 +183,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="turns of (bound, catalog stage)")
+    parser.add_argument("--layouts", action="store_true", help="also the model alone at batch 64 / 256, NCHW / channels-last (CPU)")
     parser.add_argument("--predict-images", type=int, default=300, help="423 px demo images for the predict figure")
     parser.add_argument("--chunk-galaxies", type=int, default=0, help="also the peak RSS of a catalog-chunk job on N and N / 10 galaxies")
     args = parser.parse_args()
@@ -217,6 +245,10 @@ def main() -> None:
     for cells in rows:
         print("| " + " | ".join(cells) + " |")
     print(f"\npredict on 5 images, the whole command: {start_up:.2f} s (median of 3); `import torch` alone: {import_torch:.2f} s")
+    if args.layouts and device.type == "cpu":
+        print("\n| the model alone, TTA | galaxies/s (median of 2) |\n|---|---|")
+        for name, rate in layouts(args.results / "model/model.pt", crops, device):
+            print(f"| {name} | {rate:,.0f} |")
     if args.chunk_galaxies:
         print("\n| catalog-chunk job, one view per galaxy | wall s | galaxies/s | peak RSS MB |\n|---|---|---|---|")
         for n in (args.chunk_galaxies // 10, args.chunk_galaxies):

@@ -17,10 +17,10 @@ CONCURRENCY = 4
 
 
 def test_kill_minus_9_then_resume_downloads_only_the_rest(tmp_path):
-    labels = pd.DataFrame(
+    catalog = pd.DataFrame(
         {"objid": range(1000, 1000 + N), "ra": [150.0 + i / 100 for i in range(N)], "dec": [10.0] * N, "petroR90_r": [5.0] * N}
     )
-    labels.to_csv(tmp_path / "labels.csv", index=False)
+    catalog.to_csv(tmp_path / "gz1_votes.csv", index=False)
     server = FaultySkyServer("none", failures=0, latency_s=0.05)
     cache = tmp_path / "cache"
     with ServedInThread(server.app()) as served:
@@ -48,8 +48,8 @@ def test_kill_minus_9_then_resume_downloads_only_the_rest(tmp_path):
             "scrape",
             "--settings",
             json.dumps(settings),
-            "--labels",
-            str(tmp_path / "labels.csv"),
+            "--catalog",
+            str(tmp_path / "gz1_votes.csv"),
             "--chunk",
             "0",
             "--tar",

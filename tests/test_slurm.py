@@ -20,7 +20,9 @@ if why_not_available() is None:  # the executor plugin is an optional extra; wit
     pytest.importorskip("snakemake_executor_plugin_slurm", reason="pip install -e '.[slurm]' for the SLURM executor plugin")
 
 CONFIG = {**TINY, "train": {**TINY["train"], "gpus": 0}}  # the test node has no GPU
-SUBMITTED_RULES = {"labels", "shards_train", "shards_eval", "shards", "train", "evaluate", "report"}  # query, scrape: local
+# query and scrape run on the submitting host
+SUBMITTED_RULES = {"labels", "shards_train", "shards_eval", "shards", "train", "evaluate", "catalog_chunk", "catalog", "report"}
+SUBMITTED_JOBS = len(SUBMITTED_RULES) + 1  # catalog_chunk: one job per scrape chunk (2)
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +32,10 @@ def cluster(tmp_path_factory):
     slurm.stop()
 
 
-def test_tiny_workflow_runs_under_slurm_and_matches_a_local_run(cluster, tmp_path):
-    local = copy_repo(tmp_path / "local")
+def test_tiny_workflow_runs_under_slurm_and_matches_a_local_run(cluster, tiny_run, tmp_path):
+    local = tiny_run  # the same settings run locally (train.gpus only says what a job asks the scheduler for)
     on_slurm = copy_repo(tmp_path / "slurm")
-    for work in (local, on_slurm):
-        (work / "tiny.yaml").write_text(yaml.safe_dump(CONFIG))
-    snakemake(local, "--configfile", "tiny.yaml")
+    (on_slurm / "tiny.yaml").write_text(yaml.safe_dump(CONFIG))
     proc = snakemake(
         on_slurm,
         "--configfile",
@@ -48,22 +48,26 @@ def test_tiny_workflow_runs_under_slurm_and_matches_a_local_run(cluster, tmp_pat
         "2",
         "--set-threads",
         "train=2",
+        "catalog_chunk=2",
         "--set-resources",
         "train:cpus_per_task=2",
         "train:mem_mb=3000",
         "evaluate:mem_mb=2000",
+        "catalog_chunk:cpus_per_task=2",
+        "catalog_chunk:mem_mb=2000",
     )
     assert "Nothing to be done" not in proc.stdout
 
     records = cluster.completed_jobs()
-    assert len(records) == len(SUBMITTED_RULES), records
+    assert len(records) == SUBMITTED_JOBS, records
     assert {r["JobState"] for r in records} == {"COMPLETED"}
     assert {r["Partition"] for r in records} == {"test"}
     logs = on_slurm / "results" / "logs" / "slurm"  # the profile keeps SLURM's job logs here
     assert {p.name.removeprefix("rule_") for p in logs.iterdir()} == SUBMITTED_RULES
     assert all(any(d.rglob("*.log")) for d in logs.iterdir())
 
-    for path in ("results/labels/labels.csv", "results/catalog/gz1_votes.csv", "results/eval/predictions_test.csv"):
+    tables = ("labels/labels.csv", "catalog/gz1_votes.csv", "eval/predictions_test.csv", "morphology/catalog.csv")
+    for path in (f"results/{t}" for t in tables):
         pd.testing.assert_frame_equal(pd.read_csv(local / path), pd.read_csv(on_slurm / path))
     manifest = lambda w: json.loads((w / "results/shards/manifest.json").read_text())["files"]  # noqa: E731
     assert manifest(local) == manifest(on_slurm)  # byte-identical shards

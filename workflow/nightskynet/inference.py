@@ -30,8 +30,9 @@ def pick_device(requested: str = "auto") -> torch.device:
     return torch.device(requested)
 
 
-# galaxies per model call on a CPU: the 8 views of 64 crops stay in the caches (measured: 64 is
-# ~1.5x faster per galaxy than 256 on 2 cores, docs/benchmarks.md "The catalog")
+# galaxies per model call on a CPU, with the model in channels-last: the 8 views of 64 crops stay in
+# the caches (2 cores, TTA: 75 galaxies/s; 60 at 256; 59 and 40 in PyTorch's default NCHW layout;
+# docs/benchmarks.md, "The catalog and predict against the model's own rate")
 CPU_BATCH = 64
 
 
