@@ -114,8 +114,16 @@ def test_every_config_key_reruns_what_the_design_table_says(tiny_run, tmp_path):
         (tiny_run / name).write_text(yaml.safe_dump(changed))
         return key, planned(tiny_run, name)
 
+    # the keys documented to rerun nothing, changed all at once: a job reruns when any of its params
+    # changed, so an empty plan clears every one of them in one dry run; otherwise each is tried alone
+    quiet = sorted(k for k in keys if not table[k])
+    changed = dict(TINY)
+    for key in quiet:
+        changed = merge_config(changed, nested(key, other_value(key, keys[key], tmp_path)))
+    (tiny_run / "change_quiet.yaml").write_text(yaml.safe_dump(changed))
+    seen = {k: set() for k in quiet} if not planned(tiny_run, "change_quiet.yaml") else {}
     with ThreadPoolExecutor(2) as pool:
-        seen = dict(pool.map(check, enumerate(sorted(keys.items()))))
+        seen.update(pool.map(check, enumerate(sorted((k, v) for k, v in keys.items() if k not in seen))))
     wrong = {k: {"documented": sorted(table[k]), "snakemake": sorted(v)} for k, v in seen.items() if v != table[k]}
     assert not wrong, wrong
     assert planned(tiny_run, "tiny.yaml") == set()
