@@ -81,3 +81,23 @@ def test_the_result_says_when_test_time_averaging_is_off():
     assert "0.9 from a single view" in result_section({**metrics, "tta": True}, "simulated votes")
     off = result_section({**metrics, "tta": False, "accuracy_single_view": 1.0}, "simulated votes")
     assert "test-time averaging is off" in off and "from a single view" not in off
+
+
+def test_the_download_row_counts_every_galaxy_and_per_class_only_the_confident_ones():
+    from nightskynet.report import count_rows
+
+    labels = pd.DataFrame(
+        {
+            "objid": [1, 2, 3, 4, 5],
+            "label": ["elliptical", "elliptical", "merger", "merger", "face_on_spiral"],
+            "confidence": [1.0, 0.96, 0.95, 0.6, 0.7],  # the last two below the cut, trained on their votes
+            "split": ["train", "test", "val", "train", "uncertain"],
+        }
+    )
+    manifests = pd.DataFrame({"objid": [1, 2, 3, 4, 5, 6, 7], "status": ["ok", "ok", "missing", "ok", "ok", "ok", "failed"]})
+    summary = {"threshold": 0.95, "confident": 3, "uncertain_total": 2, "confident_by_class": dict.fromkeys(CLASS_NAMES, 0)}
+    shards = {"images": {"train": 10}, "copies_per_class": {c: {"images": 0} for c in CLASS_NAMES}}
+    rows = {r[0]: r[1:] for r in count_rows(labels, pd.DataFrame({"objid": range(7)}), summary, manifests, shards)}
+    downloaded = next(v for k, v in rows.items() if k.startswith("cutouts downloaded"))
+    # galaxy 6 has no label (every vote don't-know, or not kept) but its cutout downloaded; 3 (confident) did not
+    assert downloaded == [5, 2, 0, 0, 0]

@@ -367,12 +367,13 @@ def count_rows(labels: pd.DataFrame, catalog: pd.DataFrame, summary: dict, manif
     def per_class(mask: pd.Series) -> list[int]:
         return [int((mask & (got["label"] == c)).sum()) for c in CLASS_NAMES]
 
-    confident = got["split"] != "uncertain"
+    confident = got["confidence"] >= summary["threshold"] - 1e-9  # as the labels stage decides it
     rows = [
         ["catalog (SqlSearch, after validation)", len(catalog), *blank],
         [f"confident (max >= {summary['threshold']:.2f})", summary["confident"], *[summary["confident_by_class"][c] for c in CLASS_NAMES]],
         ["uncertain (below the cut)", summary["uncertain_total"], *blank],
-        ["cutouts downloaded (total; per class: confident)", int(got["downloaded"].sum()), *per_class(got["downloaded"] & confident)],
+        # the scrape fetches every galaxy of the catalog; per class, the confident ones
+        ["cutouts downloaded (every galaxy; per class: the confident)", len(ok), *per_class(got["downloaded"] & confident)],
     ]
     for split in ("train", "val", "test"):
         part = (got["split"] == split) & got["downloaded"]
