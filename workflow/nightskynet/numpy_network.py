@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .architecture import POOL_AFTER
+
 SMALL_INPUT = 16  # predict on at most this many images runs here (~0.1 s per image with TTA, against ~2 s to import PyTorch)
 VIEWS_PER_CALL = 64  # crops per array operation (bounds the im2col buffers to ~100 MB)
 BN_EPS = 1e-5  # torch.nn.BatchNorm2d's default
@@ -143,8 +145,6 @@ def resnet_logits(x: np.ndarray, state: dict) -> np.ndarray:
 def study_logits(x: np.ndarray, state: dict, pieces: int) -> np.ndarray:
     """model.StudyNet: four valid convolutions with ReLU (2 x 2 max pooling after the 1st, 2nd and 4th), then
     dense + ReLU, maxout, maxout, dense + ReLU, linear (dropout is the identity at inference)."""
-    from .architecture import POOL_AFTER
-
     convs = sorted({k.split(".")[2] for k in state if k.startswith("network.features.") and k.endswith(".weight")}, key=int)
     for index, pool in zip(convs, POOL_AFTER):
         x = relu(conv2d(x, state[f"network.features.{index}.weight"], state[f"network.features.{index}.bias"]))

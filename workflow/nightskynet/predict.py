@@ -247,10 +247,16 @@ def loaded_batches(paths: list[Path], size: int, crop: int, batch: int):
         yield start, load_batch(paths[start : start + batch], size, crop)
 
 
+def with_source(batch) -> np.ndarray:
+    """The crops of a ``loaded_batches`` item that hold a source: what the model classifies."""
+    _, (crops, source, _) = batch
+    return crops[source]
+
+
 def classify_with_numpy(saved: dict, paths: list[Path], size: int, crop: int, tta: bool):
     """A handful of images: the network in NumPy (``numpy_network``), no PyTorch to start."""
     classifier = NumpyClassifier(saved)
-    done = ((b, classifier.probabilities(b[1][0][b[1][1]], tta)) for b in loaded_batches(paths, size, crop, SMALL_INPUT))
+    done = ((b, classifier.probabilities(with_source(b), tta)) for b in loaded_batches(paths, size, crop, SMALL_INPUT))
     return classify_paths(done, len(paths))
 
 
@@ -266,7 +272,7 @@ def classify_with_torch(model_path, paths: list[Path], size: int, crop: int, tta
     torch_device = pick_device(device)
     model, _ = load_model(model_path, torch_device)
     batch = min(batch_size, CPU_BATCH) if torch_device.type == "cpu" else batch_size
-    done = classify_stream(model, loaded_batches(paths, size, crop, batch), lambda b: b[1][0][b[1][1]], torch_device, tta)
+    done = classify_stream(model, loaded_batches(paths, size, crop, batch), with_source, torch_device, tta)
     return classify_paths(done, len(paths))
 
 
