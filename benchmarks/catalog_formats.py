@@ -6,7 +6,7 @@ it); one run of the real ``nightskynet predict`` fills a cutout cache from the d
 each format is predicted by the same command against that cache and timed whole, and its
 catalog reading (``predict.read_catalog``: every cell parsed and checked) is timed alone.
 
-    .venv/bin/python benchmarks/catalog_formats.py                  # after make demo (needs results/model/model.pt)
+    .venv/bin/python benchmarks/catalog_formats.py                  # after make demo (needs results/demo/model/model.pt)
     .venv/bin/python benchmarks/catalog_formats.py --rows 2000 --tta
 """
 
@@ -40,7 +40,7 @@ def predict(model: str, catalog: Path, out: Path, cache: Path, tta: bool, thread
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=str(REPO / "results/model/model.pt"))
+    p.add_argument("--model", default=str(REPO / "results/demo/model/model.pt"))
     p.add_argument("--rows", type=int, default=10_000)
     p.add_argument("--tta", action="store_true", help="average the 8 D4 views (default: one view, so the table's share shows)")
     p.add_argument("--threads", type=int, default=2)

@@ -15,7 +15,7 @@
   (the run's cutouts again under made-up objids) and on one of N / 10: peak RSS of each, to show it
   does not grow with the chunk (one view per galaxy, to keep it short: memory does not depend on it).
 
-    .venv/bin/python benchmarks/catalog_throughput.py              # after `make demo`: results/ of the demo run
+    .venv/bin/python benchmarks/catalog_throughput.py              # after `make demo`: results/demo/ of the demo run
     python benchmarks/catalog_throughput.py --device cuda          # on a GPU machine
     .venv/bin/python benchmarks/catalog_throughput.py --chunk-galaxies 28000   # + memory at 893,000 / 32 per chunk
 """
@@ -179,7 +179,7 @@ def median_wall(command: list[str], repeat: int = 3) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", type=Path, default=REPO / "results", help="a finished run's results/ folder")
+    parser.add_argument("--results", type=Path, default=REPO / "results" / "demo", help="a finished run's folder (results/<run>/)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="turns of (bound, catalog stage)")

@@ -41,8 +41,8 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 SKY = REPO / "resources" / "demo_sky"
 STAGES = (  # (stage, what snakemake is asked for, the rules whose jobs it runs, its outputs under results/)
-    ("query", ["results/catalog/gz1_votes.csv"], ["query"], ["catalog"]),
-    ("labels", ["results/labels/labels.csv"], ["labels"], ["labels"]),
+    ("query", ["results/demo/catalog/gz1_votes.csv"], ["query"], ["catalog"]),
+    ("labels", ["results/demo/labels/labels.csv"], ["labels"], ["labels"]),
     ("scrape", ["--until", "scrape"], ["scrape"], ["images"]),
     ("shards", ["--until", "shards"], ["shards_train", "shards_eval", "shards"], ["shards"]),
     ("train", ["--until", "train"], ["train"], ["model"]),
@@ -68,8 +68,7 @@ def prepare(work: Path, n: int, chunks: int, tta: bool) -> Path:
     repo = work / "repo"
     if not repo.exists():
         repo.mkdir(parents=True)
-        for item in ("Snakefile", "config.yaml"):
-            shutil.copy2(REPO / item, repo / item)
+        shutil.copy2(REPO / "config.yaml", repo / "config.yaml")
         shutil.copytree(REPO / "envs", repo / "envs")
         shutil.copytree(REPO / "workflow", repo / "workflow", ignore=shutil.ignore_patterns("__pycache__"))
     (repo / "scale.yaml").write_text(yaml.safe_dump(scale_config(n, chunks, work, tta)))
@@ -123,12 +122,12 @@ def peak_rss_mb(repo: Path, rules: list[str]) -> tuple[float, int]:
     """Largest max_rss (MB) over the jobs of these rules, from their benchmark files, and how many there were."""
     peaks, jobs = [], 0
     for rule in rules:
-        folder = repo / "results" / "benchmarks" / rule
+        folder = repo / "results" / "demo" / "benchmarks" / rule
         for tsv in sorted(folder.glob("*.tsv")) if folder.is_dir() else []:
             table = pd.read_csv(tsv, sep="\t")
             peaks.append(float(pd.to_numeric(table["max_rss"], errors="coerce").max()))
             jobs += 1
-    single = repo / "results" / "benchmarks" / f"{rules[0]}.tsv"
+    single = repo / "results" / "demo" / "benchmarks" / f"{rules[0]}.tsv"
     if not jobs and single.is_file():
         peaks.append(float(pd.to_numeric(pd.read_csv(single, sep="\t")["max_rss"], errors="coerce").max()))
         jobs = 1
@@ -138,7 +137,7 @@ def peak_rss_mb(repo: Path, rules: list[str]) -> tuple[float, int]:
 def scrape_counts(repo: Path, since: float = 0.0) -> dict[str, int]:
     """Downloaded (ok) and found in the cache (cached) over the scrape logs' summary lines (of the jobs run after ``since``)."""
     counts = {"ok": 0, "cached": 0}
-    for log in sorted((repo / "results" / "logs" / "scrape").glob("chunk_*.log")):
+    for log in sorted((repo / "results" / "demo" / "logs" / "scrape").glob("chunk_*.log")):
         if log.stat().st_mtime < since:
             continue
         lines = [ln for ln in log.read_text().splitlines() if re.search(r"chunk \d+: (\w+=\d+)", ln)]
@@ -229,7 +228,7 @@ def main() -> int:
         if stage == "scrape" and "kill_restart" in result:
             seconds += args.kill_scrape_after + result["kill_restart"]["restart_s"]  # the whole scrape, both runs
         rss, jobs = peak_rss_mb(repo, rules)
-        files, size = disk(repo / "results" / outputs[0])
+        files, size = disk(repo / "results" / "demo" / outputs[0])
         row = {"seconds": round(seconds, 1), "peak_rss_mb": round(rss), "jobs": jobs, "files": files, "bytes": size}
         if stage == "scrape":
             row.update(scrape_counts(repo))

@@ -26,8 +26,8 @@ SKY = REPO / "resources" / "demo_sky"
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=str(REPO / "results/model/model.pt"))
-    p.add_argument("--labels", default=str(REPO / "results/labels/labels.csv"))
+    p.add_argument("--model", default=str(REPO / "results/demo/model/model.pt"))
+    p.add_argument("--labels", default=str(REPO / "results/demo/labels/labels.csv"))
     p.add_argument("--angle", type=float, default=37.0)
     p.add_argument("--size", type=int, default=256)
     args = p.parse_args()

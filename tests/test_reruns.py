@@ -20,6 +20,7 @@ RULES = ("query", "labels", "scrape", "shards_train", "shards_eval", "shards", "
 # a valid other value where the generic change (below) would not be one
 OTHER_VALUE = {
     "source": "sdss",
+    "run": "another-run",
     "sdss.base_url": "https://skyserver.example.org",
     "sdss.release": "dr16",
     "demo.scale_to": 3000,

@@ -67,10 +67,10 @@ def test_tiny_workflow_runs_under_slurm_and_matches_a_local_run(cluster, tiny_ru
     assert all(any(d.rglob("*.log")) for d in logs.iterdir())
 
     tables = ("labels/labels.csv", "catalog/gz1_votes.csv", "eval/predictions_test.csv", "morphology/catalog.csv")
-    for path in (f"results/{t}" for t in tables):
+    for path in (f"results/demo/{t}" for t in tables):
         pd.testing.assert_frame_equal(pd.read_csv(local / path), pd.read_csv(on_slurm / path))
-    manifest = lambda w: json.loads((w / "results/shards/manifest.json").read_text())["files"]  # noqa: E731
+    manifest = lambda w: json.loads((w / "results/demo/shards/manifest.json").read_text())["files"]  # noqa: E731
     assert manifest(local) == manifest(on_slurm)  # byte-identical shards
-    metrics = lambda w: json.loads((w / "results/eval/metrics.json").read_text())  # noqa: E731
+    metrics = lambda w: json.loads((w / "results/demo/eval/metrics.json").read_text())  # noqa: E731
     assert metrics(local) == metrics(on_slurm)  # the same model: deterministic training on the CPU
     assert shutil.which("squeue")

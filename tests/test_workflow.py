@@ -14,44 +14,44 @@ import yaml
 from conftest import SKY_DIR, TINY, copy_repo, snakemake
 
 OUTPUTS = [
-    "results/catalog/gz1_votes.csv",
-    "results/catalog/gz1_votes.fits",
-    "results/labels/labels.csv",
-    "results/labels/labels.fits",
-    "results/labels/summary.json",
-    "results/images/chunk_0.tar",
-    "results/images/chunk_0.manifest.csv",
-    "results/images/chunk_1.tar",
-    "results/images/chunk_1.manifest.csv",
-    "results/shards/train_0.npz",
-    "results/shards/val.npz",
-    "results/shards/test.npz",
-    "results/shards/uncertain.npz",
-    "results/shards/manifest.json",
-    "results/model/model.pt",
-    "results/model/history.csv",
-    "results/eval/metrics.json",
-    "results/eval/predictions_test.csv",
-    "results/eval/predictions_uncertain.csv",
-    "results/eval/predictions_test.fits",
-    "results/eval/predictions_uncertain.fits",
-    "results/eval/confusion_matrix.png",
-    "results/eval/roc_pr.png",
-    "results/eval/reliability.png",
-    "results/eval/mistakes.png",
-    "results/morphology/chunk_0.csv",
-    "results/morphology/chunk_1.csv",
-    "results/morphology/catalog.csv",
-    "results/morphology/catalog.fits",
-    "results/morphology/comparison.json",
-    "results/morphology/network_vs_votes.png",
-    "results/morphology/agreement_by_votes.png",
-    "results/morphology/disagreements.png",
-    "results/report/examples.png",
-    "results/report/network.png",
-    "results/report/training_curves.png",
-    "results/report/sky_map.png",
-    "results/report/report.html",
+    "results/demo/catalog/gz1_votes.csv",
+    "results/demo/catalog/gz1_votes.fits",
+    "results/demo/labels/labels.csv",
+    "results/demo/labels/labels.fits",
+    "results/demo/labels/summary.json",
+    "results/demo/images/chunk_0.tar",
+    "results/demo/images/chunk_0.manifest.csv",
+    "results/demo/images/chunk_1.tar",
+    "results/demo/images/chunk_1.manifest.csv",
+    "results/demo/shards/train_0.npz",
+    "results/demo/shards/val.npz",
+    "results/demo/shards/test.npz",
+    "results/demo/shards/uncertain.npz",
+    "results/demo/shards/manifest.json",
+    "results/demo/model/model.pt",
+    "results/demo/model/history.csv",
+    "results/demo/eval/metrics.json",
+    "results/demo/eval/predictions_test.csv",
+    "results/demo/eval/predictions_uncertain.csv",
+    "results/demo/eval/predictions_test.fits",
+    "results/demo/eval/predictions_uncertain.fits",
+    "results/demo/eval/confusion_matrix.png",
+    "results/demo/eval/roc_pr.png",
+    "results/demo/eval/reliability.png",
+    "results/demo/eval/mistakes.png",
+    "results/demo/morphology/chunk_0.csv",
+    "results/demo/morphology/chunk_1.csv",
+    "results/demo/morphology/catalog.csv",
+    "results/demo/morphology/catalog.fits",
+    "results/demo/morphology/comparison.json",
+    "results/demo/morphology/network_vs_votes.png",
+    "results/demo/morphology/agreement_by_votes.png",
+    "results/demo/morphology/disagreements.png",
+    "results/demo/report/examples.png",
+    "results/demo/report/network.png",
+    "results/demo/report/training_curves.png",
+    "results/demo/report/sky_map.png",
+    "results/demo/report/report.html",
 ]
 
 
@@ -68,23 +68,23 @@ def planned_jobs(workdir: Path, *args: str) -> set[str]:
 def test_tiny_run_writes_every_declared_output(tiny_run):
     missing = [p for p in OUTPUTS if not (tiny_run / p).is_file()]
     assert not missing
-    catalog = pd.read_csv(tiny_run / "results/catalog/gz1_votes.csv")
+    catalog = pd.read_csv(tiny_run / "results/demo/catalog/gz1_votes.csv")
     assert len(catalog) == 60
-    labels = pd.read_csv(tiny_run / "results/labels/labels.csv")
+    labels = pd.read_csv(tiny_run / "results/demo/labels/labels.csv")
     assert set(labels["split"]) <= {"train", "val", "test", "uncertain"}
-    with np.load(tiny_run / "results/shards/train_0.npz") as z:
+    with np.load(tiny_run / "results/demo/shards/train_0.npz") as z:
         assert z["images"].shape == (240, 60, 60, 3) and z["images"].dtype == np.uint8
-    metrics = json.loads((tiny_run / "results/eval/metrics.json").read_text())
+    metrics = json.loads((tiny_run / "results/demo/eval/metrics.json").read_text())
     assert 0 <= metrics["accuracy"] <= 1 and set(metrics["per_class"]) == {"elliptical", "face_on_spiral", "edge_on_spiral", "merger"}
-    history = pd.read_csv(tiny_run / "results/model/history.csv")
+    history = pd.read_csv(tiny_run / "results/demo/model/history.csv")
     assert len(history) == 1
-    html = (tiny_run / "results/report/report.html").read_text()
+    html = (tiny_run / "results/demo/report/report.html").read_text()
     assert "simulated votes" in html and html.count("data:image/png;base64,") == 11
     from astropy.table import Table
 
     for csv in ("catalog/gz1_votes.csv", "labels/labels.csv", "eval/predictions_test.csv", "eval/predictions_uncertain.csv"):
-        frame = pd.read_csv(tiny_run / "results" / csv, dtype={"objid": "int64"})
-        twin = Table.read(tiny_run / "results" / csv.replace(".csv", ".fits"))
+        frame = pd.read_csv(tiny_run / "results" / "demo" / csv, dtype={"objid": "int64"})
+        twin = Table.read(tiny_run / "results" / "demo" / csv.replace(".csv", ".fits"))
         assert twin.colnames == list(frame.columns) and twin["objid"].tolist() == frame["objid"].tolist(), csv
         for name in frame.columns:
             if frame[name].dtype.kind == "f":
@@ -107,7 +107,7 @@ def test_tiny_run_writes_every_declared_output(tiny_run):
     assert {"threshold", "recall_target", "average_precision", "test_mergers"} <= set(metrics["merger"])
     assert {"roc_auc", "average_precision", "support"} <= set(metrics["per_class"]["elliptical"])
     assert metrics["uncertain"]["votes"] == "simulated" and "largest_disagreements" in metrics["uncertain"]
-    predictions = pd.read_csv(tiny_run / "results/eval/predictions_test.csv")
+    predictions = pd.read_csv(tiny_run / "results/demo/eval/predictions_test.csv")
     assert list(predictions.columns) == [
         "objid",
         "true_class",
@@ -128,8 +128,8 @@ def test_tiny_run_writes_every_declared_output(tiny_run):
     assert np.allclose(predictions[["p_elliptical", "p_face_on_spiral", "p_edge_on_spiral", "p_merger"]].sum(axis=1), 1, atol=1e-3)
     jobs = ("query", "labels", "scrape/chunk_0", "shards/train_0", "shards/eval", "shards/manifest", "train", "evaluate", "catalog/chunk_0")
     for job in (*jobs, "catalog/merge", "report"):
-        assert (tiny_run / f"results/logs/{job}.log").is_file()
-        assert (tiny_run / f"results/benchmarks/{job}.tsv").is_file()
+        assert (tiny_run / f"results/demo/logs/{job}.log").is_file()
+        assert (tiny_run / f"results/demo/benchmarks/{job}.tsv").is_file()
 
 
 @pytest.mark.slow
@@ -182,13 +182,13 @@ def test_a_900000_galaxy_catalog_plans_in_under_10_seconds(tmp_path):
             "split": "train",
         }
     )
-    (work / "results/labels").mkdir(parents=True)
-    (work / "results/catalog").mkdir(parents=True)
-    labels.to_csv(work / "results/catalog/gz1_votes.csv", index=False)
-    labels.to_csv(work / "results/labels/labels.csv", index=False)
+    (work / "results/demo/labels").mkdir(parents=True)
+    (work / "results/demo/catalog").mkdir(parents=True)
+    labels.to_csv(work / "results/demo/catalog/gz1_votes.csv", index=False)
+    labels.to_csv(work / "results/demo/labels/labels.csv", index=False)
     for twin in ("catalog/gz1_votes.fits", "labels/labels.fits"):  # a dry run looks at their dates, not their contents
-        (work / "results" / twin).touch()
-    (work / "results/labels/summary.json").write_text("{}")
+        (work / "results" / "demo" / twin).touch()
+    (work / "results/demo/labels/summary.json").write_text("{}")
     (work / "big.yaml").write_text(yaml.safe_dump({"scrape": {"chunks": 256}, "demo": {"sky_dir": str(SKY_DIR)}}))
     t0 = time.monotonic()
     out = snakemake(work, "-n", "--configfile", "big.yaml").stdout
@@ -204,7 +204,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (Debian: apt-get install chromium); .ci/run installs it")
 def test_the_report_renders_in_a_browser_with_every_figure_loaded(tiny_run, tmp_path):
-    html = tiny_run / "results/report/report.html"
+    html = tiny_run / "results/demo/report/report.html"
     flags = [
         "--headless",
         "--no-sandbox",
@@ -268,7 +268,7 @@ def test_reruns_are_exactly_what_is_stale(tiny_run):
     # --forcerun train: train and what reads the model only
     assert planned_jobs(tiny_run, "--configfile", "tiny.yaml", "--forcerun", "train") == after_train
     # one image chunk deleted: that chunk and what follows
-    chunk = tiny_run / "results/images/chunk_1.tar"
+    chunk = tiny_run / "results/demo/images/chunk_1.tar"
     saved = chunk.read_bytes(), chunk.stat()
     chunk.unlink()
     try:
@@ -289,17 +289,24 @@ def test_reruns_are_exactly_what_is_stale(tiny_run):
     finally:
         chunk.write_bytes(saved[0])
         os.utime(chunk, ns=(saved[1].st_atime_ns, saved[1].st_mtime_ns))
-    # the code of one stage module: that stage and its descendants, nothing before it
+    # the code of one stage module: a new statement reruns that stage and its descendants, nothing before it;
+    # an edited comment or docstring reruns nothing
     for name, expected in (
         ("shards", {"shards_train", "shards_eval", "shards", *after_train}),
         ("labels", {"labels"} | everything_after_labels),
     ):
         module = tiny_run / f"workflow/nightskynet/{name}.py"
         original, stat = module.read_text(), module.stat()
-        module.write_text(original + "\n# an edit\n")
-        try:
-            assert planned_jobs(tiny_run, "--configfile", "tiny.yaml") == expected
-        finally:
-            module.write_text(original)
-            os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        docstring_end = original.index('"""', 3) + 3
+        for edit, plan in (
+            (original + "\n# an edited comment\n", set()),
+            (original[: docstring_end - 3] + " An edited docstring." + original[docstring_end - 3 :], set()),
+            (original + "\nEDITED = 1\n", expected),
+        ):
+            module.write_text(edit)
+            try:
+                assert planned_jobs(tiny_run, "--configfile", "tiny.yaml") == plan, edit[-40:]
+            finally:
+                module.write_text(original)
+                os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert planned_jobs(tiny_run, "--configfile", "tiny.yaml") == set()

@@ -1,7 +1,7 @@
 """Config: merging, typing and validation, with one clear line per problem (the key, the value, what is allowed).
 
 Snakemake reads ``--config key=value``: a top-level value is typed (``epochs=3`` is the integer 3),
-but a nested one (``--config 'train={epochs: 3}'``) arrives as the string ``"3"``. ``coerce`` gives
+but a nested one (``--config 'train={resnet: {epochs: 3}}'``) arrives as the string ``"3"``. ``coerce`` gives
 such strings the type the schema asks for where they parse as it, so every documented way of
 setting a key yields the same value and the schema's own verdict on it.
 """

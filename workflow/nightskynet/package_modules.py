@@ -1,17 +1,20 @@
-"""Which of the package's modules a stage runs, read from their imports.
+"""Which of the package's modules a stage runs, read from their imports, and a digest of what they do.
 
 Every workflow job enters through the ``nightskynet`` command (``cli.main``), which loads the
 stage's module; that module's imports of the package, followed to the end, are the code the
-job runs. The Snakefile lists these files among each rule's inputs, so editing one reruns exactly
-the stages that run it (and what follows them), and nothing else. Imports anywhere in a stage's
-modules count (a function's own ``import`` too); for ``cli`` only its module-level imports, since
-it imports each stage's module inside that stage's command.
+job runs. Each rule carries ``code_digest`` of its stage as a param: a hash of those modules'
+syntax trees with their docstrings removed (comments never reach the tree), so a change of what the
+code does reruns exactly the stages that run it (and what follows them), and an edited comment,
+docstring or line break reruns nothing. Imports anywhere in a stage's modules count (a function's
+own ``import`` too); for ``cli`` only its module-level imports, since it imports each stage's
+module inside that stage's command.
 """
 
 from __future__ import annotations
 
 import ast
 import functools
+import hashlib
 import sys
 from pathlib import Path
 
@@ -59,6 +62,21 @@ def modules_run_by(stage_module: str) -> list[str]:
     return sorted(seen)
 
 
-def module_files(stage_module: str, package_dir: str = "workflow/nightskynet") -> list[str]:
-    """``modules_run_by`` as file paths relative to the repository, for a rule's inputs."""
-    return [f"{package_dir}/{m}.py" for m in modules_run_by(stage_module)]
+@functools.cache
+def _tree_without_docstrings(module: str) -> str:
+    """The module's syntax tree as text, without docstrings and without line numbers."""
+    tree = ast.parse((PACKAGE_DIR / f"{module}.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                node.body = node.body[1:] or [ast.Pass()]
+    return ast.dump(tree, annotate_fields=False)
+
+
+def code_digest(stage_module: str) -> str:
+    """sha256 (16 hex digits) of what the modules a job of ``stage_module`` runs do: their names and docstring-free syntax trees."""
+    h = hashlib.sha256()
+    for module in modules_run_by(stage_module):
+        h.update(f"{module}\n{_tree_without_docstrings(module)}\n".encode())
+    return h.hexdigest()[:16]

@@ -1,17 +1,16 @@
 rule catalog_chunk:
     input:
-        model="results/model/model.pt",
-        catalog="results/catalog/gz1_votes.csv",
-        labels="results/labels/labels.csv",
-        tar="results/images/chunk_{k}.tar",
-        manifest="results/images/chunk_{k}.manifest.csv",
-        code=code("catalog"),
+        model=results("model/model.pt"),
+        catalog=results("catalog/gz1_votes.csv"),
+        labels=results("labels/labels.csv"),
+        tar=results("images/chunk_{k}.tar"),
+        manifest=results("images/chunk_{k}.manifest.csv"),
     output:
-        "results/morphology/chunk_{k}.csv",
+        results("morphology/chunk_{k}.csv"),
     log:
-        "results/logs/catalog/chunk_{k}.log",
+        results("logs/catalog/chunk_{k}.log"),
     benchmark:
-        "results/benchmarks/catalog/chunk_{k}.tsv"
+        results("benchmarks/catalog/chunk_{k}.tsv")
     wildcard_constraints:
         k=r"\d+",
     conda:
@@ -21,6 +20,7 @@ rule catalog_chunk:
         device=config["train"]["device"],
         batch_size=config["catalog"]["batch_size"],
     params:
+        code=code("catalog"),
         settings=settings("scrape.chunks", "catalog"),
     shell:
         "nightskynet catalog-chunk --settings {params.settings:q} --model {input.model} --catalog {input.catalog}"
@@ -30,35 +30,35 @@ rule catalog_chunk:
 
 rule catalog:
     input:
-        chunks=expand("results/morphology/chunk_{k}.csv", k=CHUNKS),
-        tars=expand("results/images/chunk_{k}.tar", k=CHUNKS),
-        code=code("catalog"),
+        chunks=expand(results("morphology/chunk_{k}.csv"), k=CHUNKS),
+        tars=expand(results("images/chunk_{k}.tar"), k=CHUNKS),
     output:
-        csv="results/morphology/catalog.csv",
-        fits="results/morphology/catalog.fits",
-        comparison="results/morphology/comparison.json",
+        csv=results("morphology/catalog.csv"),
+        fits=results("morphology/catalog.fits"),
+        comparison=results("morphology/comparison.json"),
         vs_votes=report(
-            "results/morphology/network_vs_votes.png",
+            results("morphology/network_vs_votes.png"),
             caption="../report/network_vs_votes.rst",
             category="Network vs human votes",
         ),
         by_votes=report(
-            "results/morphology/agreement_by_votes.png",
+            results("morphology/agreement_by_votes.png"),
             caption="../report/agreement_by_votes.rst",
             category="Network vs human votes",
         ),
         disagreements=report(
-            "results/morphology/disagreements.png",
+            results("morphology/disagreements.png"),
             caption="../report/catalog_disagreements.rst",
             category="Network vs human votes",
         ),
     log:
-        "results/logs/catalog/merge.log",
+        results("logs/catalog/merge.log"),
     benchmark:
-        "results/benchmarks/catalog/merge.tsv"
+        results("benchmarks/catalog/merge.tsv")
     conda:
         "../../envs/report.yaml"
     params:
+        code=code("catalog"),
         settings=settings("source", "catalog"),
     shell:
         "nightskynet catalog --settings {params.settings:q} --chunks {input.chunks} --chunk-tars {input.tars}"

@@ -4,7 +4,7 @@ import os
 from snakemake.settings.types import DeploymentMethod
 
 from nightskynet.config import ConfigError, check_command_on_path, runtime_keys
-from nightskynet.package_modules import module_files
+from nightskynet.package_modules import code_digest
 
 
 def require_nightskynet_command():
@@ -23,15 +23,28 @@ onstart:
     require_nightskynet_command()
 
 
+# every output of this run lies under results/<run>/: a run of another source (or another name)
+# never deletes or overwrites this one's files; the caches under results/cache/ are shared, keyed
+# by what they hold
+RUN = config["run"] or config["source"]
+
+
+def results(path):
+    """``path`` (relative to the run's folder) under results/<run>/."""
+    return f"results/{RUN}/{path}"
+
+
 CHUNKS = list(range(config["scrape"]["chunks"]))
 TRAIN_SHARDS = list(range(config["shards"]["train_shards"]))
 RUNTIME_KEYS = runtime_keys()  # how a job runs: resources, never params
 
 
 def code(stage_module):
-    """The package's files a job of this stage runs (read from their imports). Listed among the
-    rule's inputs, so that editing one reruns this stage and what follows."""
-    return module_files(stage_module)
+    """A digest of the code a job of this stage runs: the package modules it imports, as syntax
+    trees without docstrings (comments are not in them). A rule's param, so that a change of what
+    the code does reruns this stage and what follows, and an edited comment reruns nothing.
+    """
+    return code_digest(stage_module)
 
 
 def settings(*keys):
@@ -74,7 +87,7 @@ def votes_keys():
 def train_keys():
     """The train settings that decide the weights: the shared ones and the section of the recipe in use."""
     shared = ["recipe", "targets", "seed", "calibrate", "merger_recall"]
-    return [f"train.{k}" for k in shared] + ["train." + config["train"]["recipe"]]
+    return [f"train.{k}" for k in [*shared, config["train"]["recipe"]]]
 
 
 def source_keys():

@@ -1,14 +1,13 @@
 rule predict:
     input:
-        model="results/model/model.pt",
+        model=results("model/model.pt"),
         data=predict_input,
-        code=code("predict"),
     output:
-        "results/predict/predictions.csv",
+        results("predict/predictions.csv"),
     log:
-        "results/logs/predict.log",
+        results("logs/predict.log"),
     benchmark:
-        "results/benchmarks/predict.tsv"
+        results("benchmarks/predict.tsv")
     conda:
         "../../envs/predict.yaml"
     threads: 2
@@ -17,6 +16,7 @@ rule predict:
         device=config["train"]["device"],
         batch_size=config["evaluate"]["batch_size"],
     params:
+        code=code("predict"),
         settings=settings(*source_keys()),
         input=config["predict"]["input"],
         tta="" if config["predict"]["tta"] else "--no-tta",

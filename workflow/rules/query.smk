@@ -1,14 +1,13 @@
 rule query:
     input:
-        code=code("query"),
         demo_sky=demo_sky_inputs(),
     output:
-        catalog="results/catalog/gz1_votes.csv",
-        catalog_fits="results/catalog/gz1_votes.fits",
+        catalog=results("catalog/gz1_votes.csv"),
+        catalog_fits=results("catalog/gz1_votes.fits"),
     log:
-        "results/logs/query.log",
+        results("logs/query.log"),
     benchmark:
-        "results/benchmarks/query.tsv"
+        results("benchmarks/query.tsv")
     conda:
         "../../envs/acquire.yaml"
     resources:
@@ -17,6 +16,7 @@ rule query:
         max_attempts=config["query"]["max_attempts"],
         demo_max_rows=config["demo"]["max_rows"],
     params:
+        code=code("query"),
         settings=settings(*source_keys(), "query.tables", "query.limit"),
     shell:
         "nightskynet query --settings {params.settings:q} --out {output.catalog}"

@@ -1,13 +1,13 @@
 rule report:
     input:
-        catalog="results/catalog/gz1_votes.csv",
-        labels="results/labels/labels.csv",
-        labels_summary="results/labels/summary.json",
-        manifests=expand("results/images/chunk_{k}.manifest.csv", k=CHUNKS),
-        chunks=expand("results/images/chunk_{k}.tar", k=CHUNKS),
-        shards_manifest="results/shards/manifest.json",
-        history="results/model/history.csv",
-        model="results/model/model.pt",
+        catalog=results("catalog/gz1_votes.csv"),
+        labels=results("labels/labels.csv"),
+        labels_summary=results("labels/summary.json"),
+        manifests=expand(results("images/chunk_{k}.manifest.csv"), k=CHUNKS),
+        chunks=expand(results("images/chunk_{k}.tar"), k=CHUNKS),
+        shards_manifest=results("shards/manifest.json"),
+        history=results("model/history.csv"),
+        model=results("model/model.pt"),
         metrics=rules.evaluate.output.metrics,
         predictions_test=rules.evaluate.output.predictions_test,
         predictions_uncertain=rules.evaluate.output.predictions_uncertain,
@@ -19,36 +19,36 @@ rule report:
         catalog_vs_votes=rules.catalog.output.vs_votes,
         catalog_by_votes=rules.catalog.output.by_votes,
         catalog_disagreements=rules.catalog.output.disagreements,
-        code=code("report"),
     output:
-        html="results/report/report.html",
+        html=results("report/report.html"),
         examples=report(
-            "results/report/examples.png",
+            results("report/examples.png"),
             caption="../report/examples.rst",
             category="Data",
         ),
         network=report(
-            "results/report/network.png",
+            results("report/network.png"),
             caption="../report/network.rst",
             category="Training",
         ),
         curves=report(
-            "results/report/training_curves.png",
+            results("report/training_curves.png"),
             caption="../report/training_curves.rst",
             category="Training",
         ),
         sky_map=report(
-            "results/report/sky_map.png",
+            results("report/sky_map.png"),
             caption="../report/sky_map.rst",
             category="Evaluation",
         ),
     log:
-        "results/logs/report.log",
+        results("logs/report.log"),
     benchmark:
-        "results/benchmarks/report.tsv"
+        results("benchmarks/report.tsv")
     conda:
         "../../envs/report.yaml"
     params:
+        code=code("report"),
         settings=settings(
             *source_keys(),
             "query",

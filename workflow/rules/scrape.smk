@@ -1,15 +1,14 @@
 rule scrape:
     input:
-        catalog="results/catalog/gz1_votes.csv",
-        code=code("scrape"),
+        catalog=results("catalog/gz1_votes.csv"),
         demo_sky=demo_sky_inputs(),
     output:
-        tar="results/images/chunk_{k}.tar",
-        manifest="results/images/chunk_{k}.manifest.csv",
+        tar=results("images/chunk_{k}.tar"),
+        manifest=results("images/chunk_{k}.manifest.csv"),
     log:
-        "results/logs/scrape/chunk_{k}.log",
+        results("logs/scrape/chunk_{k}.log"),
     benchmark:
-        "results/benchmarks/scrape/chunk_{k}.tsv"
+        results("benchmarks/scrape/chunk_{k}.tsv")
     wildcard_constraints:
         k=r"\d+",
     conda:
@@ -17,6 +16,7 @@ rule scrape:
     resources:
         **client_resources(),
     params:
+        code=code("scrape"),
         settings=settings(*source_keys(), "scrape.chunks", *geometry_keys()),
     shell:
         "nightskynet scrape --settings {params.settings:q} --catalog {input.catalog} --chunk {wildcards.k}"

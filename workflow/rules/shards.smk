@@ -1,20 +1,20 @@
 rule shards_train:
     input:
-        labels="results/labels/labels.csv",
-        manifests=expand("results/images/chunk_{k}.manifest.csv", k=CHUNKS),
-        chunks=expand("results/images/chunk_{k}.tar", k=CHUNKS),
-        code=code("shards"),
+        labels=results("labels/labels.csv"),
+        manifests=expand(results("images/chunk_{k}.manifest.csv"), k=CHUNKS),
+        chunks=expand(results("images/chunk_{k}.tar"), k=CHUNKS),
     output:
-        "results/shards/train_{k}.npz",
+        results("shards/train_{k}.npz"),
     log:
-        "results/logs/shards/train_{k}.log",
+        results("logs/shards/train_{k}.log"),
     benchmark:
-        "results/benchmarks/shards/train_{k}.tsv"
+        results("benchmarks/shards/train_{k}.tsv")
     wildcard_constraints:
         k=r"\d+",
     conda:
         "../../envs/learn.yaml"
     params:
+        code=code("shards"),
         settings=settings("shards", "scrape.size"),
     shell:
         "nightskynet shards-train --settings {params.settings:q} --labels {input.labels}"
@@ -24,21 +24,21 @@ rule shards_train:
 
 rule shards_eval:
     input:
-        labels="results/labels/labels.csv",
-        manifests=expand("results/images/chunk_{k}.manifest.csv", k=CHUNKS),
-        chunks=expand("results/images/chunk_{k}.tar", k=CHUNKS),
-        code=code("shards"),
+        labels=results("labels/labels.csv"),
+        manifests=expand(results("images/chunk_{k}.manifest.csv"), k=CHUNKS),
+        chunks=expand(results("images/chunk_{k}.tar"), k=CHUNKS),
     output:
-        val="results/shards/val.npz",
-        test="results/shards/test.npz",
-        uncertain="results/shards/uncertain.npz",
+        val=results("shards/val.npz"),
+        test=results("shards/test.npz"),
+        uncertain=results("shards/uncertain.npz"),
     log:
-        "results/logs/shards/eval.log",
+        results("logs/shards/eval.log"),
     benchmark:
-        "results/benchmarks/shards/eval.tsv"
+        results("benchmarks/shards/eval.tsv")
     conda:
         "../../envs/learn.yaml"
     params:
+        code=code("shards"),
         settings=settings("shards.crop", "scrape.size"),
     shell:
         "nightskynet shards-eval --settings {params.settings:q} --labels {input.labels}"
@@ -48,20 +48,20 @@ rule shards_eval:
 
 rule shards:
     input:
-        labels="results/labels/labels.csv",
-        manifests=expand("results/images/chunk_{k}.manifest.csv", k=CHUNKS),
-        train=expand("results/shards/train_{k}.npz", k=TRAIN_SHARDS),
-        eval=expand("results/shards/{split}.npz", split=["val", "test", "uncertain"]),
-        code=code("shards"),
+        labels=results("labels/labels.csv"),
+        manifests=expand(results("images/chunk_{k}.manifest.csv"), k=CHUNKS),
+        train=expand(results("shards/train_{k}.npz"), k=TRAIN_SHARDS),
+        eval=expand(results("shards/{split}.npz"), split=["val", "test", "uncertain"]),
     output:
-        manifest="results/shards/manifest.json",
+        manifest=results("shards/manifest.json"),
     log:
-        "results/logs/shards/manifest.log",
+        results("logs/shards/manifest.log"),
     benchmark:
-        "results/benchmarks/shards/manifest.tsv"
+        results("benchmarks/shards/manifest.tsv")
     conda:
         "../../envs/learn.yaml"
     params:
+        code=code("shards"),
         settings=settings("shards", *geometry_keys()),
     shell:
         "nightskynet shards-manifest --settings {params.settings:q} --labels {input.labels}"

@@ -1,16 +1,15 @@
 rule train:
     input:
-        train=expand("results/shards/train_{k}.npz", k=TRAIN_SHARDS),
-        val="results/shards/val.npz",
-        manifest="results/shards/manifest.json",
-        code=code("train"),
+        train=expand(results("shards/train_{k}.npz"), k=TRAIN_SHARDS),
+        val=results("shards/val.npz"),
+        manifest=results("shards/manifest.json"),
     output:
-        model="results/model/model.pt",
-        history="results/model/history.csv",
+        model=results("model/model.pt"),
+        history=results("model/history.csv"),
     log:
-        "results/logs/train.log",
+        results("logs/train.log"),
     benchmark:
-        "results/benchmarks/train.tsv"
+        results("benchmarks/train.tsv")
     conda:
         "../../envs/learn.yaml"
     threads: 8
@@ -19,6 +18,7 @@ rule train:
         device=config["train"]["device"],
         checkpoint_dir=config["train"]["checkpoint_dir"],
     params:
+        code=code("train"),
         settings=settings(*train_keys()),
     shell:
         "nightskynet train --settings {params.settings:q} --train-shards {input.train} --val {input.val}"
