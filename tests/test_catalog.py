@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from nightskynet import catalog
+from nightskynet import catalog, sky_cases
 from nightskynet.catalog_comparison import NVOTE_EDGES, SHOWN, Comparison
 from nightskynet.errors import InputError
 from nightskynet.inference import prefetch
@@ -30,7 +30,7 @@ def synthetic_rows(n: int, seed: int) -> pd.DataFrame:
     frame = pd.DataFrame({"objid": np.arange(n) + 1000 * seed, "ra": rng.uniform(0, 360, n), "dec": rng.uniform(-10, 60, n)})
     frame["nvote"] = rng.integers(5, 120, n)
     frame["split"] = rng.choice(["train", "val", "test", "uncertain", "none"], n)
-    frame["status"] = np.where(rng.random(n) < 0.9, "classified", "no_galaxy")
+    frame["status"] = np.where(rng.random(n) < 0.9, "classified", "no_source")
     for k in range(4):
         frame[HUMAN[k]], frame[PROBS[k]] = v[:, k], p[:, k]
     return frame
@@ -128,7 +128,7 @@ def test_prefetch_hands_a_producer_error_to_the_consumer_and_stops_with_an_early
 def test_every_galaxy_of_the_query_gets_one_row_with_the_evaluate_stage_s_probabilities(tiny_run):
     from astropy.table import Table
 
-    root = tiny_run / "results"
+    root = tiny_run / "results" / "demo"
     query = pd.read_csv(root / "catalog/gz1_votes.csv", dtype={"objid": "int64"})
     labels = pd.read_csv(root / "labels/labels.csv", dtype={"objid": "int64"}).set_index("objid")
     empty_is_nan = {c: [""] for c in PROBS}
@@ -158,7 +158,7 @@ def test_every_galaxy_of_the_query_gets_one_row_with_the_evaluate_stage_s_probab
 @pytest.fixture()
 def chunk_copy(tiny_run, tmp_path):
     """Chunk 0 of the tiny run (tar, manifest) in a scratch folder, with the run's model, catalog and labels."""
-    root = tiny_run / "results"
+    root = tiny_run / "results" / "demo"
     for name in ("images/chunk_0.tar", "images/chunk_0.manifest.csv"):
         shutil.copy(root / name, tmp_path / name.split("/")[1])
     return {
@@ -190,25 +190,35 @@ def run_chunk(files, out):
     )
 
 
+def jpeg_bytes(pixels: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
 @pytest.mark.slow
-def test_a_blank_cutout_gets_no_class_and_a_missing_one_a_row_saying_so(chunk_copy, tmp_path):
-    blank = io.BytesIO()
+def test_blank_star_and_trail_cutouts_get_no_class_and_a_missing_one_a_row_saying_so(chunk_copy, tmp_path):
     rng = np.random.default_rng(0)
-    Image.fromarray(np.clip(rng.normal(12, 3, (120, 120, 3)), 0, 255).astype(np.uint8)).save(blank, "JPEG")
+    drawn = {
+        "no_source": jpeg_bytes(np.clip(rng.normal(12, 3, (120, 120, 3)), 0, 255).astype(np.uint8)),
+        "point_source": jpeg_bytes(sky_cases.star(rng)),
+        "artefact": jpeg_bytes(sky_cases.trail(rng)),
+    }
     images = chunk_images(chunk_copy["tar"])
-    first, second = list(images)[:2]
+    first, *replaced = list(images)[:4]
     del images[first]
-    images[second] = blank.getvalue()
-    write_chunk_tar(chunk_copy["tar"], images)
     manifest = pd.read_csv(chunk_copy["manifest"], dtype={"objid": "int64"})
     manifest.loc[manifest["objid"] == first, ["status", "sha256"]] = ["missing", ""]
-    manifest.loc[manifest["objid"] == second, "sha256"] = hashlib.sha256(blank.getvalue()).hexdigest()
+    for objid, body in zip(replaced, drawn.values(), strict=True):
+        images[objid] = body
+        manifest.loc[manifest["objid"] == objid, "sha256"] = hashlib.sha256(body).hexdigest()
+    write_chunk_tar(chunk_copy["tar"], images)
     manifest.to_csv(chunk_copy["manifest"], index=False)
     table = run_chunk(chunk_copy, tmp_path / "out.csv").set_index("objid")
-    assert table.loc[first, "status"] == "missing" and table.loc[second, "status"] == "no_galaxy"
-    for objid in (first, second):
+    assert table.loc[[first, *replaced], "status"].tolist() == ["missing", *drawn]
+    for objid in (first, *replaced):
         assert table.loc[objid, PROBS].isna().all() and table.loc[objid, "predicted"] == "" and not table.loc[objid, "merger_candidate"]
-    others = table.drop([first, second])
+    others = table.drop([first, *replaced])
     assert (others["status"] == "classified").all() and others[PROBS].notna().all().all()
     assert pd.read_csv(tmp_path / "out.csv").shape[0] == len(table)
 

@@ -11,9 +11,12 @@ import yaml
 from conftest import SKY_DIR, snakemake
 from PIL import Image
 
+from nightskynet import sky_cases
+
 pytestmark = pytest.mark.slow
 ENV = dict(os.environ)
 CLASSES = {"elliptical", "face_on_spiral", "edge_on_spiral", "merger"}
+PROBS = ["p_elliptical", "p_face_on_spiral", "p_edge_on_spiral", "p_merger"]
 
 
 def predict(model, *args, cwd=None, check=True):
@@ -42,33 +45,97 @@ def one_line_error(proc) -> str:
 
 @pytest.fixture(scope="module")
 def model(tiny_run):
-    return tiny_run / "results/model/model.pt"
+    return tiny_run / "results/demo/model/model.pt"
 
 
 @pytest.fixture(scope="module")
 def galaxies(tiny_run):
     """Six demo galaxies of the tiny run's catalog: objid, ra, dec."""
-    return pd.read_csv(tiny_run / "results/catalog/gz1_votes.csv").head(6)[["objid", "ra", "dec"]]
+    return pd.read_csv(tiny_run / "results/demo/catalog/gz1_votes.csv").head(6)[["objid", "ra", "dec"]]
 
 
-def test_a_folder_of_new_images_with_unreadable_tiny_and_empty_ones_named_and_counted(tiny_run, model, tmp_path):
+def test_a_folder_gets_one_row_per_image_and_only_galaxies_a_class(tiny_run, model, tmp_path):
+    """Galaxies (rotated, resized, 16-bit, grey, palette), and what is not one: a corrupt file, a 1 px image, blank sky,
+    a star, a trail, links that lead nowhere. Every image a row, its status saying what it is."""
     folder = tmp_path / "new"
     folder.mkdir()
-    for k, path in enumerate(sorted((SKY_DIR / "images").iterdir())[:5]):
+    stored = sorted((SKY_DIR / "images").iterdir())
+    for k, path in enumerate(stored[:5]):
         Image.open(path).rotate(30 * k).resize((200 + 10 * k, 200 + 10 * k)).save(folder / f"galaxy_{k}.jpg", quality=85)
+    galaxy = np.asarray(Image.open(stored[5]).convert("RGB"))
+    grey16 = (galaxy.mean(axis=-1) * 257).astype(np.uint16)
+    Image.fromarray(grey16).save(folder / "galaxy_16bit.png")  # mode I;16: read as 8 bits, not clipped at 255
+    Image.fromarray(galaxy).convert("L").save(folder / "galaxy_grey.jpg")
+    Image.fromarray(galaxy).convert("P", palette=Image.Palette.ADAPTIVE).save(folder / "galaxy_palette.png")
     (folder / "corrupt.jpg").write_bytes(b"\xff\xd8not really a jpeg")
     Image.new("RGB", (1, 1), (200, 180, 150)).save(folder / "one_pixel.jpg")
     rng = np.random.default_rng(0)
     Image.fromarray(np.clip(rng.normal(12, 3, (120, 120, 3)), 0, 255).astype(np.uint8)).save(folder / "blank_sky.png")
+    Image.fromarray(sky_cases.star(np.random.default_rng(3))).save(folder / "star.png")
+    Image.fromarray(sky_cases.trail(np.random.default_rng(4))).save(folder / "trail.png")
+    (folder / "dangling.jpg").symlink_to(tmp_path / "nothing.jpg")
+    (folder / "loop.jpg").symlink_to(folder / "loop.jpg")
     proc = predict(model, folder, "-o", tmp_path / "out.csv", "--threads", "2")
-    out = pd.read_csv(tmp_path / "out.csv")
-    assert out["source"].tolist() == [f"galaxy_{k}.jpg" for k in range(5)]
-    assert set(out["predicted"]) <= CLASSES
-    assert np.allclose(out[["p_elliptical", "p_face_on_spiral", "p_edge_on_spiral", "p_merger"]].sum(axis=1), 1, atol=1e-3)
-    assert "skipped corrupt.jpg" in proc.stderr
-    assert "skipped one_pixel.jpg: 1 x 1 px is smaller than 32 px" in proc.stderr
-    assert "skipped blank_sky.png: no_galaxy" in proc.stderr
-    assert "3 skipped" in proc.stderr
+    out = pd.read_csv(tmp_path / "out.csv", keep_default_na=False).set_index("source")
+    expected = {f"galaxy_{k}.jpg": "classified" for k in range(5)} | {
+        "galaxy_16bit.png": "classified",
+        "galaxy_grey.jpg": "classified",
+        "galaxy_palette.png": "classified",
+        "corrupt.jpg": "unreadable",
+        "one_pixel.jpg": "too_small",
+        "blank_sky.png": "no_source",
+        "star.png": "point_source",
+        "trail.png": "artefact",
+        "dangling.jpg": "unreadable",
+        "loop.jpg": "unreadable",
+    }
+    assert out["status"].to_dict() == expected
+    classified = out[out["status"] == "classified"]
+    assert set(classified["predicted"]) <= CLASSES
+    assert np.allclose(classified[PROBS].astype(float).sum(axis=1), 1, atol=1e-3)
+    refused = out[out["status"] != "classified"]
+    assert (refused["predicted"] == "").all() and (refused[PROBS] == "").all().all() and not refused["merger_candidate"].any()
+    assert "16-bit image scaled to 8 bits" in out.loc["galaxy_16bit.png", "note"] and "grey image" in out.loc["galaxy_grey.jpg", "note"]
+    assert out.loc["galaxy_palette.png", "note"] == "" and out.loc["galaxy_0.jpg", "note"] == ""
+    assert "leads nowhere" in out.loc["dangling.jpg", "note"] and "smaller than 32 px" in out.loc["one_pixel.jpg", "note"]
+    assert "not classified star.png (point_source)" in proc.stderr and "not classified corrupt.jpg (unreadable)" in proc.stderr
+    assert "predicted 8 of 15 inputs" in proc.stderr
+
+
+@pytest.mark.parametrize("make", ["text_named_jpg", "one_pixel_png"])
+def test_a_folder_with_nothing_to_classify_names_each_file_and_says_so(model, tmp_path, make):
+    folder = tmp_path / "nothing"
+    folder.mkdir()
+    if make == "text_named_jpg":
+        (folder / "notes.jpg").write_text("not an image at all")
+    else:
+        Image.new("RGB", (1, 1)).save(folder / "tiny.png")
+    proc = predict(model, folder, "-o", tmp_path / "out.csv", check=False)
+    err = one_line_error(proc)
+    assert "nothing to classify: none of the 1 inputs holds a galaxy" in err and "not classified" in err
+    assert len(pd.read_csv(tmp_path / "out.csv")) == 1
+
+
+@pytest.mark.parametrize("what", ["junk", "history"])
+def test_a_file_that_is_not_a_model_gets_one_line(tiny_run, model, tmp_path, what):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    Image.open(sorted((SKY_DIR / "images").iterdir())[0]).save(folder / "g.jpg")
+    bad = tiny_run / "results/demo/model/history.csv" if what == "history" else tmp_path / "junk.pt"
+    if what == "junk":
+        bad.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    assert "is not a Night Sky Net model file" in one_line_error(predict(bad, folder, "-o", tmp_path / "x.csv", check=False))
+
+
+def test_predict_refuses_to_write_over_its_input_catalog(model, galaxies, tmp_path):
+    from astropy.table import Table
+
+    for name in ("cat.csv", "cat.fits"):
+        path = tmp_path / name
+        galaxies.iloc[:2].to_csv(path, index=False) if name.endswith(".csv") else Table.from_pandas(galaxies.iloc[:2]).write(path)
+        before = path.read_bytes()
+        err = one_line_error(predict(model, path, "-o", path, "--cache-dir", tmp_path / "cache", check=False))
+        assert "is the input catalog itself" in err and path.read_bytes() == before
 
 
 def test_two_catalogs_reusing_objids_each_get_their_own_galaxies(model, galaxies, tmp_path):
@@ -100,7 +167,9 @@ def test_an_objid_at_two_positions_is_refused_with_its_lines_named(model, galaxi
     same = pd.concat([galaxies.iloc[:2], galaxies.iloc[:1]])  # the very same row twice is no ambiguity
     same.to_csv(tmp_path / "same.csv", index=False)
     predict(model, tmp_path / "same.csv", "-o", tmp_path / "same_out.csv", "--cache-dir", tmp_path / "cache")
-    assert len(pd.read_csv(tmp_path / "same_out.csv")) == 3
+    out = pd.read_csv(tmp_path / "same_out.csv", keep_default_na=False)
+    assert out["status"].tolist() == ["classified", "classified", "duplicate"]  # one row per input row, classified once
+    assert out.loc[2, "predicted"] == "" and "input row 1" in out.loc[2, "note"]
 
 
 def test_a_catalog_predicts_from_any_working_directory(model, galaxies, tmp_path):
@@ -153,13 +222,14 @@ def test_bad_paths_and_options_get_one_line(model, tmp_path):
     assert "is not a Night Sky Net model file" in err and "weights_only" not in err
 
 
-def test_a_failed_catalog_run_leaves_nothing_in_the_cache_but_whole_images(model, tmp_path):
+def test_a_catalog_off_the_footprint_gets_a_row_per_galaxy_saying_so(model, tmp_path):
     off = pd.DataFrame({"objid": [1, 2], "ra": [10.0, 11.0], "dec": [-60.0, -61.0]})  # off the demo footprint: 404
     off.to_csv(tmp_path / "off.csv", index=False)
     proc = predict(model, tmp_path / "off.csv", "-o", tmp_path / "out.csv", "--cache-dir", tmp_path / "cache", check=False)
-    assert "no image to classify (2 skipped" in one_line_error(proc)
+    assert "nothing to classify: none of the 2 inputs holds a galaxy (missing 2)" in one_line_error(proc)
     assert "off the survey footprint" in proc.stderr
-    assert not (tmp_path / "out.csv").exists()
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert out["source"].tolist() == [1, 2] and out["status"].tolist() == ["missing", "missing"]
     assert not list((tmp_path / "cache").glob(".incoming-*"))
 
 
@@ -171,15 +241,15 @@ def test_snakemake_predict_reruns_when_an_image_of_its_folder_changes(tiny_run, 
         Image.open(images[k]).save(folder / f"g{k}.jpg")
     config = ["--configfile", "tiny.yaml", "--config", f"predict={{input: {folder}, tta: false}}"]
     snakemake(tiny_run, "predict", *config)
-    before = pd.read_csv(tiny_run / "results/predict/predictions.csv")
+    before = pd.read_csv(tiny_run / "results/demo/predict/predictions.csv")
     assert "Nothing to be done" in snakemake(tiny_run, "-n", "predict", *config).stdout
     Image.open(images[10]).save(folder / "g1.jpg")  # overwritten in place: the folder's own mtime need not change
     snakemake(tiny_run, "predict", *config)
-    after = pd.read_csv(tiny_run / "results/predict/predictions.csv")
+    after = pd.read_csv(tiny_run / "results/demo/predict/predictions.csv")
     assert not np.allclose(
         before.loc[1, "p_elliptical":"p_merger"].to_numpy(float), after.loc[1, "p_elliptical":"p_merger"].to_numpy(float)
     )
-    assert "predict" in (tiny_run / "results/logs/predict.log").read_text()
+    assert "predict" in (tiny_run / "results/demo/logs/predict.log").read_text()
 
 
 def test_catalogs_in_every_format_predict_alike_and_every_output_reads_back(model, galaxies, tmp_path):
@@ -239,7 +309,7 @@ def test_a_few_images_skip_pytorch_and_get_the_answers_many_images_get_through_i
     quick = predict(model, few, "-o", tmp_path / "few.csv", "--device", "cpu")
     assert "classified in NumPy" in quick.stderr
     slow = predict(model, many, "-o", tmp_path / "many.csv", "--device", "cpu")
-    assert "classified in NumPy" not in slow.stderr
+    assert "classified in NumPy" not in slow.stderr and "classifying" in slow.stderr  # its progress bar
     small, large = pd.read_csv(tmp_path / "few.csv"), pd.read_csv(tmp_path / "many.csv")
     assert len(large) == SMALL_INPUT + 4 and large["source"].head(5).tolist() == small["source"].tolist()
     probs = ["p_elliptical", "p_face_on_spiral", "p_edge_on_spiral", "p_merger"]

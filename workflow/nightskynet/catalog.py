@@ -9,8 +9,8 @@ evaluation), its renormalised vote fractions (``human_p_*``), the network's prob
 mean over the 8 D4 views with ``catalog.tta``), and a ``status``:
 
 * ``classified``: the cutout was classified;
-* ``no_galaxy``: its centre holds no source brighter than the sky (``cutouts.central_sources``), so
-  no class is given, as ``predict`` does;
+* ``no_source``, ``point_source``, ``artefact``: its centre holds no source, a star, or a trail, bleed or
+  a bright star's light (``nightskynet.sources``), so no class is given, as ``predict`` does;
 * ``missing``, ``rejected``, ``failed``: no cutout (the scrape manifest's status, reason in its log).
 
 A row without a classification has empty probabilities, an empty ``predicted`` and
@@ -38,12 +38,14 @@ from .architecture import model_geometry
 from .catalog_comparison import COMPARED_SPLITS, Comparison, plot_agreement_by_votes, plot_disagreements, plot_network_vs_votes
 from .chunks import chunk_of
 from .classes import CLASS_NAMES, PROB_COLUMNS
-from .cutouts import central_sources, decode_crops, iter_chunk
+from .augment import crop as crop_centre
+from .cutouts import decode, iter_chunk
 from .errors import InputError
 from .files import atomic_path, write_json_atomic
 from .inference import CPU_BATCH, classify_stream, pick_device
 from .model import load_model
 from .prediction_columns import prediction_columns
+from .sources import inspect, psf_fwhm_px
 from .tables import PIPELINE_COLUMNS, ColumnInfo, fits_twin, write_fits_streamed
 from .votes import class_probabilities, votes_kind
 
@@ -51,10 +53,8 @@ log = logging.getLogger(__name__)
 
 HUMAN_COLUMNS = tuple(f"human_{c}" for c in PROB_COLUMNS)
 COLUMNS = ("objid", "ra", "dec", "nvote", "votes", "split", *HUMAN_COLUMNS, *PROB_COLUMNS, "predicted", "merger_candidate", "status")
-STATUSES = ("classified", "no_galaxy", "missing", "rejected", "failed")
-SPLIT_VALUES = ("train", "val", "test", "uncertain", "none")
-TEXT_WIDTHS = {"votes": 12, "split": 9, "predicted": 14, "status": 10}  # the longest value of each text column
-CATALOG_VOTE_COLUMNS = ("objid", "ra", "dec", "nvote", "p_el", "p_cw", "p_acw", "p_edge", "p_mg", "votes")
+TEXT_WIDTHS = {"votes": 12, "split": 9, "predicted": 14, "status": 12}  # the longest value of each text column
+CATALOG_VOTE_COLUMNS = ("objid", "ra", "dec", "nvote", "p_el", "p_cw", "p_acw", "p_edge", "p_mg", "votes", "petroR90_r")
 BLOCK_ROWS = 100_000  # rows per block when streaming the merged table
 
 
@@ -63,7 +63,9 @@ def column_info(tta: bool) -> dict[str, ColumnInfo]:
     info = dict(PIPELINE_COLUMNS)
     info["split"] = ColumnInfo(None, "train, val, test, uncertain (held out to compare with the votes) or none (not used)")
     info["status"] = ColumnInfo(
-        None, "classified; no_galaxy (no source at the centre: not classified); missing, rejected, failed (no cutout)"
+        None,
+        "classified; not classified: no_source, point_source (a star), artefact (a trail, bleed or a bright star's light) at the"
+        " centre; missing, rejected, failed (no cutout)",
     )
     for name in CLASS_NAMES:
         info[f"p_{name}"] = ColumnInfo(None, f"the network's calibrated probability of class {name} ({views}); empty when not classified")
@@ -81,6 +83,7 @@ def chunk_galaxies(catalog_csv: str | Path, labels_csv: str | Path, chunk: int, 
     fractions = class_probabilities(mine)
     splits = pd.read_csv(labels_csv, dtype={"objid": "int64"}, usecols=["objid", "split"]).set_index("objid")["split"]
     out = mine[["objid", "ra", "dec", "nvote"]].copy()
+    out["petroR90_r"] = mine["petroR90_r"] if "petroR90_r" in mine else np.nan  # the cutout's seeing under adaptive scales
     out["votes"] = mine["votes"] if "votes" in mine else "galaxy_zoo_1"
     out["split"] = splits.reindex(mine["objid"]).fillna("none").to_numpy()
     for col in PROB_COLUMNS:
@@ -92,14 +95,18 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"objid": "int64"}, usecols=["objid", "status", "sha256"]).set_index("objid")
 
 
-def _batches(tar_path: str | Path, manifest: pd.DataFrame, size: int, crop: int, batch: int):
-    """(objids, crops, has_source) for each batch of the tar's images, each checked against its manifest row."""
+def _batches(tar_path: str | Path, manifest: pd.DataFrame, geometry: dict, radii: pd.Series, crop: int, batch: int):
+    """(objids, network crops, status) for each batch of the tar's images, each checked against its manifest row and
+    looked at (``sources.inspect``, at the seeing of its cutout's scale): status ``classified`` for a galaxy at the centre."""
     ids: list[int] = []
     jpegs: list[bytes] = []
 
     def done():
-        crops = decode_crops(jpegs, size, crop)
-        return np.array(ids, dtype=np.int64), crops, central_sources(crops)
+        images = [decode(jpeg, geometry["size"]) for jpeg in jpegs]
+        verdicts = [inspect(image, psf_fwhm_px(geometry, radii.get(objid))) for objid, image in zip(ids, images, strict=True)]
+        crops = np.stack([crop_centre(image, crop) for image in images])
+        status = np.array(["classified" if v.is_galaxy else v.status for v in verdicts], dtype=object)
+        return np.array(ids, dtype=np.int64), crops, status
 
     for objid, jpeg in iter_chunk(tar_path):
         if objid not in manifest.index or manifest.at[objid, "status"] != "ok":
@@ -128,25 +135,22 @@ def classify_chunk(
         first = galaxies["objid"].to_numpy()[unknown][0]
         raise InputError(f"objid {first} of the catalog is not in the chunk's manifest; scrape the chunk again")
     row_of = pd.Index(galaxies["objid"])
-    stream = classify_stream(model, _batches(tar_path, manifest, geometry["size"], crop, batch), lambda b: b[1][b[2]], device, tta)
+    radii = galaxies.set_index("objid")["petroR90_r"]
+    batches = _batches(tar_path, manifest, geometry, radii, crop, batch)
+    stream = classify_stream(model, batches, lambda b: b[1][b[2] == "classified"], device, tta)
     with tqdm(total=int((status == "ok").sum()), desc="classifying", unit="galaxy", mininterval=5.0, disable=n < 5000) as bar:
-        for (ids, _, source), p in stream:
+        for (ids, _, found), p in stream:
             rows = row_of.get_indexer(ids)
             if (rows < 0).any():
                 raise InputError(f"{tar_path}: holds {ids[rows < 0][0]}.jpg, a galaxy this chunk of the catalog does not have")
-            probs[rows[source]] = p
-            status[rows] = np.where(source, "classified", "no_galaxy")
+            probs[rows[found == "classified"]] = p
+            status[rows] = found
             bar.update(len(ids))
     lost = (status == "ok").sum()
     if lost:
         raise InputError(f"{tar_path}: {lost} cutouts its manifest lists as downloaded are not in it; scrape the chunk again")
-    classified = status == "classified"
-    columns = prediction_columns(np.where(classified[:, None], probs, 0.0), saved.get("merger_threshold"))
-    for col in PROB_COLUMNS:
-        columns[col] = columns[col].where(classified)
-    columns["predicted"] = columns["predicted"].where(classified, "")
-    columns["merger_candidate"] &= classified
-    out = pd.concat([galaxies.reset_index(drop=True), columns], axis=1)
+    columns = prediction_columns(probs, saved.get("merger_threshold"), classified=status == "classified")
+    out = pd.concat([galaxies.drop(columns="petroR90_r").reset_index(drop=True), columns], axis=1)
     out["status"] = status
     return out[list(COLUMNS)]
 

@@ -1,7 +1,8 @@
-"""Cutout images: decoding, resampling, and the checks an image must pass before it is classified.
+"""Cutout images: decoding, resampling, and reading a user's image files.
 
-Shared by the shards and report stages (the scraped cutouts, read from the chunk tars) and
-``predict`` (a user's images), so that all turn a JPEG into the network's pixels the same way.
+Shared by the shards, catalog and report stages (the scraped cutouts, read from the chunk tars) and
+``predict`` (a user's images), so that all turn a JPEG into the network's pixels the same way. What
+a cutout's centre holds (a galaxy, or not) is ``nightskynet.sources``'s to say.
 """
 
 from __future__ import annotations
@@ -59,42 +60,68 @@ def decode_crops(jpegs: list[bytes], size: int, crop_size: int) -> np.ndarray:
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png"}
 MIN_IMAGE_PX = 32  # smallest side an input image may have (a 120 px cutout of 0.4"/px spans 48")
-MIN_SOURCE_PX = 12  # central pixels above the sky that make a source (every demo galaxy has 64 or more in its 60 px crop)
+GREY_LEVELS = 2  # an RGB image whose channels nowhere differ by more than this is grey
+GREY_NOTE = "grey image: the network learnt from colour (g, r, i) cutouts, so it is less sure than its probabilities say"
+
+
+class UnusableImage(ValueError):
+    """An input image that cannot be classified; ``status`` says why: ``unreadable`` or ``too_small``."""
+
+    def __init__(self, status: str, message: str):
+        super().__init__(message)
+        self.status = status
 
 
 def image_files(folder: Path) -> list[Path]:
-    """The JPEG/PNG files of a folder (by suffix), sorted by name."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """The JPEG/PNG entries of a folder (by suffix), sorted by name: files, and symbolic links even where they
+    lead nowhere (dangling or looping), so that those are named as unreadable rather than passed over."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and (p.is_symlink() or not p.is_dir()))
 
 
-def load_cutout(path: Path, size: int, crop_size: int) -> np.ndarray:
-    """The whole image resampled to size x size, then the central crop the network takes."""
-    with Image.open(path) as im:
-        im.load()
-        if min(im.size) < MIN_IMAGE_PX:
-            raise ValueError(f"{im.size[0]} x {im.size[1]} px is smaller than {MIN_IMAGE_PX} px on a side: too small to hold a galaxy")
-        img = im.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
-    return np.ascontiguousarray(crop(np.asarray(img, dtype=np.uint8), crop_size))
+def read_image(path: Path, size: int) -> tuple[np.ndarray, str]:
+    """The image at ``path`` resampled whole to the (size, size, 3) uint8 cutout the model expects, and a note of
+    what reading it took ('' when nothing did): 16-bit and floating-point images scaled to 8 bits (not clipped),
+    palette images converted, transparency dropped, grey images flagged. Raises UnusableImage."""
+    if path.is_symlink() and not path.exists():
+        raise UnusableImage("unreadable", "a symbolic link that leads nowhere (dangling or looping)")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if min(im.size) < MIN_IMAGE_PX:
+                raise UnusableImage(
+                    "too_small", f"{im.size[0]} x {im.size[1]} px is smaller than {MIN_IMAGE_PX} px on a side: too small to hold a galaxy"
+                )
+            rgb, notes = _as_rgb(im)
+    except UnusableImage:
+        raise
+    except (OSError, ValueError, Image.DecompressionBombError) as err:  # PIL's UnidentifiedImageError is an OSError
+        raise UnusableImage("unreadable", f"not a readable image ({err})") from None
+    image = Image.fromarray(rgb).resize((size, size), Image.Resampling.LANCZOS)
+    return np.asarray(image, dtype=np.uint8), "; ".join(notes)
 
 
-def has_central_source(image: np.ndarray, sigma: float = 5.0) -> bool:
-    """True when the central ninth of a cutout holds a source (``central_sources`` of one image)."""
-    return bool(central_sources(image[None], sigma)[0])
-
-
-def central_sources(images: np.ndarray, sigma: float = 5.0) -> np.ndarray:
-    """(N,) bool for (N, H, W, 3) images: True where the central ninth holds a source, pixels well above the sky around it.
-
-    The sky level and noise are the median and the median absolute deviation of the outer frame;
-    a source is at least MIN_SOURCE_PX central pixels brighter than sky + ``sigma`` noise (and 8 levels of 255).
-    Blank sky, a constant image and pure noise fail; every demo galaxy passes (tests/test_predict.py).
-    """
-    grey = images.astype(np.float32).mean(axis=-1)
-    n, h, w = grey.shape
-    frame = (grey[:, : h // 6], grey[:, -h // 6 :], grey[:, :, : w // 6], grey[:, :, -w // 6 :])
-    border = np.concatenate([part.reshape(n, -1) for part in frame], axis=1)
-    sky = np.median(border, axis=1)
-    noise = 1.4826 * np.median(np.abs(border - sky[:, None]), axis=1)
-    centre = grey[:, h // 3 : h - h // 3, w // 3 : w - w // 3].reshape(n, -1)
-    level = sky + np.maximum(sigma * noise, 8.0)
-    return (centre > level[:, None]).sum(axis=1) >= MIN_SOURCE_PX
+def _as_rgb(im: Image.Image) -> tuple[np.ndarray, list[str]]:
+    notes = []
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        values = np.asarray(im, dtype=np.float64)
+        top = values.max() if values.size else 0.0
+        if im.mode.startswith("I;16"):
+            values, what = values / 257.0, "16-bit image scaled to 8 bits"
+        elif im.mode == "F" and top <= 1.0:
+            values, what = values * 255.0, "floating-point image scaled to 8 bits"
+        elif top > 255:
+            values, what = values * (255.0 / top), f"{'32-bit' if im.mode == 'I' else 'floating-point'} image scaled to 8 bits"
+        else:
+            what = ""
+        if what:
+            notes.append(what)
+        im = Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8))
+    if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        if (np.asarray(rgba)[..., 3] < 255).any():
+            notes.append("transparency ignored")
+        im = rgba
+    rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    if int(np.ptp(rgb.astype(np.int16), axis=-1).max()) <= GREY_LEVELS:
+        notes.append(GREY_NOTE)
+    return rgb, notes

@@ -35,42 +35,57 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
 
 from .architecture import model_geometry
+from .augment import crop
 from .classes import CLASS_NAMES
-from .cutouts import IMAGE_SUFFIXES, central_sources, image_files, load_cutout
+from .cutouts import IMAGE_SUFFIXES, UnusableImage, image_files, read_image
 from .errors import InputError
 from .numpy_network import SMALL_INPUT, ModelFileUnreadable, NumpyClassifier, read_model_file
 from .prediction_columns import prediction_columns
+from .sources import inspect, psf_fwhm_px
 from .tables import FORMAT_NAMES, ColumnInfo, TextTable, find_column, read_text_table, table_format, write_table
 
 log = logging.getLogger(__name__)
 
 
-def load_batch(paths: list[Path], size: int, crop_size: int) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
-    """(crops of the readable images, has_source for each crop, the reason each path failed or None), for one batch."""
-    crops, errors = [], []
-    for path in paths:
-        try:
-            crops.append(load_cutout(path, size, crop_size))
-            errors.append(None)
-        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as err:
-            errors.append(str(err))
-    images = np.stack(crops) if crops else np.zeros((0, crop_size, crop_size, 3), np.uint8)
-    return images, central_sources(images), errors
+@dataclass
+class InputRow:
+    """One input of ``predict`` (a file of the folder, a row of the catalog) and what became of it: ``status`` is
+    ``classified`` or why not (STATUSES), ``note`` what reading it took or why it was refused."""
+
+    source: str | int
+    path: Path | None  # the image to classify; None when there is none (the status says why)
+    status: str = ""
+    note: str = ""
+    petro_r90: float = float("nan")
 
 
-def folder_images(folder: Path) -> list[Path]:
-    """The folder's JPEG/PNG files, sorted by name; the other files are counted in the log."""
-    skipped_other = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES)
-    if skipped_other:
-        log.info("ignored %d files that are not JPEG/PNG by name, e.g. %s", len(skipped_other), skipped_other[0])
-    return image_files(folder)
+STATUSES = {
+    "classified": "classified",
+    "unreadable": "not a readable image",
+    "too_small": "too small to hold a galaxy",
+    "no_source": "no source at the centre",
+    "point_source": "a point source (a star) at the centre",
+    "artefact": "an artefact at the centre (a trail, a bleed, a star's halo or spike)",
+    "missing": "no cutout: off the survey's footprint",
+    "rejected": "no cutout: the service refused the request",
+    "failed": "no cutout: the download failed",
+    "duplicate": "the same objid and position as an earlier row",
+}
+
+
+def folder_rows(folder: Path) -> list[InputRow]:
+    """A row for every JPEG/PNG entry of the folder, sorted by name; the other files are counted in the log."""
+    other = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES)
+    if other:
+        log.info("ignored %d files that are not JPEG/PNG by name, e.g. %s", len(other), other[0])
+    return [InputRow(p.name, p) for p in image_files(folder)]
 
 
 CATALOG_KEYS = ("objid", "ra", "dec", "petroR90_r")
@@ -171,22 +186,36 @@ def _refuse_ambiguous_objids(frame: pd.DataFrame, path: Path, table: TextTable) 
         )
 
 
-def download_catalog(
-    catalog: pd.DataFrame, settings: dict, geometry: dict, client: dict, cache_dir: Path
-) -> tuple[list, list[tuple[str, str]]]:
-    """Fetch the catalog's cutouts into the request-keyed cache.
-
-    Returns ((outcome, catalog row) for each cutout in hand, in catalog order; (objid, reason) for the others).
-    """
+def catalog_rows(catalog: pd.DataFrame, settings: dict, geometry: dict, client: dict, cache_dir: Path) -> list[InputRow]:
+    """A row for every row of the catalog, its cutout fetched into the request-keyed cache (once for a row repeated
+    at the same position, whose later copies are ``duplicate``)."""
     from .cutout_client import cutout_cache, download_all
     from .sky_source import skyserver_base_url
 
+    repeated = catalog.duplicated(subset=["objid", "ra", "dec"], keep="first").to_numpy()
+    unique = catalog[~repeated]
     cache = cutout_cache(settings, cache_dir)
     with skyserver_base_url(settings) as base_url:
-        outcomes = asyncio.run(download_all(base_url, catalog, cache, geometry, client, job=f"predict-pid{os.getpid()}"))
-    good = [(o, row) for row, o in enumerate(outcomes) if o.status in ("ok", "cached")]
-    bad = [(str(o.objid), f"no cutout ({o.status}): {o.reason}") for o in outcomes if o.status not in ("ok", "cached")]
-    return good, bad
+        outcomes = asyncio.run(download_all(base_url, unique, cache, geometry, client, job=f"predict-pid{os.getpid()}"))
+    first_row = {}
+    rows = []
+    for outcome, index in zip(outcomes, unique.index, strict=True):
+        got = outcome.status in ("ok", "cached")
+        row = InputRow(int(outcome.objid), outcome.path if got else None, petro_r90=float(catalog.at[index, "petroR90_r"]))
+        if not got:
+            row.status, row.note = outcome.status, outcome.reason
+        first_row[(row.source, catalog.at[index, "ra"], catalog.at[index, "dec"])] = index
+        rows.append(row)
+    by_index = dict(zip(unique.index, rows, strict=True))
+    out = []
+    for index, again in zip(catalog.index, repeated, strict=True):
+        if again:
+            key = (int(catalog.at[index, "objid"]), catalog.at[index, "ra"], catalog.at[index, "dec"])
+            note = f"the same objid and position as input row {first_row[key] + 1} (rows counted from 1)"
+            out.append(InputRow(key[0], None, "duplicate", note))
+        else:
+            out.append(by_index[index])
+    return out
 
 
 INPUT_KINDS = f"a folder of JPEG/PNG cutouts or a catalog (objid, ra, dec) in {FORMAT_NAMES}"
@@ -209,61 +238,66 @@ def check_paths(input_path: Path, out: Path) -> None:
         kind = input_path.suffix or "file without extension"
         raise InputError(f"{input_path}: INPUT must be {INPUT_KINDS}, not a {kind}")
     check_output_path(out)
+    if out.exists() and os.path.samefile(out, input_path):
+        raise InputError(f"-o {out} is the input catalog itself: writing the predictions there would destroy it; name another file")
 
 
 def gather_inputs(input_path: Path, geometry: dict, settings: dict, client: dict, cache_dir: Path, columns: dict):
-    """(names, image paths, positions or None, skipped (name, reason)) for a folder or a catalog; a catalog's
-    names are its objids, its images the downloaded cutouts in the request-keyed cache."""
+    """(rows, positions or None): one InputRow per file of a folder or per row of a catalog (its cutout downloaded)."""
     if input_path.is_dir():
-        paths = folder_images(input_path)
-        return [p.name for p in paths], paths, None, []
+        return folder_rows(input_path), None
     catalog = read_catalog(input_path, needs_radius=geometry["scale_mode"] == "adaptive", columns=columns)
-    outcomes, bad = download_catalog(catalog, settings, geometry, client, cache_dir)
-    names = [int(o.objid) for o, _ in outcomes]
-    positions = catalog.loc[[row for _, row in outcomes], ["ra", "dec"]].reset_index(drop=True)
-    return names, [o.path for o, _ in outcomes], positions, bad
+    return catalog_rows(catalog, settings, geometry, client, cache_dir), catalog[["ra", "dec"]].reset_index(drop=True)
 
 
-NO_GALAXY = "no_galaxy: no source brighter than the sky at the centre of the image"
+def prepared_batches(rows: list[InputRow], geometry: dict, crop_size: int, batch: int):
+    """(row indices, network crops) for each batch of rows whose image holds a galaxy at its centre; every other row
+    gets its status and note on the way (read with ``cutouts.read_image``, looked at with ``sources.inspect``)."""
+    size = geometry["size"]
+    for start in range(0, len(rows), batch):
+        indices, crops = [], []
+        for i in range(start, min(start + batch, len(rows))):
+            row = rows[i]
+            if row.path is None:
+                continue
+            try:
+                image, row.note = read_image(row.path, size)
+            except UnusableImage as err:
+                row.status, row.note = err.status, str(err)
+                continue
+            verdict = inspect(image, psf_fwhm_px(geometry, row.petro_r90))
+            if not verdict.is_galaxy:
+                row.status, row.note = verdict.status, verdict.reason
+                continue
+            row.status = "classified"
+            indices.append(i)
+            crops.append(crop(image, crop_size))
+        yield np.array(indices, dtype=np.int64), (np.stack(crops) if crops else np.zeros((0, crop_size, crop_size, 3), np.uint8))
 
 
-def classify_paths(batches_classified, n: int):
-    """(probabilities (N, 4), NaN rows where not classified; the reason each image was not, or None) from
-    ((start, (crops, has_source, errors)), probabilities of the crops with a source) per batch."""
-    probs = np.full((n, len(CLASS_NAMES)), np.nan)
-    reasons: list[str | None] = [None] * n
-    for (start, (_, source, errors)), p in batches_classified:
-        rows = start + np.flatnonzero([e is None for e in errors])
-        probs[rows[source]] = p
-        for k, error in enumerate(errors):
-            reasons[start + k] = error
-        for row in rows[~source]:
-            reasons[row] = NO_GALAXY
-    return probs, reasons
+def crops_of(batch) -> np.ndarray:
+    """The network crops of a ``prepared_batches`` item: what the model classifies."""
+    return batch[1]
 
 
-def loaded_batches(paths: list[Path], size: int, crop: int, batch: int):
-    for start in range(0, len(paths), batch):
-        yield start, load_batch(paths[start : start + batch], size, crop)
-
-
-def with_source(batch) -> np.ndarray:
-    """The crops of a ``loaded_batches`` item that hold a source: what the model classifies."""
-    _, (crops, source, _) = batch
-    return crops[source]
-
-
-def classify_with_numpy(saved: dict, paths: list[Path], size: int, crop: int, tta: bool):
-    """A handful of images: the network in NumPy (``numpy_network``), no PyTorch to start."""
+def classify_with_numpy(saved: dict, rows: list[InputRow], geometry: dict, crop_size: int, tta: bool) -> np.ndarray:
+    """A handful of images: the network in NumPy (``numpy_network``), no PyTorch to start. (N, 4), NaN where not classified."""
     classifier = NumpyClassifier(saved)
-    done = ((b, classifier.probabilities(with_source(b), tta)) for b in loaded_batches(paths, size, crop, SMALL_INPUT))
-    return classify_paths(done, len(paths))
+    probs = np.full((len(rows), len(CLASS_NAMES)), np.nan)
+    for indices, crops in prepared_batches(rows, geometry, crop_size, SMALL_INPUT):
+        if len(indices):
+            probs[indices] = classifier.probabilities(crops, tta)
+    return probs
 
 
-def classify_with_torch(model_path, paths: list[Path], size: int, crop: int, tta: bool, device: str, threads: int, batch_size: int):
-    """Many images: PyTorch, images read and decoded in a background thread while the model works
-    on the batch before (``inference.classify_stream``, as the catalog stage does)."""
+def classify_with_torch(
+    model_path, rows: list[InputRow], geometry: dict, crop_size: int, tta: bool, device: str, threads: int, batch_size: int
+) -> np.ndarray:
+    """Many images: PyTorch, images read, decoded and looked at in a background thread while the model works on the
+    batch before (``inference.classify_stream``, as the catalog stage does), with a progress bar.
+    (N, 4), NaN where not classified."""
     import torch
+    from tqdm import tqdm
 
     from .inference import CPU_BATCH, classify_stream, pick_device
     from .model import load_model
@@ -272,8 +306,13 @@ def classify_with_torch(model_path, paths: list[Path], size: int, crop: int, tta
     torch_device = pick_device(device)
     model, _ = load_model(model_path, torch_device)
     batch = min(batch_size, CPU_BATCH) if torch_device.type == "cpu" else batch_size
-    done = classify_stream(model, loaded_batches(paths, size, crop, batch), with_source, torch_device, tta)
-    return classify_paths(done, len(paths))
+    probs = np.full((len(rows), len(CLASS_NAMES)), np.nan)
+    with tqdm(total=len(rows), desc="classifying", unit="img", mininterval=2.0) as bar:
+        for (indices, crops), p in classify_stream(model, prepared_batches(rows, geometry, crop_size, batch), crops_of, torch_device, tta):
+            if len(indices):
+                probs[indices] = p
+            bar.update(min(batch, len(rows) - bar.n))
+    return probs
 
 
 def read_saved(model_path: Path) -> dict:
@@ -295,19 +334,38 @@ def column_info(from_catalog: bool, tta: bool, threshold: float | None) -> dict[
     views = "mean over the 8 D4 views" if tta else "one view"
     info = {
         "source": ColumnInfo(None, "objid of the catalog row" if from_catalog else "file name of the cutout"),
-        "predicted": ColumnInfo(None, "the most probable class"),
+        "predicted": ColumnInfo(None, "the most probable class; empty when not classified"),
         "merger_candidate": ColumnInfo(
             None,
             f"p_merger at or above the model's merger threshold ({threshold:.4g})"
             if threshold is not None
             else "always false: the model has no merger threshold (its val split held no merger)",
         ),
+        "status": ColumnInfo(None, "classified, or why not: " + ", ".join(k for k in STATUSES if k != "classified")),
+        "note": ColumnInfo(None, "what reading the image took (a grey or 16-bit image...), or why it was not classified"),
         "ra": ColumnInfo("deg", "right ascension (ICRS) of the cutout's centre"),
         "dec": ColumnInfo("deg", "declination (ICRS) of the cutout's centre"),
     }
     for name in CLASS_NAMES:
-        info[f"p_{name}"] = ColumnInfo(None, f"calibrated probability of class {name} ({views})")
+        info[f"p_{name}"] = ColumnInfo(None, f"calibrated probability of class {name} ({views}); empty when not classified")
     return info
+
+
+def predictions_table(rows: list[InputRow], probs: np.ndarray, positions: pd.DataFrame | None, threshold: float | None) -> pd.DataFrame:
+    """One row per input row, in input order: source, p_*, predicted, merger_candidate, status, note (+ ra, dec)."""
+    sources = [r.source for r in rows]
+    out = pd.concat(
+        [
+            pd.DataFrame({"source": np.array(sources, dtype=np.int64) if positions is not None else sources}),
+            prediction_columns(probs, threshold, classified=np.array([r.status == "classified" for r in rows], dtype=bool)),
+        ],
+        axis=1,
+    )
+    out["status"] = [r.status for r in rows]
+    out["note"] = [r.note for r in rows]
+    if positions is not None:
+        out["ra"], out["dec"] = positions["ra"].to_numpy(), positions["dec"].to_numpy()
+    return out
 
 
 def run(
@@ -323,51 +381,45 @@ def run(
     device: str = "auto",
     columns: dict[str, str | None] | None = None,
 ) -> pd.DataFrame:
-    """Classify ``input_path`` with the model; write and return the predictions table.
+    """Classify ``input_path`` with the model; write and return the predictions table (one row per input row).
 
     ``settings``: the source (``source`` with ``sdss`` or ``demo``), read only for a catalog;
     ``client`` and ``cache_dir``: how a catalog's cutouts are fetched and where they are kept;
     ``columns``: a catalog's objid/ra/dec column names where they are not the usual ones. The
-    output's format follows its extension (CSV, ECSV, FITS, VOTable).
+    output's format follows its extension (CSV, ECSV, FITS, VOTable). Raises InputError (after
+    writing the table) when no input could be classified.
     """
     input_path, out_csv = Path(input_path), Path(out_csv)
     check_paths(input_path, out_csv)
-    columns = columns or {}
     saved = read_saved(Path(model_path))
-    geometry, crop = model_geometry(saved)
+    geometry, crop_size = model_geometry(saved)
     log.info(
         "model %s: cutouts of %d x %d px at %s, network input %d x %d",
-        model_path,
-        geometry["size"],
-        geometry["size"],
-        _scale_text(geometry),
-        crop,
-        crop,
+        *(model_path, geometry["size"], geometry["size"], _scale_text(geometry), crop_size, crop_size),
     )
-    names, paths, positions, bad = gather_inputs(input_path, geometry, settings, client, Path(cache_dir), columns)
-    if len(paths) <= SMALL_INPUT and device != "cuda":
-        log.info("%d images: classified in NumPy on the CPU (more than %d would start PyTorch)", len(paths), SMALL_INPUT)
-        probs, reasons = classify_with_numpy(saved, paths, geometry["size"], crop, tta)
+    rows, positions = gather_inputs(input_path, geometry, settings, client, Path(cache_dir), columns or {})
+    if not rows:
+        raise InputError(f"{input_path}: no JPEG/PNG image in the folder; {out_csv} not written")
+    to_read = sum(r.path is not None for r in rows)
+    if to_read <= SMALL_INPUT and device != "cuda":
+        log.info("%d images: classified in NumPy on the CPU (more than %d would start PyTorch)", to_read, SMALL_INPUT)
+        probs = classify_with_numpy(saved, rows, geometry, crop_size, tta)
     else:
-        probs, reasons = classify_with_torch(model_path, paths, geometry["size"], crop, tta, device, threads, batch_size)
-    keep = np.array([r is None for r in reasons], dtype=bool)
-    bad += [(str(name), reason) for name, reason in zip(names, reasons) if reason is not None]
-    for name, reason in bad:
-        log.warning("skipped %s: %s", name, reason)
-    if not keep.any():
-        raise InputError(f"{input_path}: no image to classify ({len(bad)} skipped, see above); {out_csv} not written")
-    sources = [n for n, ok in zip(names, keep) if ok]
-    out = pd.concat(
-        [
-            pd.DataFrame({"source": np.array(sources, dtype=np.int64) if positions is not None else sources}),
-            prediction_columns(probs[keep], saved.get("merger_threshold")),
-        ],
-        axis=1,
-    )
-    if positions is not None:
-        out["ra"], out["dec"] = positions.loc[keep, "ra"].to_numpy(), positions.loc[keep, "dec"].to_numpy()
+        probs = classify_with_torch(model_path, rows, geometry, crop_size, tta, device, threads, batch_size)
+    for row in rows:
+        if row.status != "classified":
+            log.warning("not classified %s (%s): %s", row.source, row.status, row.note)
+        elif row.note:
+            log.warning("%s: %s", row.source, row.note)
+    out = predictions_table(rows, probs, positions, saved.get("merger_threshold"))
     write_table(out_csv, out, column_info(positions is not None, tta, saved.get("merger_threshold")))
-    log.info("predicted %d galaxies (TTA %s) -> %s; %d skipped", len(out), "on" if tta else "off", out_csv, len(bad))
+    counts = out["status"].value_counts()
+    summary = ", ".join(f"{status} {counts[status]}" for status in STATUSES if status in counts)
+    if "classified" not in counts:
+        raise InputError(
+            f"{input_path}: nothing to classify: none of the {len(out)} inputs holds a galaxy ({summary}); {out_csv} says why for each"
+        )
+    log.info("predicted %d of %d inputs (TTA %s) -> %s; %s", counts["classified"], len(out), "on" if tta else "off", out_csv, summary)
     return out
 
 

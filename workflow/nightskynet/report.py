@@ -529,12 +529,13 @@ def catalog_section(inputs: dict, votes: str) -> list[str]:
     by = summary["by_split_and_status"]
     splits = [s for s in ("train", "val", "test", "uncertain", "none") if s in by]
     # only the statuses that occur: a column of zeros would say nothing
-    statuses = [t for t in ("classified", "no_galaxy", "missing", "rejected", "failed") if any(by[s].get(t) for s in splits)]
+    every = ("classified", "no_source", "point_source", "artefact", "missing", "rejected", "failed")
+    statuses = [t for t in every if any(by[s].get(t) for s in splits)]
     rows = [[s, *[by[s].get(t, 0) for t in statuses], sum(by[s].values())] for s in splits]
     rows.append(["all", *[sum(by[s].get(t, 0) for s in splits) for t in statuses], summary["galaxies"]])
     unclassified = summary["galaxies"] - sum(by[s].get("classified", 0) for s in splits)
     left_out = (
-        "every galaxy had a cutout with a source at its centre, so every one is classified"
+        "every galaxy had a cutout with a galaxy at its centre, so every one is classified"
         if unclassified == 0
         else f"{unclassified:,} galaxies are not classified (their status says why)"
     )
@@ -543,10 +544,10 @@ def catalog_section(inputs: dict, votes: str) -> list[str]:
     return [
         f"<h2>The catalog: every galaxy against its volunteers ({html.escape(votes)})</h2>",
         f"<p>All {summary['galaxies']:,} galaxies the query returned, confident or not, with the network's calibrated "
-        f"probabilities ({views}) beside their renormalised vote fractions, are in <code>results/morphology/catalog.csv</code> "
-        "(and its FITS twin). A galaxy without a cutout, or whose cutout shows no source at its centre, has a status and no "
-        f"probabilities; here {left_out}. Galaxies per split (train, val: trained on; test, uncertain: held out; none: "
-        "not used) and status:</p>",
+        f"probabilities ({views}) beside their renormalised vote fractions, are in <code>morphology/catalog.csv</code> "
+        "(and its FITS twin). A galaxy without a cutout, or whose cutout shows no source at its centre, a star, or a trail, "
+        f"bleed or bright star's light there, has a status and no probabilities; here {left_out}. Galaxies per split "
+        "(train, val: trained on; test, uncertain: held out; none: not used) and status:</p>",
         table(rows, ["split", *statuses, "all"]),
         f"<p>Compared with the volunteers on the {summary['compared']:,} classified galaxies the network never trained on "
         f"(test, uncertain and none): the network's most probable class is the volunteers' most voted one for "
