@@ -7,7 +7,9 @@ completely at the requested size. Validated images go to a cache written atomica
 job started again fetches only what it did not have yet. The cache is keyed by the request
 itself (service, release, ra, dec, scale, size), never by objid: two catalogs that reuse an objid
 for different positions can never get each other's image, and the workflow and ``predict`` can
-share one cache safely.
+share one cache safely. A host that cannot be reached at all (no connection made: refused, no such
+host, connect timeout) stops the run early with one ``ServiceUnreachable`` instead of every row failing
+slowly; any answer at all, even a 500, means the host is there and each row is recorded as it ends.
 
 Settings come in two kinds: the cutout's geometry (``GEOMETRY_KEYS``: ``size, scale_mode,
 scale, adaptive_k``; cutouts are square, ``size`` x ``size`` px), which decides the images, and
@@ -28,6 +30,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
+from urllib.parse import urlsplit
 
 import aiohttp
 import astropy.units as u
@@ -35,9 +38,11 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
+from .errors import ServiceUnreachable
 from .files import write_bytes_via
 from .http_retry import (
     USER_AGENT,
+    ConnectionWatch,
     FetchError,
     PermanentError,
     RateLimiter,
@@ -54,6 +59,9 @@ PER_PIXEL = u.arcsec / u.pix
 SERVICE_SCALES = (0.015 * PER_PIXEL, 60.0 * PER_PIXEL)  # what getjpeg accepts
 GEOMETRY_KEYS = ("size", "scale_mode", "scale", "adaptive_k")
 CLIENT_KEYS = ("concurrency", "max_rate", "timeout_s", "max_attempts", "backoff_base_s", "backoff_max_s")
+# cutouts that failed after all their attempts, while no connection to the host had ever been made,
+# before the host is taken for unreachable (fewer if fewer were fetched at all)
+UNREACHABLE_AFTER = 3
 
 
 def cutout_scale(petro_r90: float, settings: dict) -> float:
@@ -159,6 +167,9 @@ async def download_all(
     this writer's staging folder in the cache (default: one per process); several jobs can fill
     one cache at once, and a job started again under the same name first clears what its killed
     predecessor left half-written. The staging folder is removed however the run ends.
+
+    Raises ``ServiceUnreachable`` (after cancelling the downloads in flight) once ``UNREACHABLE_AFTER``
+    cutouts, or every cutout fetched if fewer, have failed without a single connection to the host.
     """
     url = cutout_url(base_url, cache.release)
     policy = RetryPolicy(
@@ -180,6 +191,17 @@ async def download_all(
         return await _download(url, galaxies, cache, staging, geometry, client, policy, check, limiter, rng, semaphore, show_progress)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def unreachable_error(url: str, failures: list[Outcome]) -> ServiceUnreachable:
+    """The one-line error for cutouts that all failed without any connection to the host of ``url``."""
+    host = urlsplit(url).netloc or url
+    return ServiceUnreachable(
+        f"cannot reach the cutout service at {host}: {len(failures)} cutout(s) failed, {sum(o.attempts for o in failures)} attempts "
+        f"in all, without a single connection (last: {failures[-1].reason}); check the service's address (the source and "
+        "sdss.base_url settings) and the network",
+        attempts=sum(o.attempts for o in failures),
+    )
 
 
 async def _download(
@@ -208,15 +230,26 @@ async def _download(
         write_bytes_via(staging, path, body)
         return Outcome(objid, "ok", 200, attempts, "", hashlib.sha256(body).hexdigest(), path)
 
+    watch = ConnectionWatch()
     connector = aiohttp.TCPConnector(limit=client["concurrency"])
-    async with aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}, connector=connector) as session:
+    async with aiohttp.ClientSession(
+        headers={"User-Agent": USER_AGENT}, connector=connector, trace_configs=[watch.trace_config()]
+    ) as session:
         tasks = [asyncio.create_task(one(session, row)) for row in galaxies.itertuples(index=False)]
+        unreached: list[Outcome] = []  # failed while no connection to the host had ever been made
         try:
             with tqdm(total=len(tasks), desc="cutouts", unit="img", disable=not show_progress, mininterval=2.0) as bar:
                 for done in asyncio.as_completed(tasks):
-                    await done
+                    outcome = await done
                     bar.update()
+                    if outcome.status == "failed" and not watch.connected:
+                        unreached.append(outcome)
+                        if len(unreached) >= UNREACHABLE_AFTER:
+                            raise unreachable_error(url, unreached)
+            if unreached and not watch.connected:
+                raise unreachable_error(url, unreached)
         finally:
             for task in tasks:
                 task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # let them unwind before the session closes
         return [task.result() for task in tasks]

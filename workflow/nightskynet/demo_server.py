@@ -9,7 +9,9 @@
   cutout resampled from the stored images around (ra, dec); width and height are silently clipped
   to [64, 2048]; off the demo footprint it is a 404 with a JPEG body; bad ra/dec/scale is a 400 JSON.
 
-Run it alone with ``python -m nightskynet demo-sky``; the workflow starts it with ``running_demo_sky``.
+Run it alone with ``python -m nightskynet demo-sky``: it serves until Ctrl-C. The workflow starts it
+with ``running_demo_sky``, as a child that exits by itself when its parent dies, however the parent
+dies (even ``kill -9``, which skips the parent's own clean-up): see ``EXIT_WITH_PARENT_ENV``.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ import contextlib
 import io
 import json
 import math
+import os
 import re
 import selectors
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -47,6 +51,12 @@ from .demo_sky import (
 from .errors import DemoSkyError
 
 READY_PREFIX = "NIGHTSKYNET_DEMO_SKY_READY "
+# Set to 1 by ``running_demo_sky`` for its child: the server then also exits when its stdin, a pipe the
+# parent holds open and never writes to, reaches end of file (which the operating system makes happen
+# when the parent dies, on every platform), or, on POSIX, when its parent process changes (the orphan
+# was adopted), whichever comes first. Unset, as when run by hand, it serves until Ctrl-C.
+EXIT_WITH_PARENT_ENV = "NIGHTSKYNET_DEMO_SKY_EXIT_WITH_PARENT"
+PARENT_POLL_S = 0.5
 RELEASE_RE = re.compile(r"^dr([7-9]|1[0-9])$", re.I)
 SQL_RE = re.compile(
     r"^\s*SELECT\s+TOP\s+(?P<top>\d+)\s+(?P<cols>.+?)\s+FROM\s+(?P<table>\w+)\s+AS\s+z"
@@ -236,18 +246,80 @@ def make_app(server: DemoSkyServer, latency_s: float = 0.0) -> web.Application:
     return app
 
 
-async def serve(sky_dir: str, seed: int, host: str, port: int, max_rows: int, latency_s: float, scale_to: int = 0) -> None:
+async def serve(
+    sky_dir: str,
+    seed: int,
+    host: str,
+    port: int,
+    max_rows: int,
+    latency_s: float,
+    scale_to: int = 0,
+    exit_with_parent: bool | None = None,
+) -> None:
+    """Serve the demo sky on host:port (0: a free port) and print the ready line with its URL.
+
+    Serves until cancelled (Ctrl-C); with ``exit_with_parent`` (default: whether ``EXIT_WITH_PARENT_ENV``
+    is 1) also returns as soon as the parent process is gone: stdin at end of file, or another parent.
+    """
+    if exit_with_parent is None:
+        exit_with_parent = os.environ.get(EXIT_WITH_PARENT_ENV) == "1"
+    parent_pid = os.getppid()
+    parent_gone = asyncio.Event()
+    watcher = None
+    if exit_with_parent:
+        watch_stdin_until_eof(parent_gone)
+        if os.name == "posix":  # on Windows the parent pid never changes (and a venv's launcher sits in between)
+            watcher = asyncio.create_task(watch_parent_pid(parent_pid, parent_gone))
     server = DemoSkyServer(build_demo_sky(sky_dir, seed, scale_to), max_rows=max_rows)
-    runner = web.AppRunner(make_app(server, latency_s), access_log=None)
+    runner = web.AppRunner(make_app(server, latency_s), access_log=None, shutdown_timeout=5.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
     bound_host, bound_port = runner.addresses[0][:2]
     print(f"{READY_PREFIX}http://{bound_host}:{bound_port}", flush=True)
     try:
-        await asyncio.Event().wait()
+        await parent_gone.wait()
+        print(f"demo SkyServer: its parent (pid {parent_pid}) is gone; stopping", file=sys.stderr, flush=True)
     finally:
+        if watcher is not None:
+            watcher.cancel()
         await runner.cleanup()
+
+
+def watch_stdin_until_eof(parent_gone: asyncio.Event) -> None:
+    """Set ``parent_gone`` (from a daemon thread) when stdin reaches end of file: the parent's end of the pipe closed.
+
+    A blocking read in a thread rather than the event loop's pipe reader, so it works on every
+    platform and for any kind of stdin; anything written to it is read and ignored.
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):  # no stdin at all: the pid watch alone decides
+        return
+
+    def wait_for_eof() -> None:
+        try:
+            while os.read(fd, 4096):
+                pass
+        except OSError:
+            pass
+        try:
+            loop.call_soon_threadsafe(parent_gone.set)
+        except RuntimeError:  # the loop already closed: the server stopped some other way
+            pass
+
+    threading.Thread(target=wait_for_eof, name="demo-sky-stdin-eof", daemon=True).start()
+
+
+async def watch_parent_pid(parent_pid: int, parent_gone: asyncio.Event) -> None:
+    """Set ``parent_gone`` once this process's parent is no longer ``parent_pid`` (POSIX re-parents an orphan).
+
+    Catches a parent killed while a process it forked still holds the stdin pipe open.
+    """
+    while os.getppid() == parent_pid:
+        await asyncio.sleep(PARENT_POLL_S)
+    parent_gone.set()
 
 
 def wait_until_ready(proc: subprocess.Popen, errors, startup_timeout_s: float) -> str:
@@ -273,6 +345,7 @@ def wait_until_ready(proc: subprocess.Popen, errors, startup_timeout_s: float) -
 
 
 def stop(proc: subprocess.Popen) -> None:
+    """End the child now (SIGTERM, then SIGKILL after 10 s) and reap it."""
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -291,7 +364,11 @@ def running_demo_sky(
     startup_timeout_s: float = 60.0,
     scale_to: int = 0,
 ) -> Iterator[str]:
-    """Start the demo SkyServer in a child process on a free loopback port; yield its base URL; stop it."""
+    """Start the demo SkyServer in a child process on a free loopback port; yield its base URL; stop it.
+
+    The child's stdin is a pipe this process holds open: if this process dies without stopping it
+    (``kill -9``, a crash), the pipe reaches end of file and the child exits by itself (``EXIT_WITH_PARENT_ENV``).
+    """
     options = {
         "--sky-dir": Path(sky_dir).resolve(),
         "--seed": seed,
@@ -303,9 +380,11 @@ def running_demo_sky(
     }
     cmd = [sys.executable, "-m", "nightskynet", "demo-sky", *(str(part) for item in options.items() for part in item)]
     with tempfile.TemporaryFile(mode="w+") as errors:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, text=True)
+        env = {**os.environ, EXIT_WITH_PARENT_ENV: "1"}
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True, env=env)
         try:
             yield wait_until_ready(proc, errors, startup_timeout_s)
         finally:
             stop(proc)
+            proc.stdin.close()
             proc.stdout.close()

@@ -27,6 +27,11 @@ class TransientError(FetchError):
         self.retry_after = retry_after
 
 
+class ServiceUnreachable(FetchError):
+    """The service's host could not be reached at all: no connection was ever made (refused, no such
+    host, connect timeout), so trying the remaining requests would only fail the same way, slowly."""
+
+
 class SkyServerError(NightSkyNetError):
     """SkyServer answered, but not with data."""
 

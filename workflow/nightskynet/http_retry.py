@@ -4,7 +4,8 @@ Shared by the query stage (SQL pages) and the scrape stage (cutouts). A caller p
 ``check`` function that looks at (status, headers, body) and either returns normally (accepted),
 raises ``PermanentError`` (never retried: a 400, a 404 off the footprint) or ``TransientError``
 (retried: a 5xx, an HTML page from a proxy, a truncated JPEG). Network errors and timeouts are
-transient; 429 and 5xx answers are transient unless ``check`` says otherwise.
+transient; 429 and 5xx answers are transient unless ``check`` says otherwise. ``ConnectionWatch``
+tells a caller whether its session ever reached the host at all, so it can stop early when not.
 """
 
 from __future__ import annotations
@@ -73,6 +74,25 @@ def describe_error_body(body: bytes) -> str:
 
 
 Check = Callable[[int, Mapping[str, str], bytes], None]
+
+
+class ConnectionWatch:
+    """Whether a session has ever opened a connection to its host (then the host is reachable, whatever it answers).
+
+    Pass ``trace_config()`` to the ``aiohttp.ClientSession``; ``connected`` turns true at the first
+    connection made, before any answer, so a server that answers only 500s, or nothing in time, counts as reached.
+    """
+
+    def __init__(self) -> None:
+        self.connected = False
+
+    def trace_config(self) -> aiohttp.TraceConfig:
+        async def made(session, context, params) -> None:
+            self.connected = True
+
+        trace = aiohttp.TraceConfig()
+        trace.on_connection_create_end.append(made)
+        return trace
 
 
 class RateLimiter:
