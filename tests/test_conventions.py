@@ -27,7 +27,11 @@ def test_ruff_check_and_format_are_clean():
 
 def test_snakefmt_check_is_clean():
     proc = subprocess.run(
-        [sys.executable, "-m", "snakefmt", "--check", "workflow/Snakefile", "workflow/rules"], cwd=REPO, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "snakefmt", "--check", "workflow/Snakefile", "workflow/rules"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

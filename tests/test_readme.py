@@ -27,6 +27,7 @@ pytestmark = pytest.mark.slow
 # SDSS, a SLURM cluster, or retrain for minutes); "mention" is a command named in prose, not one to type as is
 PLANS = {
     r"^snakemake --config source=sdss": "dry",
+    r"^snakemake --config run=strict-cut 'labels=\{threshold: 0\.98\}'$": "dry",
     r"^snakemake --configfile my-run\.yaml$": "dry",
     r"^snakemake --forcerun train$": "dry",
     r"^snakemake --profile workflow/profiles/slurm$": "dry",
@@ -55,7 +56,7 @@ def documented_commands() -> list[str]:
             if line.startswith(("snakemake", "nightskynet")):
                 commands.append(line)
     for text in (readme, (REPO / "config.yaml").read_text()):
-        commands += re.findall(r"`((?:snakemake|nightskynet)(?: [^`]*)?)`", text)
+        commands += [" ".join(c.split()) for c in re.findall(r"`((?:snakemake|nightskynet)(?: [^`]*)?)`", text)]
     return list(dict.fromkeys(commands))
 
 

@@ -101,3 +101,14 @@ def test_the_download_row_counts_every_galaxy_and_per_class_only_the_confident_o
     downloaded = next(v for k, v in rows.items() if k.startswith("cutouts downloaded"))
     # galaxy 6 has no label (every vote don't-know, or not kept) but its cutout downloaded; 3 (confident) did not
     assert downloaded == [5, 2, 0, 0, 0]
+
+
+def test_the_download_counts_are_escaped_and_the_headline_says_it_is_one_split_not_the_yardstick():
+    from nightskynet.report import downloads_phrase, result_section
+
+    phrase = downloads_phrase(pd.DataFrame({"status": ["ok", "ok", "<b>odd</b>"]}))
+    assert phrase == "&lt;b&gt;odd&lt;/b&gt; 1, ok 2"
+    per_class = {c: {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 5} for c in CLASS_NAMES}
+    metrics = {"balanced_accuracy": 1.0, "accuracy": 1.0, "accuracy_single_view": 0.9, "n_test": 20, "per_class": per_class}
+    text = result_section({**metrics, "confusion_matrix": np.diag([5, 5, 5, 5]).tolist()}, "simulated votes")
+    assert "one seeded draw of 20 galaxies" in text and "5-fold cross-validation" in text

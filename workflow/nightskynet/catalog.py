@@ -35,10 +35,10 @@ import torch
 from tqdm import tqdm
 
 from .architecture import model_geometry
+from .augment import crop as crop_centre
 from .catalog_comparison import COMPARED_SPLITS, Comparison, plot_agreement_by_votes, plot_disagreements, plot_network_vs_votes
 from .chunks import chunk_of
 from .classes import CLASS_NAMES, PROB_COLUMNS
-from .augment import crop as crop_centre
 from .cutouts import decode, iter_chunk
 from .errors import InputError
 from .files import atomic_path, write_json_atomic

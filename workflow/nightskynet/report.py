@@ -235,6 +235,12 @@ def result_section(metrics: dict, votes: str) -> str:
             else "(one view of each galaxy: test-time averaging is off, evaluate.tta).</p>"
         )
     )
+    text += (
+        f"<p class='note'>These figures are this run's test split: one seeded draw of {metrics['n_test']} galaxies, so they move "
+        "by a few hundredths from one split to another. The figures the README quotes for the recipe are its yardstick instead, "
+        "a 5-fold cross-validation over every demo galaxy (benchmarks/accuracy.py, docs/benchmarks.md): judge the recipe by "
+        "those, and this run by these.</p>"
+    )
     cal, merger = metrics.get("calibration", {}), metrics.get("merger", {})
     if "uncalibrated" in cal:
         text += (
@@ -459,19 +465,23 @@ def header_section(settings: dict) -> list[str]:
     ]
 
 
+def downloads_phrase(manifests: pd.DataFrame) -> str:
+    """The scrape's outcomes counted (``ok 58, missing 2``), HTML-escaped: a manifest's status is text from a file."""
+    return html.escape(", ".join(f"{k} {v}" for k, v in sorted(manifests["status"].value_counts().to_dict().items())))
+
+
 def data_section(inputs: dict, summary: dict, settings: dict, votes: str, examples_png: str) -> list[str]:
     catalog = pd.read_csv(inputs["catalog"], dtype={"objid": "int64"})
     labels = pd.read_csv(inputs["labels"], dtype={"objid": "int64"})
     manifests = pd.concat([pd.read_csv(p) for p in inputs["scrape_manifests"]], ignore_index=True)
     shards_manifest = json.loads(Path(inputs["shards_manifest"]).read_text())
-    downloads = ", ".join(f"{k} {v}" for k, v in sorted(manifests["status"].value_counts().to_dict().items()))
     size = settings["scrape"]["size"]
     grid = example_grid(labels, inputs["chunk_tars"], settings["report"]["examples_per_class"], size, 0)
     return [
         "<h2>Data through the pipeline</h2>",
         f"<p>Labels from {votes}: four classes renormalised after dropping don't-know; a galaxy is confident when its top class "
         f"reaches {summary['threshold']}. Catalog rows whose votes were all don't-know: {summary['undefined_all_dont_know']}. "
-        f"Cutout downloads: {downloads}.</p>",
+        f"Cutout downloads: {downloads_phrase(manifests)}.</p>",
         table(
             count_rows(labels, catalog, summary, manifests, shards_manifest), ["stage", "total", *[CLASS_LABELS[c] for c in CLASS_NAMES]]
         ),
@@ -611,6 +621,8 @@ def run(inputs: dict, eval_figures: dict, figures: dict, out_html: str, settings
             [[CLASS_LABELS[c], v["precision"], v["recall"], v["f1"], v["support"]] for c, v in metrics["per_class"].items()],
             ["class", "precision", "recall", "F1", "test galaxies"],
         ),
+        "<p class='small'>Precision and recall here count a galaxy's most probable class; the merger candidates above use "
+        "their own, lower threshold on p_merger, so they find more of the mergers than the merger row's recall says.</p>",
     ]
     parts = [
         *header_section(settings),
