@@ -72,6 +72,22 @@ def test_the_residual_network_learns_on_real_galaxies(shard_files, tmp_path):
     assert losses[-1] < 0.85 * losses[0], f"training loss did not fall: {np.round(losses, 3)}"
 
 
+@pytest.mark.parametrize("width", [1, 4, 8])  # 1: the narrowest the schema allows; 1 and 4 crash oneDNN's channels_last backward here
+def test_the_narrowest_residual_networks_train_on_the_cpu(shard_files, tmp_path, width):
+    """A CPU trains in PyTorch's default layout, network and batches alike: narrow channels_last convolutions crash oneDNN."""
+    train_paths, val, _ = shard_files
+    trainer, history, _ = train.fit(train_paths, val, train_cfg("resnet", epochs=1, width=width), 60, tmp_path, "cpu", threads=2)
+    assert np.isfinite(history["train_loss"]).all() and history["epoch"].tolist() == [1]
+    assert train.memory_format_for(torch.device("cpu")) == torch.contiguous_format == trainer.memory_format
+    assert all(p.is_contiguous() for p in trainer.model.parameters())
+    images = torch.from_numpy(train.load_shards(train_paths)["images"][:4])
+    assert trainer._input(images, torch.arange(4)).is_contiguous()  # to_input's permuted view alone would be channels_last
+
+
+def test_cuda_trains_in_channels_last():
+    assert train.memory_format_for(torch.device("cuda")) == torch.channels_last
+
+
 def test_a_checkpoint_from_other_settings_is_not_resumed(shard_files, tmp_path):
     train_paths, val, _ = shard_files
     cfg = train_cfg("study", epochs=1)

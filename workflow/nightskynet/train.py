@@ -16,10 +16,11 @@ renormalised vote fractions (the soft cross-entropy). Then ``calibrate.calibrate
 correction, the temperature and the merger threshold on the validation galaxies.
 
 CUDA when present (bf16 autocast, channels_last, the whole uint8 set on the GPU once), CPU
-otherwise (``threads``, channels_last). A checkpoint is written after every epoch to
-``checkpoint_dir`` (outside Snakemake's outputs, which a failed job loses); a restarted training
-with the same inputs and settings resumes from it, bit for bit on the CPU: batch order and
-augmentation come from (seed, epoch), and the dropout RNG state is saved with the checkpoint.
+otherwise (``threads``, PyTorch's default NCHW layout); ``memory_format_for`` is the one place the
+layout is chosen. A checkpoint is written after every epoch to ``checkpoint_dir`` (outside
+Snakemake's outputs, which a failed job loses); a restarted training with the same inputs and
+settings resumes from it, bit for bit on the CPU: batch order and augmentation come from (seed,
+epoch), and the dropout RNG state is saved with the checkpoint.
 Outputs: ``model.pt`` and ``history.csv``; the checkpoint is deleted once they are written, so
 ``--forcerun train`` trains afresh.
 """
@@ -95,6 +96,19 @@ def run_key(shard_paths: list[str], recipe: dict, input_size: int) -> str:
     return h.hexdigest()[:16]
 
 
+def memory_format_for(device: torch.device) -> torch.memory_format:
+    """The layout the network and its inputs are trained in on ``device``: channels_last on CUDA, NCHW elsewhere.
+
+    On a CPU, oneDNN's channels_last backward pass of narrow convolutions corrupts memory: on AVX2
+    (AMD EPYC) the weight gradient of the 1x1 stride-2 shortcuts segfaults, aborts or hangs at
+    first-stage width 1 or 4, on AVX-512 (Intel Xeon) training crashes at width 4 or 8. NCHW is safe
+    at every width, at a measured cost of a quarter to a third of the CPU training speed
+    (docs/benchmarks.md, "Training (train)"). On CUDA channels_last is the layout of bf16
+    tensor-core convolutions.
+    """
+    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+
+
 def random_views(x: torch.Tensor, shift: int, generator: torch.Generator) -> torch.Tensor:
     """A fresh D4 element and a shift of up to ``shift`` px (edges replicated) for every image of (N, C, H, W)."""
     n, _, h, w = x.shape
@@ -140,10 +154,20 @@ def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 class Trainer:
     """One recipe's network, optimizer and schedule; ``train_epoch`` and ``evaluate`` on uint8 tensors."""
 
-    def __init__(self, recipe: dict, architecture: Architecture, input_size: int, device: torch.device, steps_per_epoch: int):
+    def __init__(
+        self,
+        recipe: dict,
+        architecture: Architecture,
+        input_size: int,
+        device: torch.device,
+        steps_per_epoch: int,
+        memory_format: torch.memory_format | None = None,
+    ):
+        """``memory_format``: the layout of the network and of every batch; ``memory_format_for(device)`` unless given (benchmarks)."""
         self.recipe, self.device = recipe, device
+        self.memory_format = memory_format_for(device) if memory_format is None else memory_format
         torch.manual_seed(recipe["seed"])
-        self.model = GalaxyClassifier(recipe["recipe"], architecture, input_size).to(device).to(memory_format=torch.channels_last)
+        self.model = GalaxyClassifier(recipe["recipe"], architecture, input_size).to(device).to(memory_format=self.memory_format)
         if recipe["recipe"] == "study":
             self.optimizer = torch.optim.Adam(self.model.parameters(), lr=recipe["learning_rate"], weight_decay=recipe["weight_decay"])
             self.scheduler = None
@@ -165,7 +189,8 @@ class Trainer:
         return self.ema.module if self.ema is not None else self.model
 
     def _input(self, images: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        return to_input(images[idx].to(self.device, non_blocking=True)).contiguous(memory_format=torch.channels_last)
+        """The images ``idx`` as network input in the trainer's layout (``to_input``'s permuted view is channels_last by its strides)."""
+        return to_input(images[idx].to(self.device, non_blocking=True)).contiguous(memory_format=self.memory_format)
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.recipe["targets"] == "votes":
@@ -192,7 +217,7 @@ class Trainer:
                 idx = order[start : start + bs].to(data["images"].device)
                 x = self._input(data["images"], idx)
                 if fresh_views:
-                    x = random_views(x, shift, generator).contiguous(memory_format=torch.channels_last)
+                    x = random_views(x, shift, generator).contiguous(memory_format=self.memory_format)
                 y, t = data["labels"][idx].to(self.device), data["targets"][idx].to(self.device)
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                     logits = self.model(x).float()
