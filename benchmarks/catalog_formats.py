@@ -49,6 +49,9 @@ def main() -> None:
         sys.exit(f"{args.model} not found: run make demo first, or give --model")
     sky = build_demo_sky(SKY, seed=1).catalog[["objid", "ra", "dec"]]
     rows = sky.iloc[np.arange(args.rows) % len(sky)].reset_index(drop=True)
+    # the copies get objids of their own: a row repeating another's objid and position is answered once (a duplicate)
+    copy = rows.index >= len(sky)
+    rows.loc[copy, "objid"] = 9_000_000_000_000_000_000 + rows.index[copy]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         cache = tmp / "cache"

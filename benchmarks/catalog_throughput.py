@@ -1,16 +1,18 @@
-"""Catalog and predict throughput against the model's own rate, and predict's start-up, in one run.
+"""Catalog and predict throughput against the engine's own rate, and predict's start-up, in one run.
 
-* bound: the model alone with test-time averaging (8 D4 views), on crops already decoded and on
-  the device, batch by batch as the catalog stage feeds it: galaxies a second;
+* bound: the engine alone (``inference.open_engine``: ONNX Runtime on a CPU) with test-time averaging
+  (8 D4 views), on crops already decoded, batch by batch as the catalog stage feeds it: galaxies a second;
 * catalog stage: ``catalog.run_chunk`` over every chunk of a finished run (read the tar, check each
-  image against its manifest, decode, crop, the model, write the chunk's table): galaxies a second
-  and its share of the bound (goal: >= 80% on a CPU; >= 5,000 galaxies/s on a GPU);
+  image against its manifest, decode, look at its centre, crop, the engine, write the chunk's table):
+  galaxies a second and its share of the bound (goal: >= 80% on a CPU; >= 5,000 galaxies/s on a GPU);
+* the same stage with the PyTorch engine on the CPU (channels-last, as before ONNX Runtime): the
+  path it replaced, for the goal of 2.5x;
 * baseline: the simple serial path of the same galaxies (read and decode every image first, then
   the model in batches of 256, as ``evaluate`` does with its shards);
 * predict: ``predict.run`` on a folder of the demo sky's 423 x 423 JPEGs (decode and resample to
   120 px, the model): galaxies a second and its share of the bound;
 * start-up: ``nightskynet predict`` on 5 images, wall time of the whole command (median of 3), and
-  ``python -c "import torch"`` beside it, the floor of any command that starts PyTorch;
+  ``python -c "import torch"`` beside it, the floor of any command that starts PyTorch (predict does not);
 * memory (``--chunk-galaxies N``): one ``nightskynet catalog-chunk`` job on a chunk of N galaxies
   (the run's cutouts again under made-up objids) and on one of N / 10: peak RSS of each, to show it
   does not grow with the chunk (one view per galaxy, to keep it short: memory does not depend on it).
@@ -31,61 +33,37 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from nightskynet import catalog, predict
 from nightskynet.architecture import model_geometry
 from nightskynet.cutouts import decode_crops, image_files, iter_chunk
-from nightskynet.inference import CPU_BATCH, pick_device, predict_proba, prepare_model, tta_probabilities
-from nightskynet.model import load_model
+from nightskynet.inference import CPU_BATCH, GPU_BATCH, VIEWS, Calibration, answer, open_engine, outputs_in_batches
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def model_bound(model, crops: np.ndarray, device: torch.device, batch: int, seconds: float = 8.0) -> float:
-    """Galaxies a second of the model alone, TTA on: crops already decoded and on the device."""
-    model = prepare_model(model, device)
-    on_device = [torch.from_numpy(crops[s : s + batch]).to(device) for s in range(0, len(crops), batch)]
-    tta_probabilities(model, crops[:batch], device)  # warm-up
+def engine_bound(engine, calibration: Calibration, crops: np.ndarray, batch: int, seconds: float = 8.0) -> float:
+    """Galaxies a second of the engine alone, TTA on: crops already decoded."""
+    batches = [crops[s : s + batch] for s in range(0, len(crops), batch)]
+    answer(engine, batches[0], calibration)  # warm-up
     done, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        for x in on_device:
-            tta_probabilities(model, x, device)
-            done += len(x)
-    sync(device)
-    return done / (time.perf_counter() - t0)
-
-
-@torch.inference_mode()
-def contiguous_rate(model, crops: np.ndarray, batch: int, seconds: float = 6.0) -> float:
-    """The bound's arithmetic in PyTorch's default layout (NCHW), for comparison with channels-last."""
-    from nightskynet.augment import d4_torch
-    from nightskynet.model import to_input
-
-    model = model.eval().to(memory_format=torch.contiguous_format)
-    done, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        for s in range(0, len(crops), batch):
-            x = to_input(torch.from_numpy(crops[s : s + batch]))
-            sum(torch.softmax(model(d4_torch(x, g)), dim=1) for g in range(8))
+        for x in batches:
+            answer(engine, x, calibration)
             done += len(x)
     return done / (time.perf_counter() - t0)
 
 
-def layouts(model_path: Path, crops: np.ndarray, device: torch.device, rounds: int = 2) -> list[tuple[str, float]]:
-    """The model alone at batch 64 and 256, channels-last and NCHW, in turns: why the catalog feeds it 64 channels-last."""
-    rates: dict[str, list[float]] = {}
-    for _ in range(rounds):
-        for batch in (64, 256):
-            fresh, _ = load_model(model_path, device)
-            rates.setdefault(f"batch {batch}, NCHW", []).append(contiguous_rate(fresh, crops, batch))
-            rates.setdefault(f"batch {batch}, channels-last", []).append(model_bound(fresh, crops, device, batch, seconds=6.0))
-    return [(name, statistics.median(r)) for name, r in rates.items()]
+def torch_cpu_engine(model_path, device="cpu", threads=1):
+    """The path before ONNX Runtime: the PyTorch network on the CPU, channels-last."""
+    import torch
+
+    from nightskynet.torch_inference import TorchEngine
+
+    torch.set_num_threads(threads)
+    engine, info = TorchEngine.from_file(model_path, torch.device("cpu"))
+    engine.model = engine.model.to(memory_format=torch.channels_last)
+    return engine, info
 
 
 def run_stage(results: Path, chunks: list[int], device: str, threads: int, batch: int) -> tuple[int, float]:
@@ -110,11 +88,11 @@ def run_stage(results: Path, chunks: list[int], device: str, threads: int, batch
     return n, time.perf_counter() - t0
 
 
-def serial_baseline(model, results: Path, chunks: list[int], size: int, crop: int, device: torch.device) -> tuple[int, float]:
+def serial_baseline(engine, results: Path, chunks: list[int], size: int, crop: int) -> tuple[int, float]:
     t0 = time.perf_counter()
     jpegs = [jpeg for k in chunks for _, jpeg in iter_chunk(results / f"images/chunk_{k}.tar")]
     crops = decode_crops(jpegs, size, crop)
-    predict_proba(model, crops, device, tta=True, batch_size=256)
+    outputs_in_batches(engine, crops, VIEWS, 256)
     return len(crops), time.perf_counter() - t0
 
 
@@ -183,29 +161,36 @@ def main() -> None:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="turns of (bound, catalog stage)")
-    parser.add_argument("--layouts", action="store_true", help="also the model alone at batch 64 / 256, NCHW / channels-last (CPU)")
     parser.add_argument("--predict-images", type=int, default=300, help="423 px demo images for the predict figure")
     parser.add_argument("--chunk-galaxies", type=int, default=0, help="also the peak RSS of a catalog-chunk job on N and N / 10 galaxies")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    device = pick_device(args.device)
-    batch = CPU_BATCH if device.type == "cpu" else 1024
-    model, saved = load_model(args.results / "model/model.pt", device)
+    model_path = args.results / "model/model.pt"
+    engine, saved = open_engine(model_path, args.device, args.threads)
+    calibration = Calibration.of(saved)
+    batch = CPU_BATCH if engine.on_cpu else GPU_BATCH
     geometry, crop = model_geometry(saved)
     chunks = sorted(int(p.stem.split("_")[1]) for p in (args.results / "images").glob("chunk_*.tar"))
     jpegs = [jpeg for _, jpeg in iter_chunk(args.results / f"images/chunk_{chunks[0]}.tar")]
     crops = decode_crops(jpegs, geometry["size"], crop)
-    print(f"device {device} ({args.threads} CPU threads), batch {batch} galaxies x 8 views; {len(chunks)} chunks in {args.results}")
+    where = "ONNX Runtime on the CPU" if engine.on_cpu else "PyTorch on the GPU"
+    print(f"engine: {where} ({args.threads} threads), batch {batch} galaxies x 8 views; {len(chunks)} chunks in {args.results}")
 
     # the bound and the stage in turns, --rounds times: a shared machine's speed drifts by tens of
     # percent from one minute to the next, so each is compared with the bound measured beside it
-    bounds, stages = [], []
+    bounds, stages, before = [], [], []
     for _ in range(args.rounds):
-        bounds.append(model_bound(model, crops, device, batch))
+        bounds.append(engine_bound(engine, calibration, crops, batch))
         n_stage, t_stage = run_stage(args.results, chunks, args.device, args.threads, batch)
         stages.append(n_stage / t_stage)
+        if engine.on_cpu:
+            catalog.open_engine = torch_cpu_engine
+            try:
+                n_old, t_old = run_stage(args.results, chunks, "cpu", args.threads, batch)
+            finally:
+                catalog.open_engine = open_engine
+            before.append(n_old / t_old)
     bound = statistics.median(bounds)
-    n_base, t_base = serial_baseline(model, args.results, chunks, geometry["size"], crop, device)
+    n_base, t_base = serial_baseline(engine, args.results, chunks, geometry["size"], crop)
 
     images = image_files(REPO / "resources/demo_sky/images")[: args.predict_images]
     with tempfile.TemporaryDirectory() as tmp:
@@ -238,17 +223,27 @@ def main() -> None:
             f"{n_stage:,} galaxies, median of {', '.join(f'{st:,.0f}' for st in stages)}",
             f"{statistics.median(stages) / bound:.0%} (each round: {each})",
         ),
-        row("baseline: decode all, then model", n_base, t_base),
+        *(
+            [
+                (
+                    "catalog stage, PyTorch channels-last on the CPU (before)",
+                    f"{statistics.median(before):,.0f}",
+                    f"median of {', '.join(f'{b:,.0f}' for b in before)}",
+                    f"{statistics.median(before) / bound:.0%}",
+                )
+            ]
+            if before
+            else []
+        ),
+        row("baseline: decode all, then the engine", n_base, t_base),
         row("predict, 423 px JPEG folder", len(out), t_predict, "images"),
     ]
     print("\n| what | galaxies/s | measured | share of the bound |\n|---|---|---|---|")
     for cells in rows:
         print("| " + " | ".join(cells) + " |")
     print(f"\npredict on 5 images, the whole command: {start_up:.2f} s (median of 3); `import torch` alone: {import_torch:.2f} s")
-    if args.layouts and device.type == "cpu":
-        print("\n| the model alone, TTA | galaxies/s (median of 2) |\n|---|---|")
-        for name, rate in layouts(args.results / "model/model.pt", crops, device):
-            print(f"| {name} | {rate:,.0f} |")
+    if before:
+        print(f"catalog stage, ONNX Runtime against the PyTorch path before: {statistics.median(stages) / statistics.median(before):.2f}x")
     if args.chunk_galaxies:
         print("\n| catalog-chunk job, one view per galaxy | wall s | galaxies/s | peak RSS MB |\n|---|---|---|---|")
         for n in (args.chunk_galaxies // 10, args.chunk_galaxies):

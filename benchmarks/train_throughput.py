@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from nightskynet.config import load_config
-from nightskynet.inference import pick_device
+from nightskynet.torch_inference import pick_device
 from nightskynet.train import Trainer, architecture_of, memory_format_for, place, recipe_settings
 
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}

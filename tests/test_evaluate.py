@@ -51,12 +51,14 @@ def test_without_test_time_averaging_evaluate_runs_one_view_and_scores_it_as_the
 
     from nightskynet.evaluate import Predictor
     from nightskynet.model import GalaxyClassifier
+    from nightskynet.torch_inference import TorchEngine
 
     torch.manual_seed(0)
     model = GalaxyClassifier("resnet", {"width": 4, "dropout": 0.0}, 32).eval()
+    engine = TorchEngine(model, torch.device("cpu"))
     images = np.random.default_rng(0).integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)
-    with_tta = Predictor(model, {}, True, torch.device("cpu"), 4)
-    without = Predictor(model, {}, False, torch.device("cpu"), 4)
+    with_tta = Predictor(engine, {}, True, 4)
+    without = Predictor(engine, {}, False, 4)
     all_views, one_view = with_tta.views(images), without.views(images)
     assert all_views.shape == (6, 8, 4) and one_view.shape == (6, 1, 4)  # 8x less inference without TTA
     assert np.allclose(one_view[:, 0], all_views[:, 0], atol=1e-5)

@@ -24,8 +24,10 @@ import math
 import numpy as np
 import torch
 
-from .inference import averaged_probabilities, view_logits
+from .inference import VIEWS, averaged_probabilities, outputs_in_batches
 from .model import GalaxyClassifier
+from .prediction_columns import MERGER
+from .torch_inference import TorchEngine
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +107,12 @@ def calibrate(
     if len(used) < len(labels):
         log.info("calibrating on a stratified sample of %d of the %d val galaxies", len(used), len(labels))
     images, labels = images[used], labels[used]
-    logits = view_logits(model, images, device)
+    logits, _ = outputs_in_batches(TorchEngine(model, device), images, VIEWS, 256)
     bias = prior_correction(trained_prior, real_prior) if fit else np.zeros(4)
     temperature = fit_temperature(logits, labels, bias) if fit else 1.0
     before = averaged_probabilities(logits, np.zeros(4), 1.0)
     after = averaged_probabilities(logits, bias, temperature)
-    threshold = merger_threshold(after[:, 3], labels == 3, merger_recall)
+    threshold = merger_threshold(after[:, MERGER], labels == MERGER, merger_recall)
     model.calibration.logit_bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
     model.calibration.temperature.fill_(temperature)
     result = {
@@ -124,7 +126,7 @@ def calibrate(
         "val_nll_after": round(negative_log_likelihood(after, labels), 5) if len(labels) else None,
         "merger_recall_target": merger_recall,
         "merger_threshold": threshold,
-        "val_mergers": int((labels == 3).sum()),
+        "val_mergers": int((labels == MERGER).sum()),
     }
     log.info(
         "calibration on %d val galaxies: logit bias %s, temperature %.3f, val NLL %.4f -> %.4f; merger threshold %s (%d val "

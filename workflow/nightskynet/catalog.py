@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm import tqdm
 
 from .architecture import model_geometry
@@ -42,8 +41,7 @@ from .classes import CLASS_NAMES, PROB_COLUMNS
 from .cutouts import decode, iter_chunk
 from .errors import InputError
 from .files import atomic_path, write_json_atomic
-from .inference import CPU_BATCH, classify_stream, pick_device
-from .model import load_model
+from .inference import CPU_BATCH, GPU_BATCH, Calibration, Engine, classify_stream, open_engine
 from .prediction_columns import prediction_columns
 from .sources import inspect, psf_fwhm_px
 from .tables import PIPELINE_COLUMNS, ColumnInfo, fits_twin, write_fits_streamed
@@ -123,7 +121,7 @@ def _batches(tar_path: str | Path, manifest: pd.DataFrame, geometry: dict, radii
 
 
 def classify_chunk(
-    galaxies: pd.DataFrame, tar_path: str | Path, manifest: pd.DataFrame, model, saved: dict, device: torch.device, tta: bool, batch: int
+    galaxies: pd.DataFrame, tar_path: str | Path, manifest: pd.DataFrame, engine: Engine, saved: dict, tta: bool, batch: int
 ) -> pd.DataFrame:
     """``galaxies`` with the network's columns and a status, classified straight from the chunk's tar."""
     geometry, crop = model_geometry(saved)
@@ -137,13 +135,13 @@ def classify_chunk(
     row_of = pd.Index(galaxies["objid"])
     radii = galaxies.set_index("objid")["petroR90_r"]
     batches = _batches(tar_path, manifest, geometry, radii, crop, batch)
-    stream = classify_stream(model, batches, lambda b: b[1][b[2] == "classified"], device, tta)
+    stream = classify_stream(engine, batches, lambda b: b[1][b[2] == "classified"], Calibration.of(saved), tta)
     with tqdm(total=int((status == "ok").sum()), desc="classifying", unit="galaxy", mininterval=5.0, disable=n < 5000) as bar:
-        for (ids, _, found), p in stream:
+        for (ids, _, found), answers in stream:
             rows = row_of.get_indexer(ids)
             if (rows < 0).any():
                 raise InputError(f"{tar_path}: holds {ids[rows < 0][0]}.jpg, a galaxy this chunk of the catalog does not have")
-            probs[rows[found == "classified"]] = p
+            probs[rows[found == "classified"]] = answers.probabilities
             status[rows] = found
             bar.update(len(ids))
     lost = (status == "ok").sum()
@@ -170,13 +168,11 @@ def run_chunk(
 ) -> pd.DataFrame:
     """Stage ``catalog``, one chunk. ``settings``: ``scrape.chunks`` and ``catalog.tta``; ``device``,
     ``batch_size`` (0: ``CPU_BATCH`` on a CPU, 1,024 on a GPU) and ``threads``: how the job runs."""
-    torch.set_num_threads(max(1, threads))
-    torch_device = pick_device(device)
-    model, saved = load_model(model_path, torch_device)
+    engine, saved = open_engine(model_path, device, threads)
     tta = bool(settings["catalog"]["tta"])
-    batch = batch_size or (CPU_BATCH if torch_device.type == "cpu" else 1024)
+    batch = batch_size or (CPU_BATCH if engine.on_cpu else GPU_BATCH)
     galaxies = chunk_galaxies(catalog_csv, labels_csv, chunk, settings["scrape"]["chunks"])
-    table = classify_chunk(galaxies, tar_path, read_manifest(manifest_path), model, saved, torch_device, tta, batch)
+    table = classify_chunk(galaxies, tar_path, read_manifest(manifest_path), engine, saved, tta, batch)
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
     counts = table["status"].value_counts().to_dict()

@@ -14,14 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from .classes import CLASS_LABELS, CLASS_NAMES, PROB_COLUMNS
 from .figures import galaxy_caption, plot_gallery, plt, save_figure
 from .files import write_json_atomic
-from .inference import averaged_probabilities, pick_device, view_logits
-from .model import load_model
-from .prediction_columns import prediction_columns
+from .inference import VIEWS, Calibration, Engine, averaged_probabilities, open_engine, outputs_in_batches
+from .prediction_columns import MERGER, prediction_columns
 from .tables import write_csv_and_fits
 from .votes import votes_kind, votes_phrase
 
@@ -243,29 +241,25 @@ def merger_metrics(p_merger: np.ndarray, is_merger: np.ndarray, threshold: float
 
 @dataclass
 class Predictor:
-    """A loaded model and how its probabilities are formed: calibration, test-time averaging, device."""
+    """A model's engine and how its probabilities are formed: calibration, test-time averaging, batch size."""
 
-    model: torch.nn.Module
+    engine: Engine
     saved: dict
     tta: bool
-    device: torch.device
     batch_size: int
 
     @property
-    def bias(self) -> np.ndarray:
-        return self.model.calibration.logit_bias.cpu().numpy().astype(float)
-
-    @property
-    def temperature(self) -> float:
-        return float(self.model.calibration.temperature)
+    def calibration(self) -> Calibration:
+        return Calibration.of(self.saved)
 
     def views(self, images: np.ndarray) -> np.ndarray:
-        """Logits of the 8 D4 views of each image with test-time averaging; without it, of the image alone (8x less work)."""
-        return view_logits(self.model, images, self.device, self.batch_size, views=8 if self.tta else 1)
+        """Raw logits of the 8 D4 views of each image with test-time averaging; without it, of the image alone (8x less work)."""
+        return outputs_in_batches(self.engine, images, VIEWS if self.tta else 1, self.batch_size)[0]
 
     def probabilities(self, views: np.ndarray, calibrated: bool = True, single_view: bool = False) -> np.ndarray:
         used = views[:, :1] if (single_view or not self.tta) else views
-        return averaged_probabilities(used, self.bias, self.temperature) if calibrated else averaged_probabilities(used, np.zeros(4), 1.0)
+        cal = self.calibration if calibrated else Calibration(np.zeros(len(CLASS_NAMES)), 1.0)
+        return averaged_probabilities(used, cal.bias, cal.temperature)
 
 
 def score_test_split(predictor: Predictor, y: np.ndarray, views: np.ndarray) -> tuple[dict, np.ndarray]:
@@ -281,11 +275,11 @@ def score_test_split(predictor: Predictor, y: np.ndarray, views: np.ndarray) -> 
     metrics["balanced_accuracy_single_view"] = single_scores["balanced_accuracy"]
     metrics["balanced_accuracy_uncalibrated"] = classification_metrics(y, raw.argmax(1))["balanced_accuracy"]
     target = predictor.saved.get("calibration", {}).get("merger_recall_target", float("nan"))
-    metrics["merger"] = merger_metrics(probs[:, 3], y == 3, predictor.saved.get("merger_threshold"), target)
+    metrics["merger"] = merger_metrics(probs[:, MERGER], y == MERGER, predictor.saved.get("merger_threshold"), target)
     metrics["calibration"] = {
         **calibration(probs, y),
-        "temperature": predictor.temperature,
-        "logit_bias": [round(float(b), 5) for b in predictor.bias],
+        "temperature": predictor.calibration.temperature,
+        "logit_bias": [round(float(b), 5) for b in predictor.calibration.bias],
         "uncalibrated": calibration(raw, y),
     }
     return metrics, probs
@@ -370,10 +364,8 @@ def run(
 ) -> dict:
     """Stage ``evaluate``. ``settings``: ``source`` and ``evaluate`` (what decides the results);
     ``device``, ``batch_size``, ``threads``: how the job runs."""
-    torch.set_num_threads(max(1, threads))
-    torch_device = pick_device(device)
-    model, saved = load_model(model_path, torch_device)
-    predictor = Predictor(model, saved, bool(settings["evaluate"]["tta"]), torch_device, batch_size)
+    engine, saved = open_engine(model_path, device, threads)
+    predictor = Predictor(engine, saved, bool(settings["evaluate"]["tta"]), batch_size)
     labels = pd.read_csv(labels_csv, dtype={"objid": "int64"}).set_index("objid")
     votes = (votes_kind(settings["source"]), votes_phrase(settings["source"]))
     metrics = evaluate_test(predictor, test_path, labels, out, votes)

@@ -1,69 +1,157 @@
-"""The trained network on images: device choice, test-time averaged probabilities, the prediction columns.
+"""The trained network on images: one arithmetic for every consumer, and the engine that runs it.
 
-Every consumer of a model (evaluate, predict, calibrate) predicts through these functions, so a
-galaxy gets the same probabilities wherever it is classified: the softmax of the calibrated
-logits averaged over the 8 D4 views (rotations by 90 degrees and flips) of its crop.
+Every consumer of a model (evaluate, the catalog stage, predict; calibrate, inside training)
+gets a galaxy's probabilities the same way: the network's logits for the 8 D4 views of its crop
+(rotations by 90 degrees and flips; one view without test-time averaging), calibrated (logit
+bias, temperature) and put through a softmax each, then averaged (``averaged_probabilities``).
+The engine that computes the logits:
+
+* ``OnnxEngine``, on the CPU: the model file's ONNX graph (``model_file``) in ONNX Runtime, the
+  8 views of a batch in one call. No PyTorch is imported: it starts in a tenth of a second.
+* ``torch_inference.TorchEngine``: the PyTorch network, on a GPU (and inside training, on the
+  model in memory).
+
+``open_engine`` picks one for a device setting: ``cpu`` ONNX Runtime; ``cuda`` PyTorch; ``auto``
+PyTorch where a GPU is visible, else ONNX Runtime. Both give the same probabilities to ~1e-7
+(tests/test_inference.py). ``classify_stream`` runs an engine over batches a background thread
+reads, decodes and checks while the engine works on the batch before (the catalog stage, predict).
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import queue
 import threading
-from typing import Callable, Iterable, Iterator, TypeVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Protocol, TypeVar
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from .augment import d4_torch
 from .classes import CLASS_NAMES
 from .errors import SettingsError
-from .model import GalaxyClassifier, to_input
+from .model_file import read_model_file
+
+log = logging.getLogger(__name__)
+
+VIEWS = 8  # the D4 group
+CPU_BATCH = 64  # galaxies per engine call on a CPU (8 views each: 512 crops); docs/benchmarks.md, "One engine"
+GPU_BATCH = 1024
 
 
-def pick_device(requested: str = "auto") -> torch.device:
-    """``auto`` (CUDA when PyTorch sees a GPU), ``cuda`` or ``cpu``."""
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise SettingsError("the device is 'cuda' but PyTorch sees no CUDA device; use 'auto' or 'cpu'")
-    return torch.device(requested)
+def d4_views(images: np.ndarray, views: int) -> np.ndarray:
+    """(views * N, H, W, C): the first ``views`` D4 elements of each of (N, H, W, C) images, element-major (element g
+    of image i at g * N + i). Element g is ``rot90`` by g mod 4, then a left-right flip when g >= 4 (``augment.d4``)."""
+    out = []
+    for g in range(views):
+        view = np.rot90(images, k=g % 4, axes=(1, 2))
+        out.append(view[:, :, ::-1] if g >= 4 else view)
+    return np.ascontiguousarray(np.concatenate(out)) if out else images[:0]
 
 
-# galaxies per model call on a CPU, with the model in channels-last: the 8 views of 64 crops stay in
-# the caches (2 cores, TTA: 75 galaxies/s; 60 at 256; 59 and 40 in PyTorch's default NCHW layout;
-# docs/benchmarks.md, "The catalog and predict against the model's own rate")
-CPU_BATCH = 64
+def averaged_probabilities(logits: np.ndarray, bias: np.ndarray, temperature: float) -> np.ndarray:
+    """(N, 4): the mean over the views of softmax((logits + bias) / temperature), for (N, V, 4) raw logits."""
+    z = (logits + bias) / temperature
+    z = z - z.max(axis=-1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=-1, keepdims=True)
+    return p.mean(axis=1)
 
 
-def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """The model in eval mode, channels-last on a CPU (oneDNN's fastest layout for these convolutions)."""
-    model.eval()
-    return model.to(memory_format=torch.channels_last) if device.type == "cpu" else model
+@dataclass(frozen=True)
+class Calibration:
+    """The model's calibration (``calibrate``): a logit bias per class and a temperature."""
+
+    bias: np.ndarray
+    temperature: float
+
+    @classmethod
+    def of(cls, info: dict) -> "Calibration":
+        """From a model's settings; the identity for a model without one."""
+        fitted = info.get("calibration") or {}
+        bias = np.asarray(fitted.get("logit_bias", np.zeros(len(CLASS_NAMES))), dtype=float)
+        return cls(bias, float(fitted.get("temperature", 1.0)))
 
 
-@torch.inference_mode()
-def tta_probabilities(model: torch.nn.Module, images: np.ndarray, device: torch.device, tta: bool = True) -> np.ndarray:
-    """(N, 4) calibrated class probabilities of one batch of (N, H, W, 3) uint8 crops: the mean over
-    the 8 D4 views of the softmax when ``tta``, else of the crop as it is. The one place a model
-    meets pixels outside training: evaluate, calibrate, predict and catalog all get their answers here
-    or from ``view_logits``, which does the same arithmetic view by view."""
-    x = to_input(torch.from_numpy(np.ascontiguousarray(images)).to(device, non_blocking=True))
-    if device.type == "cpu":
-        x = x.contiguous(memory_format=torch.channels_last)
-    views = range(8) if tta else (0,)
-    p = sum(torch.softmax(model(d4_torch(x, g)).float(), dim=1) for g in views) / len(views)
-    return p.double().cpu().numpy()
+@dataclass
+class Answers:
+    """A batch's answers: calibrated class probabilities (N, 4) and the network's features (N, F), each averaged over the views."""
+
+    probabilities: np.ndarray
+    features: np.ndarray
 
 
-def predict_proba(model: torch.nn.Module, images: np.ndarray, device: torch.device, tta: bool = True, batch_size: int = 256) -> np.ndarray:
-    """(N, 4) class probabilities for (N, H, W, 3) uint8 images already in memory; averaged over D4 views if ``tta``."""
-    model = prepare_model(model, device)
-    out = np.zeros((len(images), len(CLASS_NAMES)), dtype=np.float64)
-    for start in batches(len(images), batch_size):
-        out[start : start + batch_size] = tta_probabilities(model, images[start : start + batch_size], device, tta)
-    return out
+class Engine(Protocol):
+    on_cpu: bool
 
+    def outputs(self, images: np.ndarray, views: int) -> tuple[np.ndarray, np.ndarray]:
+        """(raw logits (N, views, 4), features (N, views, F)) of (N, H, W, 3) uint8 crops."""
+
+
+class OnnxEngine:
+    """The model's ONNX graph in ONNX Runtime on the CPU, ``threads`` threads for each operator."""
+
+    on_cpu = True
+
+    def __init__(self, graph: bytes, threads: int = 1):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = max(1, threads)
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors only: its notes go to stderr otherwise
+        self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+
+    def outputs(self, images: np.ndarray, views: int) -> tuple[np.ndarray, np.ndarray]:
+        n = len(images)
+        if n == 0:
+            return np.zeros((0, views, len(CLASS_NAMES))), np.zeros((0, views, 0), np.float32)
+        logits, features = self.session.run(None, {self.input: d4_views(np.ascontiguousarray(images, dtype=np.uint8), views)})
+        return logits.reshape(views, n, -1).transpose(1, 0, 2).astype(np.float64), features.reshape(views, n, -1).transpose(1, 0, 2)
+
+
+def answer(engine: Engine, images: np.ndarray, calibration: Calibration, tta: bool = True) -> Answers:
+    """The calibrated probabilities and features of one batch of (N, H, W, 3) uint8 crops, averaged over 8 views (or 1)."""
+    logits, features = engine.outputs(images, VIEWS if tta else 1)
+    return Answers(averaged_probabilities(logits, calibration.bias, calibration.temperature), features.mean(axis=1))
+
+
+def gpu_visible() -> bool:
+    """Whether an NVIDIA GPU is visible to this process, found without importing PyTorch (its import alone takes ~1 s)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return (gpus.is_dir() and any(gpus.iterdir())) or Path("/dev/nvidia0").exists()
+
+
+def open_engine(model_path: str | Path, device: str = "auto", threads: int = 1) -> tuple[Engine, dict]:
+    """(the engine for ``device``, the model's settings): ``cpu`` ONNX Runtime, ``cuda`` PyTorch on the GPU (an error when
+    there is none), ``auto`` PyTorch where a GPU is visible, else ONNX Runtime. A model file from before the graph was stored
+    is exported now (PyTorch), with a line saying so."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise SettingsError(f"device {device!r}: use auto, cpu or cuda")
+    if device == "cuda" or (device == "auto" and gpu_visible()):
+        from .torch_inference import TorchEngine, pick_device
+
+        torch_device = pick_device(device)
+        if torch_device.type == "cuda":
+            return TorchEngine.from_file(model_path, torch_device)
+    info, graph = read_model_file(model_path)
+    if graph is None:
+        from .model import export_onnx, load_model
+
+        log.warning("%s was written before models stored their ONNX graph: exporting it now (train again to skip this)", model_path)
+        model, info = load_model(model_path)
+        info = {k: v for k, v in info.items() if k != "state_dict"}
+        graph = export_onnx(model)
+    return OnnxEngine(graph, threads), info
+
+
+# ---- batches in the background ----------------------------------------------------------------
 
 T = TypeVar("T")
 
@@ -71,8 +159,9 @@ T = TypeVar("T")
 def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     """``items``, produced in a background thread up to ``depth`` ahead of the consumer.
 
-    JPEG decoding (which releases the GIL) then overlaps the model's work on the batch before. An
-    exception in the producer is raised in the consumer; a consumer that stops early stops the producer.
+    JPEG decoding and the source check (which release the GIL for much of their time) then overlap
+    the engine's work on the batch before. An exception in the producer is raised in the consumer;
+    a consumer that stops early stops the producer.
     """
     slots: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -113,45 +202,29 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
 
 
 def classify_stream(
-    model: torch.nn.Module,
-    batches_of: Iterable[T],
-    pixels: Callable[[T], np.ndarray],
-    device: torch.device,
-    tta: bool = True,
-) -> Iterator[tuple[T, np.ndarray]]:
-    """(batch, (N, 4) probabilities) for each batch a producer makes (decoded in a background thread while
-    the model works on the one before); ``pixels(batch)`` is its (N, H, W, 3) uint8 crops. Memory: ``depth``
-    batches, however many there are."""
-    model = prepare_model(model, device)
+    engine: Engine, batches_of: Iterable[T], pixels: Callable[[T], np.ndarray], calibration: Calibration, tta: bool = True
+) -> Iterator[tuple[T, Answers]]:
+    """(batch, its Answers) for each batch a producer makes (in a background thread, while the engine works on the one
+    before); ``pixels(batch)`` is its (N, H, W, 3) uint8 crops. Memory: two batches, however many there are."""
     for batch in prefetch(batches_of):
-        images = pixels(batch)
-        yield batch, (tta_probabilities(model, images, device, tta) if len(images) else np.zeros((0, len(CLASS_NAMES))))
+        yield batch, answer(engine, pixels(batch), calibration, tta)
 
 
-def batches(n: int, batch_size: int):
-    """Start of each batch, with a progress bar (on stderr, every 5 s) when there are many images."""
-    with tqdm(total=n, desc="classifying", unit="img", mininterval=5.0, disable=n < 5000) as bar:
+def batches(n: int, batch_size: int, show: bool | None = None):
+    """Start of each batch, with a progress bar (on stderr, every 5 s) when there are many images (5,000, or ``show``)."""
+    with tqdm(total=n, desc="classifying", unit="img", mininterval=5.0, disable=not (n >= 5000 if show is None else show)) as bar:
         for start in range(0, n, batch_size):
             yield start
             bar.update(min(batch_size, n - start))
 
 
-@torch.no_grad()
-def view_logits(model: GalaxyClassifier, images: np.ndarray, device: torch.device, batch_size: int = 256, views: int = 8) -> np.ndarray:
-    """(N, views, 4) raw (uncalibrated) logits of each image's first ``views`` D4 views (8: all; 1: the image as it is)."""
-    model.eval()
-    out = np.zeros((len(images), views, 4), dtype=np.float64)
+def outputs_in_batches(engine: Engine, images: np.ndarray, views: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``engine.outputs`` of images already in memory, ``batch_size`` at a time (a progress bar past 5,000)."""
+    logits, features = [], []
     for start in batches(len(images), batch_size):
-        x = to_input(torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(device))
-        for g in range(views):
-            out[start : start + len(x), g] = model.raw_logits(d4_torch(x, g)).float().cpu().numpy()
-    return out
-
-
-def averaged_probabilities(logits: np.ndarray, bias: np.ndarray, temperature: float) -> np.ndarray:
-    """(N, 4): the mean over views of softmax((logits + bias) / temperature)."""
-    z = (logits + bias) / temperature
-    z = z - z.max(axis=-1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=-1, keepdims=True)
-    return p.mean(axis=1)
+        lo, fe = engine.outputs(images[start : start + batch_size], views)
+        logits.append(lo)
+        features.append(fe)
+    if not logits:
+        return np.zeros((0, views, len(CLASS_NAMES))), np.zeros((0, views, 0), np.float32)
+    return np.concatenate(logits), np.concatenate(features)

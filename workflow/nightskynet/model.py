@@ -24,7 +24,10 @@ threshold and the geometry of the cutouts it was trained on.
 from __future__ import annotations
 
 import io
+import json
 import pickle
+import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -33,7 +36,7 @@ from torch.nn import functional as F
 
 from .architecture import POOL_AFTER, Architecture, ResNetArchitecture, StudyArchitecture, architecture_of, as_settings
 from .classes import CLASS_NAMES
-from .errors import NightSkyNetError
+from .model_file import GRAPH_MEMBER, INFO_MEMBER, WHAT, ModelFileError, archive_prefix
 
 
 class Maxout(nn.Module):
@@ -92,6 +95,13 @@ class StudyNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate features: the last dense layer's ReLU output (before its dropout and the class logits)."""
+        return self.classifier[:-2](self.features(x))
+
+    def logits_of(self, embedding: torch.Tensor) -> torch.Tensor:
+        return self.classifier[-2:](embedding)
+
     def parts(self) -> list[nn.Module]:
         return [*self.features, *self.classifier]
 
@@ -133,6 +143,13 @@ class ResidualNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.stages(self.stem(x)))
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate features: the globally averaged last stage (before the dropout and the class logits)."""
+        return self.head[:2](self.stages(self.stem(x)))
+
+    def logits_of(self, embedding: torch.Tensor) -> torch.Tensor:
+        return self.head[2:](embedding)
+
     def parts(self) -> list[nn.Module]:
         return [self.stem, *self.stages, *self.head]
 
@@ -163,8 +180,45 @@ class GalaxyClassifier(nn.Module):
     def raw_logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(self.standardize(x))
 
+    def raw_logits_and_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the network's own logits, its penultimate features) of (N, 3, H, W) inputs in [0, 1]."""
+        embedding = self.network.embed(self.standardize(x))
+        return self.network.logits_of(embedding), embedding
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.calibration(self.raw_logits(x))
+
+
+class InferenceGraph(nn.Module):
+    """What the model file's ONNX graph computes: uint8 crops (N, H, W, 3) -> (raw logits (N, 4), features (N, F))."""
+
+    def __init__(self, classifier: GalaxyClassifier):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.classifier.raw_logits_and_features(images.permute(0, 3, 1, 2).float() / 255.0)
+
+
+def export_onnx(model: GalaxyClassifier) -> bytes:
+    """The classifier (eval mode, CPU, float32) as an ONNX graph (``InferenceGraph``), any batch size; the same weights give
+    the same bytes. TorchScript-based export, which needs only the ``onnx`` package."""
+    graph = InferenceGraph(model).cpu().float().eval()
+    example = torch.zeros(2, model.input_size, model.input_size, 3, dtype=torch.uint8)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the exporter's notes on its own future, not on this graph
+        torch.onnx.export(
+            graph,
+            (example,),
+            buffer,
+            input_names=["images"],
+            output_names=["logits", "features"],
+            dynamic_axes={"images": {0: "n"}, "logits": {0: "n"}, "features": {0: "n"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    return buffer.getvalue()
 
 
 def to_input(images_uint8: torch.Tensor) -> torch.Tensor:
@@ -213,8 +267,10 @@ def describe(layer: nn.Module) -> str | None:
 def save_model(path, model: GalaxyClassifier, extra: dict) -> None:
     """Write the model file atomically; the same model and settings give the same bytes.
 
-    (``torch.save`` to a file names the archive inside after the file, here a temporary name, so
-    the archive is built in memory under a fixed name.)
+    The PyTorch archive of the weights and settings, and in it (``model_file``) the settings as JSON
+    and the network as an ONNX graph, exported from these weights. (``torch.save`` to a file names
+    the archive inside after the file, here a temporary name, so the archive is built in memory
+    under a fixed name.)
     """
     from .files import atomic_path
 
@@ -227,12 +283,17 @@ def save_model(path, model: GalaxyClassifier, extra: dict) -> None:
         **extra,
     }
     torch.save(saved, buffer)
+    info = {k: v for k, v in saved.items() if k != "state_dict"}
+    was_training = model.training
+    model.eval()
+    graph = export_onnx(model)
+    model.train(was_training)
+    with zipfile.ZipFile(buffer, "a") as archive:
+        prefix = archive_prefix(archive)
+        for name, data in ((INFO_MEMBER, json.dumps(info, sort_keys=True, indent=1).encode()), (GRAPH_MEMBER, graph)):
+            archive.writestr(zipfile.ZipInfo(prefix + name, date_time=(1980, 1, 1, 0, 0, 0)), data)
     with atomic_path(path) as tmp:
         tmp.write_bytes(buffer.getvalue())
-
-
-class ModelFileError(NightSkyNetError, ValueError):
-    """A file that is not a model written by the train stage."""
 
 
 def load_model(path, device: str | torch.device = "cpu") -> tuple[GalaxyClassifier, dict]:
@@ -243,11 +304,9 @@ def load_model(path, device: str | torch.device = "cpu") -> tuple[GalaxyClassifi
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(
-            f"model file {path} does not exist"
-            + (" (it is a folder)" if path.is_dir() else "")
-            + "; train one with `snakemake` (results/model/model.pt)"
+            f"model file {path} does not exist" + (" (it is a folder)" if path.is_dir() else "") + "; train one with `snakemake`"
         )
-    what = "a model.pt written by the train stage"
+    what = WHAT
     try:
         saved = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as err:

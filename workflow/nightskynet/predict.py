@@ -23,11 +23,10 @@ for a target recall); for a catalog also ``ra, dec`` (degrees, ICRS). Test-time 
 mean over the 8 D4 views) is on by default. Bad input stops the command with one line naming the
 row, the column and the value.
 
-Speed: up to ``numpy_network.SMALL_INPUT`` images are classified by the network in NumPy, on the
-CPU, without importing PyTorch (which alone takes longer than the answer), so a few images take
-about a second from the command line; more go through PyTorch (the configured device), read and
-decoded in a background thread while the model works, as the catalog stage does. Both compute the
-same probabilities to ~1e-6 (tests/test_predict.py).
+Speed: the network runs in ONNX Runtime on a CPU (``inference.open_engine``; PyTorch only on a GPU),
+which starts in a tenth of a second, so a few images take about a second from the command line;
+images are read, decoded and looked at in a background thread while the engine works on the batch
+before, as the catalog stage does.
 """
 
 from __future__ import annotations
@@ -46,7 +45,6 @@ from .augment import crop
 from .classes import CLASS_NAMES
 from .cutouts import IMAGE_SUFFIXES, UnusableImage, image_files, read_image
 from .errors import InputError
-from .numpy_network import SMALL_INPUT, ModelFileUnreadable, NumpyClassifier, read_model_file
 from .prediction_columns import prediction_columns
 from .sources import inspect, psf_fwhm_px
 from .tables import FORMAT_NAMES, ColumnInfo, TextTable, find_column, read_text_table, table_format, write_table
@@ -280,53 +278,39 @@ def crops_of(batch) -> np.ndarray:
     return batch[1]
 
 
-def classify_with_numpy(saved: dict, rows: list[InputRow], geometry: dict, crop_size: int, tta: bool) -> np.ndarray:
-    """A handful of images: the network in NumPy (``numpy_network``), no PyTorch to start. (N, 4), NaN where not classified."""
-    classifier = NumpyClassifier(saved)
-    probs = np.full((len(rows), len(CLASS_NAMES)), np.nan)
-    for indices, crops in prepared_batches(rows, geometry, crop_size, SMALL_INPUT):
-        if len(indices):
-            probs[indices] = classifier.probabilities(crops, tta)
-    return probs
-
-
-def classify_with_torch(
-    model_path, rows: list[InputRow], geometry: dict, crop_size: int, tta: bool, device: str, threads: int, batch_size: int
+def classify(
+    model_path: Path, rows: list[InputRow], geometry: dict, crop_size: int, tta: bool, device: str, threads: int, batch_size: int
 ) -> np.ndarray:
-    """Many images: PyTorch, images read, decoded and looked at in a background thread while the model works on the
-    batch before (``inference.classify_stream``, as the catalog stage does), with a progress bar.
-    (N, 4), NaN where not classified."""
-    import torch
+    """(N, 4) calibrated probabilities, NaN where not classified: the model's engine (``inference.open_engine``: ONNX Runtime
+    on a CPU, no PyTorch to start) over batches read, decoded and looked at in a background thread while it works on the batch
+    before (``inference.classify_stream``, as the catalog stage does), with a progress bar."""
     from tqdm import tqdm
 
-    from .inference import CPU_BATCH, classify_stream, pick_device
-    from .model import load_model
+    from .inference import CPU_BATCH, Calibration, classify_stream, open_engine
 
-    torch.set_num_threads(max(1, threads))
-    torch_device = pick_device(device)
-    model, _ = load_model(model_path, torch_device)
-    batch = min(batch_size, CPU_BATCH) if torch_device.type == "cpu" else batch_size
+    engine, info = open_engine(model_path, device, threads)
+    batch = min(batch_size, CPU_BATCH) if engine.on_cpu else batch_size
     probs = np.full((len(rows), len(CLASS_NAMES)), np.nan)
-    with tqdm(total=len(rows), desc="classifying", unit="img", mininterval=2.0) as bar:
-        for (indices, crops), p in classify_stream(model, prepared_batches(rows, geometry, crop_size, batch), crops_of, torch_device, tta):
+    stream = classify_stream(engine, prepared_batches(rows, geometry, crop_size, batch), crops_of, Calibration.of(info), tta)
+    with tqdm(total=len(rows), desc="classifying", unit="img", mininterval=2.0, disable=len(rows) <= batch) as bar:
+        for (indices, _), answers in stream:
             if len(indices):
-                probs[indices] = p
+                probs[indices] = answers.probabilities
             bar.update(min(batch, len(rows) - bar.n))
     return probs
 
 
-def read_saved(model_path: Path) -> dict:
-    """What the model file holds, read without PyTorch; a file that reader cannot read goes to ``model.load_model``,
-    which names what is wrong with it (or reads it)."""
-    try:
-        saved = read_model_file(model_path)
-        if isinstance(saved, dict) and {"network", "architecture", "input_size", "state_dict", "cutout"} <= set(saved):
-            return saved
-    except ModelFileUnreadable:
-        pass
-    from .model import load_model
+def model_settings(model_path: Path) -> dict:
+    """What the model file says of itself (``model_file``), read without PyTorch; for a model file from before its
+    settings were stored, what PyTorch reads of it."""
+    from .model_file import read_model_file
 
-    return load_model(model_path)[1]
+    info, _ = read_model_file(model_path)
+    if info is None:
+        from .model import load_model
+
+        info = {k: v for k, v in load_model(model_path)[1].items() if k != "state_dict"}
+    return info
 
 
 def column_info(from_catalog: bool, tta: bool, threshold: float | None) -> dict[str, ColumnInfo]:
@@ -389,9 +373,9 @@ def run(
     output's format follows its extension (CSV, ECSV, FITS, VOTable). Raises InputError (after
     writing the table) when no input could be classified.
     """
-    input_path, out_csv = Path(input_path), Path(out_csv)
+    input_path, out_csv, model_path = Path(input_path), Path(out_csv), Path(model_path)
     check_paths(input_path, out_csv)
-    saved = read_saved(Path(model_path))
+    saved = model_settings(model_path)
     geometry, crop_size = model_geometry(saved)
     log.info(
         "model %s: cutouts of %d x %d px at %s, network input %d x %d",
@@ -400,12 +384,7 @@ def run(
     rows, positions = gather_inputs(input_path, geometry, settings, client, Path(cache_dir), columns or {})
     if not rows:
         raise InputError(f"{input_path}: no JPEG/PNG image in the folder; {out_csv} not written")
-    to_read = sum(r.path is not None for r in rows)
-    if to_read <= SMALL_INPUT and device != "cuda":
-        log.info("%d images: classified in NumPy on the CPU (more than %d would start PyTorch)", to_read, SMALL_INPUT)
-        probs = classify_with_numpy(saved, rows, geometry, crop_size, tta)
-    else:
-        probs = classify_with_torch(model_path, rows, geometry, crop_size, tta, device, threads, batch_size)
+    probs = classify(model_path, rows, geometry, crop_size, tta, device, threads, batch_size)
     for row in rows:
         if row.status != "classified":
             log.warning("not classified %s (%s): %s", row.source, row.status, row.note)

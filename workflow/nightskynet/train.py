@@ -21,8 +21,9 @@ layout is chosen. A checkpoint is written after every epoch to ``checkpoint_dir`
 Snakemake's outputs, which a failed job loses); a restarted training with the same inputs and
 settings resumes from it, bit for bit on the CPU: batch order and augmentation come from (seed,
 epoch), and the dropout RNG state is saved with the checkpoint.
-Outputs: ``model.pt`` and ``history.csv``; the checkpoint is deleted once they are written, so
-``--forcerun train`` trains afresh.
+Outputs: ``model.pt`` and ``history.csv``; the checkpoint (``checkpoint-<key>.pt``, the key a hash of
+the shards and the settings, so two runs side by side never resume each other's) is deleted once
+they are written, so ``--forcerun train`` trains afresh.
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ from .calibrate import calibrate
 from .classes import CLASS_NAMES
 from .errors import InputError, SettingsError
 from .files import atomic_path, sha256_file, write_csv_atomic
-from .inference import pick_device
 from .model import GalaxyClassifier, save_model, to_input
+from .prediction_columns import MERGER
+from .torch_inference import pick_device
 
 log = logging.getLogger(__name__)
 
@@ -136,11 +138,11 @@ def sampling_weights(labels: np.ndarray, merger_share: float) -> np.ndarray:
     """Per-image probabilities that give mergers ``merger_share`` of a batch and the other classes equal shares."""
     present = [c for c in range(len(CLASS_NAMES)) if (labels == c).any()]
     share = {}
-    others = [c for c in present if c != 3]
-    if 3 in present:
-        share[3] = merger_share if others else 1.0
+    others = [c for c in present if c != MERGER]
+    if MERGER in present:
+        share[MERGER] = merger_share if others else 1.0
     for c in others:
-        share[c] = (1.0 - share.get(3, 0.0)) / len(others)
+        share[c] = (1.0 - share.get(MERGER, 0.0)) / len(others)
     counts = np.bincount(labels, minlength=len(CLASS_NAMES))
     w = np.array([share.get(int(c), 0.0) / counts[c] for c in labels])
     return w / w.sum()
@@ -165,6 +167,7 @@ class Trainer:
     ):
         """``memory_format``: the layout of the network and of every batch; ``memory_format_for(device)`` unless given (benchmarks)."""
         self.recipe, self.device = recipe, device
+        self.checkpoint: Path | None = None  # set by ``fit``: where this training's checkpoint lives
         self.memory_format = memory_format_for(device) if memory_format is None else memory_format
         torch.manual_seed(recipe["seed"])
         self.model = GalaxyClassifier(recipe["recipe"], architecture, input_size).to(device).to(memory_format=self.memory_format)
@@ -405,7 +408,7 @@ def fit(
     train, _, train_t, val_t = load_training_data(train_paths, val_path, recipe, torch_device)
     trainer = build_trainer(recipe, train, input_size, torch_device)
     key = run_key(train_paths + [val_path], recipe, input_size)
-    ckpt_path = Path(checkpoint_dir) / "checkpoint.pt"
+    ckpt_path = trainer.checkpoint = Path(checkpoint_dir) / f"checkpoint-{key}.pt"  # one per training: runs side by side never share one
     progress = resume(trainer, ckpt_path, key)
     early_stopping = recipe["recipe"] == "study"
     for epochs_run, epoch in enumerate(range(progress.next_epoch, recipe["epochs"] + 1)):
@@ -466,6 +469,6 @@ def run(
     save_model(model_path, model, extra)
     write_csv_atomic(history_path, history)
     # the checkpoint exists to resume a crashed run; once the model is out, a rerun trains afresh
-    (Path(checkpoint_dir) / "checkpoint.pt").unlink(missing_ok=True)
+    trainer.checkpoint.unlink(missing_ok=True)
     log.info("saved %s (recipe %s, epoch %d of %d kept)", model_path, recipe["recipe"], best["epoch"], len(history))
     return history
