@@ -9,7 +9,6 @@ options of its own (the rule's resources), so changing it never reruns a stage.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import sys
@@ -58,6 +57,8 @@ def _positive_float(text: str) -> float:
 
 
 def cmd_demo_sky(args) -> None:
+    import asyncio  # here, not at the top: 0.1 s of every command's start-up
+
     from .demo_server import serve
 
     asyncio.run(serve(args.sky_dir, args.seed, args.host, args.port, args.max_rows, args.latency_ms / 1000, args.scale_to))
