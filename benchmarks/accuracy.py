@@ -37,11 +37,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nightskynet import evaluate, query, scrape, shards, train
-from nightskynet.classes import CLASS_NAMES, PROB_COLUMNS
-from nightskynet.config import load_config, merge
-from nightskynet.cutout_client import GEOMETRY_KEYS
-from nightskynet.labels import make_labels, stratified_split
+from nightskynet.core.classes import CLASS_NAMES, PROB_COLUMNS
+from nightskynet.core.config import load_config, merge
+from nightskynet.sky.cutout_client import GEOMETRY_KEYS
+from nightskynet.stages import evaluate, query, scrape, shards, train
+from nightskynet.stages.labels import make_labels, stratified_split
 
 REPO = Path(__file__).resolve().parent.parent
 SKY = REPO / "resources" / "demo_sky"

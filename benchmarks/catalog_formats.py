@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
-from nightskynet.demo_sky import build_demo_sky
-from nightskynet.predict import read_catalog
+from nightskynet.sky.demo_sky import build_demo_sky
+from nightskynet.stages.predict import read_catalog
 
 REPO = Path(__file__).resolve().parent.parent
 SKY = REPO / "resources" / "demo_sky"

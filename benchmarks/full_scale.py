@@ -47,7 +47,7 @@ STAGES = (  # (stage, what snakemake is asked for, the rules whose jobs it runs,
     ("shards", ["--until", "shards"], ["shards_train", "shards_eval", "shards"], ["shards"]),
     ("train", ["--until", "train"], ["train"], ["model"]),
     ("evaluate", ["--until", "evaluate"], ["evaluate"], ["eval"]),
-    ("catalog", ["--until", "catalog"], ["catalog_chunk", "catalog"], ["morphology"]),
+    ("catalog", ["--until", "catalog"], ["morphology_chunk", "catalog"], ["morphology"]),
     ("report", [], ["report"], ["report"]),
 )
 
@@ -56,7 +56,7 @@ def scale_config(n: int, chunks: int, work: Path, tta: bool = True) -> dict:
     """The run's settings over config.yaml: the scaled sky, the study's shard count and one study epoch."""
     return {
         "evaluate": {"tta": tta},
-        "catalog": {"tta": tta},
+        "morphology": {"tta": tta},
         "demo": {"sky_dir": str(SKY), "scale_to": n},
         "scrape": {"chunks": chunks, "cache_dir": str(work / "cache" / "cutouts")},
         "shards": {"total": 105_000, "train_shards": 8},
@@ -182,10 +182,10 @@ def cached_files(cache: Path) -> int:
 
 def baseline_2000(n: int, work: Path) -> dict:
     """The scrape client alone on 2,000 galaxies (or all, if fewer) of the same sky, fresh cache, one chunk job's concurrency x 2."""
-    from nightskynet.config import load_config, merge
-    from nightskynet.cutout_client import cutout_cache, download_all
-    from nightskynet.demo_server import running_demo_sky
-    from nightskynet.demo_sky import build_demo_sky
+    from nightskynet.core.config import load_config, merge
+    from nightskynet.sky.cutout_client import cutout_cache, download_all
+    from nightskynet.sky.demo_server import running_demo_sky
+    from nightskynet.sky.demo_sky import build_demo_sky
 
     config = merge(load_config(), scale_config(n, 1, work))
     galaxies = build_demo_sky(SKY, config["demo"]["seed"], n).catalog.sample(min(2000, n), random_state=0)

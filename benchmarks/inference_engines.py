@@ -31,12 +31,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nightskynet.architecture import ResNetArchitecture, StudyArchitecture
-from nightskynet.augment import d4_torch
-from nightskynet.config import load_config
-from nightskynet.cutouts import decode_crops, iter_chunk
-from nightskynet.inference import VIEWS, Calibration, OnnxEngine, averaged_probabilities, open_engine
-from nightskynet.model import GalaxyClassifier, load_model, save_model, to_input
+from nightskynet.core.architecture import ResNetArchitecture, StudyArchitecture
+from nightskynet.core.config import load_config
+from nightskynet.images.augment import d4_torch
+from nightskynet.images.cutouts import decode_crops, iter_chunk
+from nightskynet.net.inference import VIEWS, Calibration, OnnxEngine, averaged_probabilities, open_engine
+from nightskynet.net.model import GalaxyClassifier, load_model, save_model, to_input
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -2,7 +2,7 @@
 
 The demo SkyServer runs in its own process with an injected latency (default 50 ms per answer);
 each configuration downloads the same N distinct cutouts into a fresh cache through the real
-``nightskynet.cutout_client.download_all`` (validation included: every JPEG is decoded and size-checked).
+``nightskynet.sky.cutout_client.download_all`` (validation included: every JPEG is decoded and size-checked).
 The baseline is what the study did: urllib, one request after the other. A run with no injected
 latency at the highest concurrency measures the CPU limit of this machine (server + client).
 
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from nightskynet.cutout_client import CutoutCache, download_all
-from nightskynet.demo_server import running_demo_sky
-from nightskynet.demo_sky import build_demo_sky
-from nightskynet.sky_source import cutout_url
+from nightskynet.sky.cutout_client import CutoutCache, download_all
+from nightskynet.sky.demo_server import running_demo_sky
+from nightskynet.sky.demo_sky import build_demo_sky
+from nightskynet.sky.sky_source import cutout_url
 
 REPO = Path(__file__).resolve().parent.parent
 

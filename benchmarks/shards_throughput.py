@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nightskynet.augment import augment
-from nightskynet.classes import CLASS_NAMES
-from nightskynet.cutouts import decode, read_chunks
-from nightskynet.demo_server import DemoSkyServer
-from nightskynet.demo_sky import build_demo_sky
-from nightskynet.files import write_npz_atomic
-from nightskynet.shards import plan_training_set
+from nightskynet.core.classes import CLASS_NAMES
+from nightskynet.core.files import write_npz_atomic
+from nightskynet.images.augment import augment
+from nightskynet.images.cutouts import decode, read_chunks
+from nightskynet.sky.demo_server import DemoSkyServer
+from nightskynet.sky.demo_sky import build_demo_sky
+from nightskynet.stages.shards import plan_training_set
 
 REPO = Path(__file__).resolve().parent.parent
 

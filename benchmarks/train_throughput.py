@@ -1,7 +1,7 @@
 """Training throughput: the optimizer step alone vs the full training loop, images per second.
 
 The step alone is forward + backward + optimizer on one batch already on the device, repeated;
-the loop is ``nightskynet.train.Trainer.train_epoch`` over a uint8 training set (sampling, gather,
+the loop is ``nightskynet.stages.train.Trainer.train_epoch`` over a uint8 training set (sampling, gather,
 convert, fresh D4 view and shift for the resnet recipe, step), as the train stage runs it. The
 loop should reach >= 90% of the step alone: if it does not, the data path throttles the model.
 Image content does not change the speed, so the set is random pixels of the study's shape
@@ -25,9 +25,9 @@ import time
 import numpy as np
 import torch
 
-from nightskynet.config import load_config
-from nightskynet.torch_inference import pick_device
-from nightskynet.train import Trainer, architecture_of, memory_format_for, place, recipe_settings
+from nightskynet.core.config import load_config
+from nightskynet.net.torch_inference import pick_device
+from nightskynet.stages.train import Trainer, architecture_of, memory_format_for, place, recipe_settings
 
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
 

@@ -26,7 +26,7 @@ FAST_CLIENT = {"concurrency": 8, "max_rate": 0, "timeout_s": 30, "max_attempts":
 
 def project_config(overrides: dict | None = None) -> dict:
     """The checkout's config.yaml with ``overrides`` merged over it, typed and validated, as a run would see it."""
-    from nightskynet.config import load_config, merge, validate_config
+    from nightskynet.core.config import load_config, merge, validate_config
 
     config = merge(load_config(), overrides or {})
     return validate_config(config)
@@ -39,7 +39,7 @@ def client(**overrides) -> dict:
 
 def geometry(**overrides) -> dict:
     """The default cutout geometry from config.yaml, with ``overrides``."""
-    from nightskynet.cutout_client import GEOMETRY_KEYS
+    from nightskynet.sky.cutout_client import GEOMETRY_KEYS
 
     return {**{k: project_config()["scrape"][k] for k in GEOMETRY_KEYS}, **overrides}
 
@@ -52,7 +52,7 @@ def repo() -> Path:
 @pytest.fixture(scope="session")
 def demo_sky_url():
     """The real demo SkyServer, in its own process, on a free loopback port (capped at 25 rows per answer)."""
-    from nightskynet.demo_server import running_demo_sky
+    from nightskynet.sky.demo_server import running_demo_sky
 
     with running_demo_sky(SKY_DIR, seed=1, max_rows=25) as url:
         yield url
@@ -61,9 +61,9 @@ def demo_sky_url():
 @pytest.fixture(scope="session")
 def scraped(tmp_path_factory):
     """Labels and chunk files for 160 demo galaxies, downloaded from the real demo SkyServer."""
-    from nightskynet import scrape
-    from nightskynet.demo_sky import build_demo_sky
-    from nightskynet.labels import make_labels
+    from nightskynet.sky.demo_sky import build_demo_sky
+    from nightskynet.stages import scrape
+    from nightskynet.stages.labels import make_labels
 
     tmp = tmp_path_factory.mktemp("shards")
     catalog = build_demo_sky(SKY_DIR, seed=1).catalog.iloc[::9].head(160).reset_index(drop=True)
@@ -81,7 +81,7 @@ def scraped(tmp_path_factory):
 
 def build_shards(tmp, labels_csv, manifests, tars, tag, cfg):
     """Run the three shards commands into tmp/tag; return (train paths, eval paths, manifest)."""
-    from nightskynet import shards
+    from nightskynet.stages import shards
 
     settings = {"shards": cfg, "scrape": geometry()}
     out = tmp / tag

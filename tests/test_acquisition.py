@@ -8,10 +8,11 @@ import pytest
 from conftest import SKY_DIR, client, project_config
 from PIL import Image
 
-from nightskynet import cutout_client, query, scrape
-from nightskynet.chunks import chunk_of
-from nightskynet.demo_sky import build_demo_sky
-from nightskynet.http_retry import RetryPolicy
+from nightskynet.core.chunks import chunk_of
+from nightskynet.sky import cutout_client
+from nightskynet.sky.demo_sky import build_demo_sky
+from nightskynet.sky.http_retry import RetryPolicy
+from nightskynet.stages import query, scrape
 
 
 def settings(**scrape_overrides):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from nightskynet.augment import augment, crop, d4, d4_torch, draw_augmentations
+from nightskynet.images.augment import augment, crop, d4, d4_torch, draw_augmentations
 
 
 def numbered(h=8, w=8):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nightskynet.calibrate import averaged_probabilities, fit_temperature, merger_threshold, prior_correction
+from nightskynet.net.calibrate import averaged_probabilities, fit_temperature, merger_threshold, prior_correction
 
 
 def test_the_temperature_that_made_the_labels_is_found_again():
@@ -35,7 +35,7 @@ def test_the_merger_threshold_finds_the_target_share_of_mergers():
 
 
 def test_a_large_val_split_is_calibrated_on_a_stratified_sample_and_a_small_one_whole():
-    from nightskynet.calibrate import calibration_sample
+    from nightskynet.net.calibrate import calibration_sample
 
     labels = np.repeat([0, 1, 2, 3], [30_000, 20_000, 9_000, 1_000])
     used = calibration_sample(labels, limit=6_000)

@@ -4,7 +4,7 @@ import pytest
 import yaml
 from conftest import SKY_DIR, TINY, copy_repo, project_config, snakemake
 
-from nightskynet.config import ConfigError, load_config, runtime_keys, validate_config
+from nightskynet.core.config import ConfigError, load_config, runtime_keys, validate_config
 
 
 def test_nested_strings_get_the_type_the_schema_asks_for():
@@ -90,7 +90,7 @@ def test_every_way_of_setting_a_key_on_the_snakemake_command_line(tmp_path):
     ],
 )
 def test_settings_that_cannot_work_together_are_refused_before_any_job(overrides, verdict):
-    from nightskynet.config import merge
+    from nightskynet.core.config import merge
 
     with pytest.raises(ConfigError) as err:
         validate_config(merge(project_config(), overrides))

@@ -69,12 +69,12 @@ def rule_stages():
             yield name, smk, stage.group(1), re.search(r'conda:\s*"([^"]+)"', rule).group(1)
 
 
-def third_party_packages(stage_module: str) -> set[str]:
-    """The top-level third-party packages a job of ``stage_module`` imports."""
-    from nightskynet.package_modules import ENTRY, imports_of, modules_run_by
+def third_party_packages(stage: str) -> set[str]:
+    """The top-level third-party packages a job of the rule file's ``stage`` imports."""
+    from nightskynet.core.package_modules import ENTRY, imports_of, modules_run_by
 
     found: set[str] = set()
-    for mod in modules_run_by(stage_module):
+    for mod in modules_run_by(f"stages.{stage}"):
         found |= imports_of(mod, top_level_only=mod in ENTRY)[1]
     return found
 
@@ -88,32 +88,134 @@ def test_each_rules_env_has_the_packages_its_code_imports():
 
 
 def test_the_code_of_a_stage_is_what_its_modules_import():
-    from nightskynet.package_modules import modules_run_by
+    from nightskynet.core.package_modules import modules_run_by
 
-    scrape = modules_run_by("scrape")
-    assert {"cli", "scrape", "cutout_client", "http_retry", "sky_source", "files", "errors"} <= set(scrape)
-    assert "demo_server" in scrape  # imported inside a function (only demo runs load it): still code the job runs
-    assert "train" not in scrape and "model" not in scrape  # cli imports each stage inside its own command
-    assert "cutout_client" in modules_run_by("predict")  # predict downloads a catalog's cutouts with the same client
-    assert "scrape" not in modules_run_by("labels")
-
-
-STAGE_MODULES = ("query", "labels", "scrape", "shards", "train", "evaluate", "catalog", "report", "predict")
+    scrape = modules_run_by("stages.scrape")
+    assert {"cli", "stages.scrape", "sky.cutout_client", "sky.http_retry", "sky.sky_source", "core.files", "core.errors"} <= set(scrape)
+    assert {"__init__", "stages.__init__", "sky.__init__", "core.__init__"} <= set(scrape)  # each folder's __init__ runs on the way
+    assert "sky.demo_server" in scrape  # imported inside a function (only demo runs load it): still code the job runs
+    assert "stages.train" not in scrape and "net.model" not in scrape  # cli imports each stage inside its own command
+    assert "sky.cutout_client" in modules_run_by("stages.predict")  # predict downloads a catalog's cutouts with the same client
+    assert "stages.scrape" not in modules_run_by("stages.labels")
 
 
-def test_no_stage_module_imports_another():
-    from nightskynet.package_modules import imports_of
+def test_every_form_of_import_is_followed(tmp_path, monkeypatch):
+    """``from ..core import files``, ``from ..core.files import x``, ``from . import y``, ``import nightskynet.a.b`` and a
+    name that a folder's __init__ defines: each leads to its module (a missed one would silently leave it out of the
+    digest, and its edits would rerun nothing)."""
+    from nightskynet.core import package_modules as pm
 
-    for stage in STAGE_MODULES:
-        crossing = imports_of(stage)[0] & (set(STAGE_MODULES) - {stage})
-        assert not crossing, f"{stage}.py imports the stage module(s) {sorted(crossing)}: move what they share to a module of its own"
+    pkg = tmp_path / "nightskynet"
+    for path, text in {
+        "__init__.py": "__version__ = '1'\n",
+        "cli.py": "from .core import errors\n",
+        "core/__init__.py": "",
+        "core/errors.py": "",
+        "core/files.py": "",
+        "core/tables.py": "from . import files\n",
+        "sky/__init__.py": "NAME = 1\n",
+        "sky/votes.py": "import nightskynet.core.tables\n",
+        "stages/__init__.py": "",
+        "stages/a.py": (
+            "from ..core.files import x\nfrom ..sky import NAME\nfrom .. import __version__\ndef f():\n    from ..sky import votes\n"
+        ),
+    }.items():
+        (pkg / path).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / path).write_text(text)
+    monkeypatch.setattr(pm, "PACKAGE_DIR", pkg)
+    pm._imports.cache_clear()
+    try:
+        assert pm.modules_run_by("stages.a") == sorted(
+            [
+                "__init__",
+                "cli",
+                "core.__init__",
+                "core.errors",
+                "core.files",
+                "core.tables",
+                "sky.__init__",
+                "sky.votes",
+                "stages.__init__",
+                "stages.a",
+            ]
+        )
+    finally:
+        pm._imports.cache_clear()
+
+
+def test_every_module_of_the_package_is_reachable_and_the_digest_sees_what_python_loads():
+    """Every module is run by some stage, the command or the workflow (else the digest machinery would not see it,
+    or it is dead code); and for each stage, the modules Python loads on importing it are among those its digest
+    covers."""
+    from nightskynet.core.package_modules import all_modules, modules_run_by
+
+    stages = sorted(p.stem for p in (REPO / "workflow/nightskynet/stages").glob("*.py") if p.stem != "__init__")
+    covered = set().union(*(modules_run_by(f"stages.{s}") for s in stages))
+    # what the Snakefile itself imports, and the synthetic sky the benchmarks and tests draw their hard cases from
+    workflow_text = "\n".join(p.read_text() for p in [REPO / "workflow/Snakefile", *(REPO / "workflow/rules").glob("*.smk")])
+    used_elsewhere = {m for m in all_modules() if f"nightskynet.{m}" in workflow_text} | {"images.sky_cases", "__main__"}
+    unreached = set(all_modules()) - covered - used_elsewhere
+    assert not unreached, f"modules no stage, command or workflow file imports: {sorted(unreached)}"
+    for stage in stages:
+        code = (
+            f"import sys, nightskynet.cli, nightskynet.stages.{stage}; print(sorted(m for m in sys.modules if m.startswith('nightskynet')))"
+        )
+        loaded = eval(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+        names = {m.removeprefix("nightskynet").lstrip(".") or "__init__" for m in loaded}
+        names = {
+            n if n == "__init__" or (REPO / "workflow/nightskynet" / (n.replace(".", "/") + ".py")).is_file() else f"{n}.__init__"
+            for n in names
+        }
+        missing = names - set(modules_run_by(f"stages.{stage}"))
+        assert not missing, f"stage {stage}: Python loads {sorted(missing)}, which its code digest leaves out"
+
+
+# The layers, by folder: a module may import its own folder and the folders listed for it, nothing else
+LAYERS = {
+    "core": set(),
+    "sky": {"core"},
+    "images": {"core"},
+    "net": {"core", "images"},
+    "analysis": {"core", "images"},
+    "stages": {"core", "sky", "images", "net", "analysis"},
+}
+
+
+def test_the_layers_import_downwards_only():
+    """core imports nothing above it, the shared folders no stage, no stage another stage, and only cli (on top) sees
+    them all: checked on every import of every module, a function's own included."""
+    from nightskynet.core.package_modules import all_modules, imports_of
+
+    for module in all_modules():
+        folder = module.split(".")[0] if "." in module else None
+        if folder is None:  # cli, __main__, the package's __init__: the top
+            continue
+        allowed = LAYERS[folder] | {folder}
+        for target in imports_of(module)[0]:
+            target_folder = target.split(".")[0] if "." in target else None
+            if target_folder is None:
+                assert target == "__init__", f"{module} imports {target}, which sits above every folder"
+                continue
+            assert target_folder in allowed, f"{module} imports {target}: {folder}/ may import only {sorted(allowed)}"
+            if folder == "stages" and target_folder == "stages":
+                assert target == "stages.__init__", f"stage {module} imports the stage {target}: move what they share to a shared folder"
+
+
+def test_each_rule_file_has_its_stage_module_and_back():
+    rules = {p.stem for p in (REPO / "workflow/rules").glob("*.smk")} - {"common"}
+    stages = {p.stem for p in (REPO / "workflow/nightskynet/stages").glob("*.py")} - {"__init__"}
+    assert rules == stages, (
+        f"rule files without a stage module: {sorted(rules - stages)}; stage modules without a rule file: {sorted(stages - rules)}"
+    )
+    for name, smk, stage, _ in rule_stages():
+        assert stage == smk.stem, f"rule {name} in {smk.name} digests the code of stage {stage}, not {smk.stem}"
 
 
 def test_importing_the_package_changes_no_process_state():
     import subprocess
     import sys
 
-    code = "import os; before = os.umask(0o027); import nightskynet.files, nightskynet.cli; after = os.umask(0); print(oct(after))"
+    code = "import os; before = os.umask(0o027); import nightskynet.core.files, nightskynet.cli; after = os.umask(0); print(oct(after))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "0o27"
 
@@ -125,7 +227,32 @@ def test_every_benchmark_script_starts():
 
 
 def test_a_real_sdss_job_does_not_load_the_demo_server():
-    modules = "nightskynet.cli, nightskynet.scrape, nightskynet.query, nightskynet.predict"
-    code = f"import sys, {modules}; print('nightskynet.demo_server' in sys.modules)"
+    modules = "nightskynet.cli, nightskynet.stages.scrape, nightskynet.stages.query, nightskynet.stages.predict"
+    code = f"import sys, {modules}; print('nightskynet.sky.demo_server' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_the_cutout_clients_settings_are_declared_once():
+    """sky.client_options makes the command's options, the rules' resources and their shell options: a scrape job's
+    command line carries every one of them with its config value."""
+    from nightskynet.cli import build_parser
+    from nightskynet.core.config import load_config, runtime_keys
+    from nightskynet.sky.client_options import CLIENT_OPTIONS
+
+    config = load_config()
+    scrape_help = build_parser()._subparsers._group_actions[0].choices["scrape"].format_help()
+    env = {**os.environ, "PATH": os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", "")))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "-p", "-f", "results/demo/images/chunk_0.tar"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    command = next(line for line in proc.stdout.splitlines() if "nightskynet scrape" in line)
+    for option in CLIENT_OPTIONS:
+        assert f"scrape.{option.key}" in runtime_keys(), f"scrape.{option.key} must be a run key (a resource), not a param"
+        assert option.flag in scrape_help
+        assert f"{option.flag} {config['scrape'][option.key]:g} " in command + " ", (option.flag, command)

@@ -11,8 +11,9 @@ import pytest
 from conftest import SKY_DIR
 from PIL import Image
 
-from nightskynet.demo_server import running_demo_sky
-from nightskynet.demo_sky import (
+from nightskynet.core.errors import DemoSkyError
+from nightskynet.sky.demo_server import running_demo_sky
+from nightskynet.sky.demo_sky import (
     COPY_OBJID_BASE,
     FOOTPRINT_DEC,
     FOOTPRINT_RA,
@@ -21,8 +22,7 @@ from nightskynet.demo_sky import (
     SkyIndex,
     build_demo_sky,
 )
-from nightskynet.errors import DemoSkyError
-from nightskynet.query import build_sql
+from nightskynet.stages.query import build_sql
 
 
 def get(url: str, **params):

@@ -18,7 +18,7 @@ import psutil
 import pytest
 from conftest import SKY_DIR
 
-from nightskynet.demo_server import EXIT_WITH_PARENT_ENV, READY_PREFIX
+from nightskynet.sky.demo_server import EXIT_WITH_PARENT_ENV, READY_PREFIX
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGKILL and zombies are POSIX")
 
@@ -26,7 +26,7 @@ STARTER = textwrap.dedent(
     """
     import os, sys, time
     import psutil
-    from nightskynet.demo_server import running_demo_sky
+    from nightskynet.sky.demo_server import running_demo_sky
 
     with running_demo_sky(sys.argv[1], seed=1, max_rows=25) as url:
         (server,) = psutil.Process().children()  # the demo SkyServer is this script's only child

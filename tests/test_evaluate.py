@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nightskynet.evaluate import calibration, classification_metrics, precision_recall, roc_curve
+from nightskynet.stages.evaluate import calibration, classification_metrics, precision_recall, roc_curve
 
 
 def test_per_class_metrics_and_balanced_accuracy_by_hand():
@@ -49,9 +49,9 @@ def test_calibration_of_a_perfectly_calibrated_and_an_overconfident_model():
 def test_without_test_time_averaging_evaluate_runs_one_view_and_scores_it_as_the_single_view():
     import torch
 
-    from nightskynet.evaluate import Predictor
-    from nightskynet.model import GalaxyClassifier
-    from nightskynet.torch_inference import TorchEngine
+    from nightskynet.net.model import GalaxyClassifier
+    from nightskynet.net.torch_inference import TorchEngine
+    from nightskynet.stages.evaluate import Predictor
 
     torch.manual_seed(0)
     model = GalaxyClassifier("resnet", {"width": 4, "dropout": 0.0}, 32).eval()

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from nightskynet.architecture import ResNetArchitecture, StudyArchitecture
-from nightskynet.inference import Calibration, OnnxEngine, answer, d4_views, open_engine
-from nightskynet.model import GalaxyClassifier, load_model, save_model
-from nightskynet.model_file import GRAPH_MEMBER, INFO_MEMBER, ModelFileError, read_model_file
-from nightskynet.torch_inference import TorchEngine
+from nightskynet.core.architecture import ResNetArchitecture, StudyArchitecture
+from nightskynet.net.inference import Calibration, OnnxEngine, answer, d4_views, open_engine
+from nightskynet.net.model import GalaxyClassifier, load_model, save_model
+from nightskynet.net.model_file import GRAPH_MEMBER, INFO_MEMBER, ModelFileError, read_model_file
+from nightskynet.net.torch_inference import TorchEngine
 
 CUTOUT = {"size": 120, "scale_mode": "fixed", "scale": 0.4, "adaptive_k": 0.0846}
 
@@ -87,7 +87,7 @@ def test_the_trained_tiny_model_agrees_on_its_test_split(tiny_run, test_crops):
 
 
 def test_views_are_the_d4_group_as_pytorch_applies_it():
-    from nightskynet.augment import d4, d4_torch
+    from nightskynet.images.augment import d4, d4_torch
 
     images = np.random.default_rng(0).integers(0, 256, (3, 6, 6, 3), dtype=np.uint8)
     views = d4_views(images, 8).reshape(8, 3, 6, 6, 3)
@@ -159,7 +159,7 @@ def test_predict_runs_without_importing_pytorch(tiny_run, tmp_path):
     for path in sorted((SKY_DIR / "images").iterdir())[:5]:
         (folder / path.name).symlink_to(path)
     code = (
-        "import sys; from nightskynet import predict; "
+        "import sys; from nightskynet.stages import predict; "
         f"predict.run({str(tiny_run / 'results/demo/model/model.pt')!r}, {str(folder)!r}, {str(tmp_path / 'out.csv')!r}, {{}}, {{}}, "
         f"{str(tmp_path)!r}, device='auto', threads=2); print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'torch')))"
     )

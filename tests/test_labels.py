@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nightskynet.labels import is_confident, make_labels
-from nightskynet.votes import class_probabilities
+from nightskynet.sky.votes import class_probabilities
+from nightskynet.stages.labels import is_confident, make_labels
 
 
 def catalog(rows):

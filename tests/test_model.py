@@ -2,8 +2,8 @@ import pytest
 import torch
 from conftest import project_config
 
-from nightskynet.errors import SettingsError
-from nightskynet.model import GalaxyClassifier, Maxout, ResidualBlock, layer_table
+from nightskynet.core.errors import SettingsError
+from nightskynet.net.model import GalaxyClassifier, Maxout, ResidualBlock, layer_table
 
 
 def study_architecture() -> dict:
@@ -60,7 +60,7 @@ def test_maxout_keeps_the_largest_piece():
 
 
 def test_the_same_model_is_saved_as_the_same_bytes(tmp_path):
-    from nightskynet.model import load_model, save_model
+    from nightskynet.net.model import load_model, save_model
 
     model = GalaxyClassifier("resnet", {"width": 4, "dropout": 0.1}, 32)
     save_model(tmp_path / "a.pt", model, {"cutout": {"size": 120}})

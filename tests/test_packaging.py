@@ -30,13 +30,15 @@ def test_a_wheel_carries_the_config_and_its_schema_and_finds_them(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("nightskynet-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "nightskynet/config.yaml" in names and "nightskynet/config.schema.yaml" in names
+    modules = {str(p.relative_to(REPO / "workflow")) for p in (REPO / "workflow/nightskynet").rglob("*.py")}
+    assert modules <= set(names), f"the wheel lacks {sorted(modules - set(names))}"  # every folder of the package
     assert any(n.endswith("entry_points.txt") for n in names)
     target = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], check=True, timeout=300
     )
     code = (
-        "import nightskynet, nightskynet.config as c; "
+        "import nightskynet, nightskynet.core.config as c; "
         "assert str(c.DEFAULT_CONFIG).startswith(%r), c.DEFAULT_CONFIG; "
         "cfg = c.load_config(); print(cfg['source'], cfg['scrape']['size'])" % str(target)
     )

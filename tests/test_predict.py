@@ -11,7 +11,7 @@ import yaml
 from conftest import SKY_DIR, snakemake
 from PIL import Image
 
-from nightskynet import sky_cases
+from nightskynet.images import sky_cases
 
 pytestmark = pytest.mark.slow
 ENV = dict(os.environ)

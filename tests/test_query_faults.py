@@ -5,8 +5,8 @@ import asyncio
 import pytest
 from faulty_skyserver import FaultySkyServer, ServedInThread
 
-from nightskynet import query
-from nightskynet.http_retry import PermanentError, RetryPolicy, TransientError
+from nightskynet.sky.http_retry import PermanentError, RetryPolicy, TransientError
+from nightskynet.stages import query
 
 POLICY = RetryPolicy(max_attempts=3, timeout_s=5, backoff_base_s=0.01, backoff_max_s=0.05)
 

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from conftest import REPO, SKY_DIR, TINY, copy_repo
 
-from nightskynet.config import merge
+from nightskynet.core.config import merge
 
 pytestmark = pytest.mark.slow
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from nightskynet.classes import CLASS_NAMES
-from nightskynet.report import sky_map, uncertain_table
+from nightskynet.core.classes import CLASS_NAMES
+from nightskynet.stages.report import sky_map, uncertain_table
 
 
 def sample(n=40, seed=0):
@@ -60,7 +60,7 @@ def test_the_sky_map_draws_every_galaxy_on_both_panels_across_ra_zero():
 
 
 def test_a_scaled_demo_sky_says_its_galaxies_are_copies_and_its_scores_mean_nothing():
-    from nightskynet.report import header_section
+    from nightskynet.stages.report import header_section
 
     demo = {"source": "demo", "demo": {"scale_to": 0}, "sdss": {}}
     plain = "".join(header_section(demo))
@@ -72,7 +72,7 @@ def test_a_scaled_demo_sky_says_its_galaxies_are_copies_and_its_scores_mean_noth
 
 
 def test_the_result_says_when_test_time_averaging_is_off():
-    from nightskynet.report import result_section
+    from nightskynet.stages.report import result_section
 
     cm = np.diag([5, 5, 5, 5]).tolist()
     per_class = {c: {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 5} for c in CLASS_NAMES}
@@ -84,7 +84,7 @@ def test_the_result_says_when_test_time_averaging_is_off():
 
 
 def test_the_download_row_counts_every_galaxy_and_per_class_only_the_confident_ones():
-    from nightskynet.report import count_rows
+    from nightskynet.stages.report import count_rows
 
     labels = pd.DataFrame(
         {
@@ -104,7 +104,7 @@ def test_the_download_row_counts_every_galaxy_and_per_class_only_the_confident_o
 
 
 def test_the_download_counts_are_escaped_and_the_headline_says_it_is_one_split_not_the_yardstick():
-    from nightskynet.report import downloads_phrase, result_section
+    from nightskynet.stages.report import downloads_phrase, result_section
 
     phrase = downloads_phrase(pd.DataFrame({"status": ["ok", "ok", "<b>odd</b>"]}))
     assert phrase == "&lt;b&gt;odd&lt;/b&gt; 1, ok 2"

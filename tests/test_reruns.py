@@ -12,10 +12,22 @@ import pytest
 import yaml
 from conftest import REPO, SKY_DIR, TINY, project_config, snakemake
 
-from nightskynet.config import merge as merge_config
+from nightskynet.core.config import merge as merge_config
 
 pytestmark = pytest.mark.slow
-RULES = ("query", "labels", "scrape", "shards_train", "shards_eval", "shards", "train", "evaluate", "catalog_chunk", "catalog", "report")
+RULES = (
+    "query",
+    "labels",
+    "scrape",
+    "shards_train",
+    "shards_eval",
+    "shards",
+    "train",
+    "evaluate",
+    "morphology_chunk",
+    "morphology",
+    "report",
+)
 
 # a valid other value where the generic change (below) would not be one
 OTHER_VALUE = {

@@ -14,7 +14,7 @@ from conftest import client, geometry
 from faulty_skyserver import FaultySkyServer, ServedInThread
 from PIL import Image
 
-from nightskynet import cutout_client
+from nightskynet.sky import cutout_client
 
 N = 6
 MAX_ATTEMPTS = 4
@@ -122,7 +122,7 @@ def test_404_with_jpeg_and_400_are_permanent_not_retried(tmp_path, fault, status
 
 def test_a_404_that_is_not_a_jpeg_is_not_taken_for_the_sky_edge(tmp_path):
     """An HTML 404 (a wrong release or path) is rejected with the server's words, not 'missing'."""
-    from nightskynet.errors import PermanentError
+    from nightskynet.core.errors import PermanentError
 
     check = cutout_client.jpeg_checker(120)
     with pytest.raises(cutout_client.OffFootprint):

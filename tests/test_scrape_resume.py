@@ -88,7 +88,7 @@ def test_two_jobs_fill_one_cache_at_once_without_touching_each_others_files(tmp_
     predecessor left) must never remove the other's half-written files."""
     import asyncio
 
-    from nightskynet import cutout_client
+    from nightskynet.sky import cutout_client
 
     frame = pd.DataFrame(
         {"objid": range(5000, 5080), "ra": [150.0 + i / 100 for i in range(80)], "dec": [10.0] * 80, "petroR90_r": [5.0] * 80}

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 from conftest import build_shards
 
-from nightskynet import shards
-from nightskynet.classes import CLASS_NAMES
+from nightskynet.core.classes import CLASS_NAMES
+from nightskynet.stages import shards
 
 CFG = {"total": 900, "merger_fraction": 0.01, "crop": 60, "max_shift": 4, "train_shards": 3, "seed": 5}
 
@@ -66,7 +66,7 @@ def test_no_galaxy_in_two_splits_nor_its_augmented_copies(scraped):
 
 
 def test_each_copy_is_the_recorded_augmentation_of_its_galaxy(scraped):
-    from nightskynet.augment import augment
+    from nightskynet.images.augment import augment
 
     tmp, labels_csv, manifests, tars = scraped
     train, _, _ = build_shards(tmp, labels_csv, manifests, tars, "aug", CFG)
@@ -82,7 +82,7 @@ def test_outputs_are_readable_by_the_group_as_the_umask_says(tmp_path):
     import os
     import stat
 
-    from nightskynet.files import write_json_atomic
+    from nightskynet.core.files import write_json_atomic
 
     old = os.umask(0o022)
     os.umask(old)

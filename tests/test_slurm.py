@@ -21,8 +21,8 @@ if why_not_available() is None:  # the executor plugin is an optional extra; wit
 
 CONFIG = {**TINY, "train": {**TINY["train"], "gpus": 0}}  # the test node has no GPU
 # query and scrape run on the submitting host
-SUBMITTED_RULES = {"labels", "shards_train", "shards_eval", "shards", "train", "evaluate", "catalog_chunk", "catalog", "report"}
-SUBMITTED_JOBS = len(SUBMITTED_RULES) + 1  # catalog_chunk: one job per scrape chunk (2)
+SUBMITTED_RULES = {"labels", "shards_train", "shards_eval", "shards", "train", "evaluate", "morphology_chunk", "morphology", "report"}
+SUBMITTED_JOBS = len(SUBMITTED_RULES) + 1  # morphology_chunk: one job per scrape chunk (2)
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +48,13 @@ def test_tiny_workflow_runs_under_slurm_and_matches_a_local_run(cluster, tiny_ru
         "2",
         "--set-threads",
         "train=2",
-        "catalog_chunk=2",
+        "morphology_chunk=2",
         "--set-resources",
         "train:cpus_per_task=2",
         "train:mem_mb=3000",
         "evaluate:mem_mb=2000",
-        "catalog_chunk:cpus_per_task=2",
-        "catalog_chunk:mem_mb=2000",
+        "morphology_chunk:cpus_per_task=2",
+        "morphology_chunk:mem_mb=2000",
     )
     assert "Nothing to be done" not in proc.stdout
 

@@ -1,5 +1,5 @@
-"""What is at the centre (nightskynet.sources): galaxies, hard ones included, are classified; stars, trails, bleeds,
-blank sky and noise are not. Real demo galaxies and seeded synthetic skies (nightskynet.sky_cases); the full
+"""What is at the centre (nightskynet.images.sources): galaxies, hard ones included, are classified; stars, trails, bleeds,
+blank sky and noise are not. Real demo galaxies and seeded synthetic skies (nightskynet.images.sky_cases); the full
 measurement is benchmarks/source_check.py (docs/benchmarks.md)."""
 
 import numpy as np
@@ -8,7 +8,7 @@ import pytest
 from conftest import SKY_DIR
 from PIL import Image
 
-from nightskynet import sky_cases, sources
+from nightskynet.images import sky_cases, sources
 
 PSF = sources.SEEING_ARCSEC / sky_cases.SCALE
 

@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 from astropy.table import MaskedColumn, Table
 
-from nightskynet.errors import InputError
-from nightskynet.positions import parse_angle, position_problem
-from nightskynet.predict import read_catalog
-from nightskynet.tables import ColumnInfo, find_column, read_text_table, write_table
+from nightskynet.core.errors import InputError
+from nightskynet.core.tables import ColumnInfo, find_column, read_text_table, write_table
+from nightskynet.sky.positions import parse_angle, position_problem
+from nightskynet.stages.predict import read_catalog
 
 BIG = 587722983360102542  # an SDSS objid above 2**53: a float64 would round it
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from conftest import build_shards, project_config
 
-from nightskynet import train
-from nightskynet.model import load_model
+from nightskynet.net.model import load_model
+from nightskynet.stages import train
 
 SHARD_CFG = {"total": 640, "merger_fraction": 0.01, "crop": 60, "max_shift": 4, "train_shards": 2, "seed": 1}
 

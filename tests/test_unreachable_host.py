@@ -18,8 +18,8 @@ import pytest
 from conftest import client, geometry, project_config
 from faulty_skyserver import FaultySkyServer, ServedInThread
 
-from nightskynet import cutout_client
-from nightskynet.errors import ServiceUnreachable
+from nightskynet.core.errors import ServiceUnreachable
+from nightskynet.sky import cutout_client
 
 ROWS = 160
 # the retries of a slow, polite client: ~0.45 s of backoff per cutout before it is given up

@@ -126,8 +126,18 @@ def test_tiny_run_writes_every_declared_output(tiny_run):
     assert set(predictions["votes"]) == {"simulated"}
     assert set(catalog["votes"]) == {"simulated"} and set(labels["votes"]) == {"simulated"}
     assert np.allclose(predictions[["p_elliptical", "p_face_on_spiral", "p_edge_on_spiral", "p_merger"]].sum(axis=1), 1, atol=1e-3)
-    jobs = ("query", "labels", "scrape/chunk_0", "shards/train_0", "shards/eval", "shards/manifest", "train", "evaluate", "catalog/chunk_0")
-    for job in (*jobs, "catalog/merge", "report"):
+    jobs = (
+        "query",
+        "labels",
+        "scrape/chunk_0",
+        "shards/train_0",
+        "shards/eval",
+        "shards/manifest",
+        "train",
+        "evaluate",
+        "morphology/chunk_0",
+    )
+    for job in (*jobs, "morphology/merge", "report"):
         assert (tiny_run / f"results/demo/logs/{job}.log").is_file()
         assert (tiny_run / f"results/demo/benchmarks/{job}.tsv").is_file()
 
@@ -143,7 +153,7 @@ def test_changing_a_shards_parameter_reruns_exactly_shards_and_what_follows(tiny
     # max_shift moves the training crops only, so the centre-cropped eval sets stay as they are
     changed = {**TINY, "shards": {**TINY["shards"], "max_shift": 3}}
     (tiny_run / "changed.yaml").write_text(yaml.safe_dump(changed))
-    after_train = {"train", "evaluate", "catalog_chunk", "catalog", "report", "all"}
+    after_train = {"train", "evaluate", "morphology_chunk", "morphology", "report", "all"}
     assert planned_jobs(tiny_run, "--configfile", "changed.yaml") == {"shards_train", "shards", *after_train}
     changed = {**TINY, "shards": {**TINY["shards"], "crop": 56}}
     (tiny_run / "changed.yaml").write_text(yaml.safe_dump(changed))
@@ -255,7 +265,7 @@ def test_snakemake_report_collects_the_figures(tiny_run):
 @pytest.mark.slow
 def test_reruns_are_exactly_what_is_stale(tiny_run):
     # the scrape fetches every galaxy of the query, so the labels do not reach it
-    after_train = {"train", "evaluate", "catalog_chunk", "catalog", "report", "all"}
+    after_train = {"train", "evaluate", "morphology_chunk", "morphology", "report", "all"}
     everything_after_labels = {"shards_train", "shards_eval", "shards", *after_train}
     # a config key no stage reads: nothing
     (tiny_run / "unread.yaml").write_text(
@@ -281,8 +291,8 @@ def test_reruns_are_exactly_what_is_stale(tiny_run):
             "shards": 1,
             "train": 1,
             "evaluate": 1,
-            "catalog_chunk": 2,  # a new model: every chunk's probabilities
-            "catalog": 1,
+            "morphology_chunk": 2,  # a new model: every chunk's probabilities
+            "morphology": 1,
             "report": 1,
             "all": 1,
         }

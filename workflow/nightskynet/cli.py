@@ -13,7 +13,8 @@ import json
 import logging
 import sys
 
-from .errors import NightSkyNetError
+from .core.errors import NightSkyNetError
+from .sky.client_options import CLIENT_KEYS, CLIENT_OPTIONS
 
 
 def _settings(text: str) -> dict:
@@ -59,13 +60,13 @@ def _positive_float(text: str) -> float:
 def cmd_demo_sky(args) -> None:
     import asyncio  # here, not at the top: 0.1 s of every command's start-up
 
-    from .demo_server import serve
+    from .sky.demo_server import serve
 
     asyncio.run(serve(args.sky_dir, args.seed, args.host, args.port, args.max_rows, args.latency_ms / 1000, args.scale_to))
 
 
 def cmd_query(args) -> None:
-    from . import query
+    from .stages import query
 
     client = {
         "page_size": args.page_size,
@@ -77,25 +78,25 @@ def cmd_query(args) -> None:
 
 
 def cmd_labels(args) -> None:
-    from . import labels
+    from .stages import labels
 
     labels.run(args.catalog, args.out, args.summary, args.settings)
 
 
 def cmd_scrape(args) -> None:
-    from . import scrape
+    from .stages import scrape
 
     scrape.run(args.catalog, args.chunk, args.tar, args.manifest, args.settings, client_settings(args), args.cache_dir)
 
 
 def cmd_shards_train(args) -> None:
-    from . import shards
+    from .stages import shards
 
     shards.run_train_shard(args.labels, args.scrape_manifests, args.chunk_tars, args.shard, args.out, args.settings)
 
 
 def cmd_shards_eval(args) -> None:
-    from . import shards
+    from .stages import shards
 
     shards.run_eval_shards(
         args.labels,
@@ -107,13 +108,13 @@ def cmd_shards_eval(args) -> None:
 
 
 def cmd_shards_manifest(args) -> None:
-    from . import shards
+    from .stages import shards
 
     shards.run_manifest(args.labels, args.scrape_manifests, args.shards, args.out, args.settings)
 
 
 def cmd_train(args) -> None:
-    from . import train
+    from .stages import train
 
     train.run(
         args.train_shards,
@@ -140,7 +141,7 @@ EVALUATE_OUTPUTS = (
 
 
 def cmd_evaluate(args) -> None:
-    from . import evaluate
+    from .stages import evaluate
 
     out = {name: getattr(args, name) for name in EVALUATE_OUTPUTS}
     evaluate.run(
@@ -156,10 +157,10 @@ def cmd_evaluate(args) -> None:
     )
 
 
-def cmd_catalog_chunk(args) -> None:
-    from . import catalog
+def cmd_morphology_chunk(args) -> None:
+    from .stages import morphology
 
-    catalog.run_chunk(
+    morphology.run_chunk(
         args.model,
         args.catalog,
         args.labels,
@@ -174,13 +175,13 @@ def cmd_catalog_chunk(args) -> None:
     )
 
 
-CATALOG_OUTPUTS = ("csv", "comparison", "vs_votes", "by_votes", "disagreements")
+MORPHOLOGY_OUTPUTS = ("csv", "comparison", "vs_votes", "by_votes", "disagreements")
 
 
-def cmd_catalog(args) -> None:
-    from . import catalog
+def cmd_morphology(args) -> None:
+    from .stages import morphology
 
-    catalog.run_merge(args.chunks, args.chunk_tars, {k: getattr(args, k) for k in CATALOG_OUTPUTS}, args.settings)
+    morphology.run_merge(args.chunks, args.chunk_tars, {k: getattr(args, k) for k in MORPHOLOGY_OUTPUTS}, args.settings)
 
 
 REPORT_INPUTS = (
@@ -193,16 +194,16 @@ REPORT_INPUTS = (
     "predictions_test",
     "predictions_uncertain",
     "model",
-    "catalog_comparison",
-    "catalog_vs_votes",
-    "catalog_by_votes",
-    "catalog_disagreements",
+    "morphology_comparison",
+    "morphology_vs_votes",
+    "morphology_by_votes",
+    "morphology_disagreements",
 )
 REPORT_FIGURES = ("examples", "network", "curves", "sky_map")
 
 
 def cmd_report(args) -> None:
-    from . import report
+    from .stages import report
 
     inputs = {k: getattr(args, k) for k in (*REPORT_INPUTS, "scrape_manifests", "chunk_tars")}
     eval_figures = {name: getattr(args, name) for name in EVALUATE_OUTPUTS[3:]}
@@ -210,8 +211,8 @@ def cmd_report(args) -> None:
 
 
 def cmd_predict(args) -> None:
-    from . import predict
-    from .config import load_config
+    from .core.config import load_config
+    from .stages import predict
 
     if args.settings is not None:  # the workflow's rule: the source from its params
         settings = args.settings
@@ -245,9 +246,6 @@ def cmd_predict(args) -> None:
     )
 
 
-CLIENT_KEYS = ("concurrency", "max_rate", "timeout_s", "max_attempts", "backoff_base_s", "backoff_max_s")
-
-
 def client_settings(args) -> dict:
     return {k: getattr(args, k) for k in CLIENT_KEYS}
 
@@ -256,13 +254,10 @@ def client_settings(args) -> dict:
 
 
 def add_client_options(s: argparse.ArgumentParser, required: bool) -> None:
-    """The cutout client's options (config scrape.*); a stage job gets them from the rule's resources."""
-    s.add_argument("--concurrency", type=_positive_int, required=required, help="requests in flight")
-    s.add_argument("--max-rate", type=_non_negative_float, required=required, help="requests a second (0: no limit)")
-    s.add_argument("--timeout-s", type=_positive_float, required=required, help="per request")
-    s.add_argument("--max-attempts", type=_positive_int, required=required, help="tries per cutout")
-    s.add_argument("--backoff-base-s", type=_non_negative_float, required=required)
-    s.add_argument("--backoff-max-s", type=_non_negative_float, required=required)
+    """The cutout client's options (``sky.client_options``, config scrape.*); a stage job gets them from the rule's resources."""
+    parse = {"positive_int": _positive_int, "non_negative_float": _non_negative_float, "positive_float": _positive_float}
+    for option in CLIENT_OPTIONS:
+        s.add_argument(option.flag, type=parse[option.kind], required=required, help=option.help)
     s.add_argument("--cache-dir", required=required, help="the cutout cache's folder")
 
 
@@ -325,12 +320,17 @@ def add_learning_parsers(sub) -> None:
     files = ("model", "test", "uncertain", "labels", *EVALUATE_OUTPUTS)
     add_device_options(stage_parser(sub, "evaluate", "stage evaluate: metrics, predictions, figures", cmd_evaluate, files), batch_size=True)
     files = ("model", "catalog", "labels", "tar", "manifest", "out")
-    s = stage_parser(sub, "catalog-chunk", "stage catalog: classify every galaxy of one scrape chunk", cmd_catalog_chunk, files)
+    s = stage_parser(sub, "morphology-chunk", "stage morphology: classify every galaxy of one scrape chunk", cmd_morphology_chunk, files)
     s.add_argument("--chunk", type=int, required=True)
     add_device_options(s)
     s.add_argument("--batch-size", type=int, default=0, help="galaxies per model call (0: 64 on a CPU, 1024 on a GPU)")
     stage_parser(
-        sub, "catalog", "stage catalog: merge the chunks, compare with the votes", cmd_catalog, CATALOG_OUTPUTS, ("chunks", "chunk_tars")
+        sub,
+        "morphology",
+        "stage morphology: merge the chunks into the catalog, compare with the votes",
+        cmd_morphology,
+        MORPHOLOGY_OUTPUTS,
+        ("chunks", "chunk_tars"),
     )
     files = (*REPORT_INPUTS, *EVALUATE_OUTPUTS[3:], *REPORT_FIGURES, "out")
     stage_parser(sub, "report", "stage report: the self-contained HTML page", cmd_report, files, ("scrape_manifests", "chunk_tars"))

@@ -3,8 +3,9 @@ import os
 
 from snakemake.settings.types import DeploymentMethod
 
-from nightskynet.config import ConfigError, check_command_on_path, runtime_keys
-from nightskynet.package_modules import code_digest
+from nightskynet.core.config import ConfigError, check_command_on_path, runtime_keys
+from nightskynet.core.package_modules import code_digest
+from nightskynet.sky.client_options import CLIENT_OPTIONS
 
 
 def require_nightskynet_command():
@@ -39,12 +40,13 @@ TRAIN_SHARDS = list(range(config["shards"]["train_shards"]))
 RUNTIME_KEYS = runtime_keys()  # how a job runs: resources, never params
 
 
-def code(stage_module):
-    """A digest of the code a job of this stage runs: the package modules it imports, as syntax
-    trees without docstrings (comments are not in them). A rule's param, so that a change of what
-    the code does reruns this stage and what follows, and an edited comment reruns nothing.
+def code(stage):
+    """A digest of the code a job of this stage runs (nightskynet/stages/<stage>.py and the package
+    modules it imports, as syntax trees without docstrings; comments are not in them). A rule's
+    param, so that a change of what the code does reruns this stage and what follows, and an edited
+    comment reruns nothing.
     """
-    return code_digest(stage_module)
+    return code_digest(f"stages.{stage}")
 
 
 def settings(*keys):
@@ -108,24 +110,23 @@ def demo_sky_inputs():
 
 
 def client_resources():
-    """The cutout client's settings (scrape.*, run keys) as resources, for query and predict jobs."""
+    """The cutout client's settings (config scrape.*, sky.client_options) as the resources of the
+    scrape and predict jobs: how they run, never what they make."""
     s = config["scrape"]
-    # floats travel as text: Snakemake rounds float resources to integers
-    return dict(
-        concurrency=s["concurrency"],
-        max_rate=str(s["max_rate"]),
-        http_timeout_s=str(s["timeout_s"]),
-        max_attempts=s["max_attempts"],
-        backoff_base_s=str(s["backoff_base_s"]),
-        backoff_max_s=str(s["backoff_max_s"]),
-        cache_dir=s["cache_dir"],
-    )
+    resources = {o.key: o.as_resource(s[o.key]) for o in CLIENT_OPTIONS}
+    return dict(resources, cache_dir=s["cache_dir"])
+
+
+def client_options():
+    """The command's options that pass those resources on (sky.client_options names them)."""
+    options = [f"{o.flag} {{resources.{o.key}}}" for o in CLIENT_OPTIONS]
+    return " " + " ".join(options) + " --cache-dir {resources.cache_dir:q}"
 
 
 def predict_input(wildcards):
     """The input of the predict step (config predict.input), which must be set. For a folder, its
     image files themselves, so that overwriting one reruns the prediction."""
-    from nightskynet.predict import IMAGE_SUFFIXES
+    from nightskynet.stages.predict import IMAGE_SUFFIXES
 
     path = config["predict"]["input"]
     if not path:

@@ -23,8 +23,5 @@ rule predict:
     shell:
         "nightskynet predict {input.model} {params.input:q} -o {output} --settings {params.settings:q}"
         " {params.tta} --device {resources.device} --batch-size {resources.batch_size} --threads {threads}"
-        " --concurrency {resources.concurrency} --max-rate {resources.max_rate}"
-        " --timeout-s {resources.http_timeout_s} --max-attempts {resources.max_attempts}"
-        " --backoff-base-s {resources.backoff_base_s} --backoff-max-s {resources.backoff_max_s}"
-        " --cache-dir {resources.cache_dir:q}"
-        " > {log} 2>&1"
+        + client_options()
+        + " > {log} 2>&1"

@@ -15,10 +15,10 @@ rule report:
         roc_pr=rules.evaluate.output.roc_pr,
         reliability=rules.evaluate.output.reliability,
         mistakes=rules.evaluate.output.mistakes,
-        catalog_comparison=rules.catalog.output.comparison,
-        catalog_vs_votes=rules.catalog.output.vs_votes,
-        catalog_by_votes=rules.catalog.output.by_votes,
-        catalog_disagreements=rules.catalog.output.disagreements,
+        morphology_comparison=rules.morphology.output.comparison,
+        morphology_vs_votes=rules.morphology.output.vs_votes,
+        morphology_by_votes=rules.morphology.output.by_votes,
+        morphology_disagreements=rules.morphology.output.disagreements,
     output:
         html=results("report/report.html"),
         examples=report(
@@ -58,7 +58,7 @@ rule report:
             "shards",
             *train_keys(),
             "evaluate",
-            "catalog",
+            "morphology",
             "report",
         ),
     shell:
@@ -68,7 +68,7 @@ rule report:
         " --metrics {input.metrics} --predictions-test {input.predictions_test}"
         " --predictions-uncertain {input.predictions_uncertain} --confusion {input.confusion} --roc-pr {input.roc_pr}"
         " --reliability {input.reliability} --mistakes {input.mistakes}"
-        " --catalog-comparison {input.catalog_comparison} --catalog-vs-votes {input.catalog_vs_votes}"
-        " --catalog-by-votes {input.catalog_by_votes} --catalog-disagreements {input.catalog_disagreements}"
+        " --morphology-comparison {input.morphology_comparison} --morphology-vs-votes {input.morphology_vs_votes}"
+        " --morphology-by-votes {input.morphology_by_votes} --morphology-disagreements {input.morphology_disagreements}"
         " --examples {output.examples}"
         " --network {output.network} --curves {output.curves} --sky-map {output.sky_map} --out {output.html} > {log} 2>&1"

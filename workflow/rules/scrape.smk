@@ -21,8 +21,5 @@ rule scrape:
     shell:
         "nightskynet scrape --settings {params.settings:q} --catalog {input.catalog} --chunk {wildcards.k}"
         " --tar {output.tar} --manifest {output.manifest}"
-        " --concurrency {resources.concurrency} --max-rate {resources.max_rate}"
-        " --timeout-s {resources.http_timeout_s} --max-attempts {resources.max_attempts}"
-        " --backoff-base-s {resources.backoff_base_s} --backoff-max-s {resources.backoff_max_s}"
-        " --cache-dir {resources.cache_dir:q}"
-        " > {log} 2>&1"
+        + client_options()
+        + " > {log} 2>&1"

@@ -1,0 +1,1 @@
+"""What the stages measure and draw from their results: figures, and the network against the volunteers."""

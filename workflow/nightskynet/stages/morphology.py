@@ -1,0 +1,251 @@
+"""Stage ``catalog``: the network's calibrated class probabilities for every galaxy the query returned.
+
+One job per scrape chunk (``run_chunk``) classifies the chunk's cutouts straight from its tar:
+a background thread reads and decodes batches of JPEGs while the model works on the batch before
+(``inference.classify_stream``), so memory holds two batches however large the chunk, and a new
+model reruns these jobs, never the scrape. Every galaxy of the chunk gets a row, confident or not,
+with its split (``train``, ``val``, ``test``, ``uncertain``, or ``none``: not used by training or
+evaluation), its renormalised vote fractions (``human_p_*``), the network's probabilities (``p_*``,
+mean over the 8 D4 views with ``catalog.tta``), and a ``status``:
+
+* ``classified``: the cutout was classified;
+* ``no_source``, ``point_source``, ``artefact``: its centre holds no source, a star, or a trail, bleed or
+  a bright star's light (``nightskynet.sources``), so no class is given, as ``predict`` does;
+* ``missing``, ``rejected``, ``failed``: no cutout (the scrape manifest's status, reason in its log).
+
+A row without a classification has empty probabilities, an empty ``predicted`` and
+``merger_candidate`` false. Each image is checked against the scrape manifest's sha256 before it
+is classified: an image that is not the one downloaded for that objid stops the job.
+
+The merge job (``run_merge``) joins the chunk tables into one, sorted by objid (a streamed k-way
+merge of the sorted chunk files), writes its FITS twin block by block, and compares network and
+volunteers on every galaxy the network never trained on (``morphology_comparison``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from ..analysis.votes_comparison import COMPARED_SPLITS, Comparison, plot_agreement_by_votes, plot_disagreements, plot_network_vs_votes
+from ..core.architecture import model_geometry
+from ..core.chunks import chunk_of
+from ..core.classes import CLASS_NAMES, PROB_COLUMNS
+from ..core.errors import InputError
+from ..core.files import atomic_path, write_json_atomic
+from ..core.prediction_columns import prediction_columns
+from ..core.tables import PIPELINE_COLUMNS, ColumnInfo, fits_twin, write_fits_streamed
+from ..images.augment import crop as crop_centre
+from ..images.cutouts import decode, iter_chunk
+from ..images.sources import inspect, psf_fwhm_px
+from ..net.inference import CPU_BATCH, GPU_BATCH, Calibration, Engine, classify_stream, open_engine
+from ..sky.votes import class_probabilities, votes_kind
+
+log = logging.getLogger(__name__)
+
+HUMAN_COLUMNS = tuple(f"human_{c}" for c in PROB_COLUMNS)
+COLUMNS = ("objid", "ra", "dec", "nvote", "votes", "split", *HUMAN_COLUMNS, *PROB_COLUMNS, "predicted", "merger_candidate", "status")
+TEXT_WIDTHS = {"votes": 12, "split": 9, "predicted": 14, "status": 12}  # the longest value of each text column
+CATALOG_VOTE_COLUMNS = ("objid", "ra", "dec", "nvote", "p_el", "p_cw", "p_acw", "p_edge", "p_mg", "votes", "petroR90_r")
+BLOCK_ROWS = 100_000  # rows per block when streaming the merged table
+
+
+def column_info(tta: bool) -> dict[str, ColumnInfo]:
+    views = "mean over the 8 D4 views" if tta else "one view"
+    info = dict(PIPELINE_COLUMNS)
+    info["split"] = ColumnInfo(None, "train, val, test, uncertain (held out to compare with the votes) or none (not used)")
+    info["status"] = ColumnInfo(
+        None,
+        "classified; not classified: no_source, point_source (a star), artefact (a trail, bleed or a bright star's light) at the"
+        " centre; missing, rejected, failed (no cutout)",
+    )
+    for name in CLASS_NAMES:
+        info[f"p_{name}"] = ColumnInfo(None, f"the network's calibrated probability of class {name} ({views}); empty when not classified")
+    return info
+
+
+def chunk_galaxies(catalog_csv: str | Path, labels_csv: str | Path, chunk: int, chunks: int) -> pd.DataFrame:
+    """Every galaxy of the query's catalog in ``chunk`` (the scrape's hash), sorted by objid: position,
+    votes, renormalised vote fractions (NaN where every vote was don't-know) and split."""
+    catalog = pd.read_csv(catalog_csv, dtype={"objid": "int64"}, usecols=lambda c: c in CATALOG_VOTE_COLUMNS)
+    mine = catalog[np.fromiter((chunk_of(o, chunks) == chunk for o in catalog["objid"]), bool, len(catalog))]
+    mine = mine.sort_values("objid").reset_index(drop=True)
+    if mine["objid"].duplicated().any():
+        raise InputError(f"{catalog_csv}: objid {mine.loc[mine['objid'].duplicated(), 'objid'].iloc[0]} appears twice")
+    fractions = class_probabilities(mine)
+    splits = pd.read_csv(labels_csv, dtype={"objid": "int64"}, usecols=["objid", "split"]).set_index("objid")["split"]
+    out = mine[["objid", "ra", "dec", "nvote"]].copy()
+    out["petroR90_r"] = mine["petroR90_r"] if "petroR90_r" in mine else np.nan  # the cutout's seeing under adaptive scales
+    out["votes"] = mine["votes"] if "votes" in mine else "galaxy_zoo_1"
+    out["split"] = splits.reindex(mine["objid"]).fillna("none").to_numpy()
+    for col in PROB_COLUMNS:
+        out[f"human_{col}"] = fractions[col].round(5).to_numpy()
+    return out
+
+
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={"objid": "int64"}, usecols=["objid", "status", "sha256"]).set_index("objid")
+
+
+def _batches(tar_path: str | Path, manifest: pd.DataFrame, geometry: dict, radii: pd.Series, crop: int, batch: int):
+    """(objids, network crops, status) for each batch of the tar's images, each checked against its manifest row and
+    looked at (``sources.inspect``, at the seeing of its cutout's scale): status ``classified`` for a galaxy at the centre."""
+    ids: list[int] = []
+    jpegs: list[bytes] = []
+
+    def done():
+        images = [decode(jpeg, geometry["size"]) for jpeg in jpegs]
+        verdicts = [inspect(image, psf_fwhm_px(geometry, radii.get(objid))) for objid, image in zip(ids, images, strict=True)]
+        crops = np.stack([crop_centre(image, crop) for image in images])
+        status = np.array(["classified" if v.is_galaxy else v.status for v in verdicts], dtype=object)
+        return np.array(ids, dtype=np.int64), crops, status
+
+    for objid, jpeg in iter_chunk(tar_path):
+        if objid not in manifest.index or manifest.at[objid, "status"] != "ok":
+            raise InputError(f"{tar_path}: holds {objid}.jpg, which its manifest does not list as downloaded; scrape the chunk again")
+        if hashlib.sha256(jpeg).hexdigest() != manifest.at[objid, "sha256"]:
+            raise InputError(f"{tar_path}: {objid}.jpg is not the image its manifest lists (sha256 differs); scrape the chunk again")
+        ids.append(objid)
+        jpegs.append(jpeg)
+        if len(ids) == batch:
+            yield done()
+            ids, jpegs = [], []
+    if ids:
+        yield done()
+
+
+def classify_chunk(
+    galaxies: pd.DataFrame, tar_path: str | Path, manifest: pd.DataFrame, engine: Engine, saved: dict, tta: bool, batch: int
+) -> pd.DataFrame:
+    """``galaxies`` with the network's columns and a status, classified straight from the chunk's tar."""
+    geometry, crop = model_geometry(saved)
+    n = len(galaxies)
+    probs = np.full((n, len(CLASS_NAMES)), np.nan)
+    status = manifest["status"].reindex(galaxies["objid"]).to_numpy(dtype=object)
+    unknown = pd.isna(status)
+    if unknown.any():
+        first = galaxies["objid"].to_numpy()[unknown][0]
+        raise InputError(f"objid {first} of the catalog is not in the chunk's manifest; scrape the chunk again")
+    row_of = pd.Index(galaxies["objid"])
+    radii = galaxies.set_index("objid")["petroR90_r"]
+    batches = _batches(tar_path, manifest, geometry, radii, crop, batch)
+    stream = classify_stream(engine, batches, lambda b: b[1][b[2] == "classified"], Calibration.of(saved), tta)
+    with tqdm(total=int((status == "ok").sum()), desc="classifying", unit="galaxy", mininterval=5.0, disable=n < 5000) as bar:
+        for (ids, _, found), answers in stream:
+            rows = row_of.get_indexer(ids)
+            if (rows < 0).any():
+                raise InputError(f"{tar_path}: holds {ids[rows < 0][0]}.jpg, a galaxy this chunk of the catalog does not have")
+            probs[rows[found == "classified"]] = answers.probabilities
+            status[rows] = found
+            bar.update(len(ids))
+    lost = (status == "ok").sum()
+    if lost:
+        raise InputError(f"{tar_path}: {lost} cutouts its manifest lists as downloaded are not in it; scrape the chunk again")
+    columns = prediction_columns(probs, saved.get("merger_threshold"), classified=status == "classified")
+    out = pd.concat([galaxies.drop(columns="petroR90_r").reset_index(drop=True), columns], axis=1)
+    out["status"] = status
+    return out[list(COLUMNS)]
+
+
+def run_chunk(
+    model_path: str,
+    catalog_csv: str,
+    labels_csv: str,
+    tar_path: str,
+    manifest_path: str,
+    chunk: int,
+    out_csv: str,
+    settings: dict,
+    device: str = "auto",
+    batch_size: int = 0,
+    threads: int = 1,
+) -> pd.DataFrame:
+    """Stage ``catalog``, one chunk. ``settings``: ``scrape.chunks`` and ``catalog.tta``; ``device``,
+    ``batch_size`` (0: ``CPU_BATCH`` on a CPU, 1,024 on a GPU) and ``threads``: how the job runs."""
+    engine, saved = open_engine(model_path, device, threads)
+    tta = bool(settings["morphology"]["tta"])
+    batch = batch_size or (CPU_BATCH if engine.on_cpu else GPU_BATCH)
+    galaxies = chunk_galaxies(catalog_csv, labels_csv, chunk, settings["scrape"]["chunks"])
+    table = classify_chunk(galaxies, tar_path, read_manifest(manifest_path), engine, saved, tta, batch)
+    with atomic_path(out_csv) as tmp:
+        table.to_csv(tmp, index=False)
+    counts = table["status"].value_counts().to_dict()
+    log.info("chunk %d: %d galaxies (%s) -> %s", chunk, len(table), ", ".join(f"{k}={v}" for k, v in sorted(counts.items())), out_csv)
+    return table
+
+
+# ---- merge ---------------------------------------------------------------------------------------
+
+
+def _rows(path: str | Path):
+    with open(path) as f:
+        header = f.readline()
+        if header.rstrip("\n").split(",") != list(COLUMNS):
+            raise InputError(f"{path}: not a catalog chunk of this version (header {header.strip()!r}); run the catalog stage again")
+        yield from f
+
+
+def merge_chunks(chunk_csvs: list[str], out_csv: str | Path) -> int:
+    """The chunk tables as one CSV sorted by objid (a streamed k-way merge); returns its number of rows."""
+    n = 0
+    with atomic_path(out_csv) as tmp, open(tmp, "w") as out:
+        out.write(",".join(COLUMNS) + "\n")
+        for line in heapq.merge(*(_rows(p) for p in chunk_csvs), key=lambda line: int(line.split(",", 1)[0])):
+            out.write(line)
+            n += 1
+    return n
+
+
+DTYPES = {"objid": "int64", "nvote": "int64", "votes": str, "split": str, "predicted": str, "status": str, "merger_candidate": bool}
+
+
+def blocks(csv_path: str | Path):
+    """The merged table in blocks of ``BLOCK_ROWS`` rows, empty text as ''."""
+    empty_is_nan = {c: [""] for c in (*HUMAN_COLUMNS, *PROB_COLUMNS)}
+    yield from pd.read_csv(csv_path, dtype=DTYPES, keep_default_na=False, na_values=empty_is_nan, chunksize=BLOCK_ROWS)
+
+
+def run_merge(chunk_csvs: list[str], chunk_tars: list[str], out: dict[str, str], settings: dict) -> dict:
+    """Stage ``catalog``, the merge: ``out`` has csv, comparison (JSON), vs_votes, by_votes, disagreements (PNGs).
+    ``settings``: ``source`` and ``catalog``."""
+    n = merge_chunks(chunk_csvs, out["csv"])
+    comparison = Comparison()
+    counts: dict[str, dict[str, int]] = {}
+
+    def counted():
+        for block in blocks(out["csv"]):
+            comparison.add(block)
+            for (split, status), k in block.groupby(["split", "status"]).size().items():
+                counts.setdefault(split, {}).setdefault(status, 0)
+                counts[split][status] += int(k)
+            yield block
+
+    write_fits_streamed(fits_twin(out["csv"]), counted(), n, column_info(bool(settings["morphology"]["tta"])), TEXT_WIDTHS)
+    votes = votes_kind(settings["source"])
+    summary = {
+        "galaxies": n,
+        "tta": bool(settings["morphology"]["tta"]),
+        "votes": votes,
+        "by_split_and_status": counts,
+        "compared_splits": list(COMPARED_SPLITS),
+        **comparison.summary(),
+    }
+    note = "simulated votes" if votes == "simulated" else "Galaxy Zoo 1 votes"
+    plot_network_vs_votes(comparison, out["vs_votes"], note)
+    plot_agreement_by_votes(comparison, out["by_votes"], note)
+    plot_disagreements(comparison, chunk_tars, out["disagreements"], note)
+    write_json_atomic(out["comparison"], summary)
+    log.info(
+        "catalog: %d galaxies -> %s; compared with the votes on %d never trained on: top class agrees for %s",
+        n,
+        out["csv"],
+        summary["compared"],
+        summary["top_class_agreement"],
+    )
+    return summary

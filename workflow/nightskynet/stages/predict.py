@@ -1,0 +1,409 @@
+"""``python -m nightskynet predict MODEL INPUT -o OUT``: classify galaxies the network never saw.
+
+INPUT is a folder of JPEG/PNG cutouts or a catalog with ``objid, ra, dec`` as CSV, ECSV, FITS or
+VOTable (by its extension; the columns under their usual names, ``tables.USUAL_NAMES``, or named
+with options; ra/dec in decimal degrees or sexagesimal, ``positions``).
+
+* A folder: each image is taken to be a cutout framed like the ones the model was trained on (its
+  field of view is in the model file and in the log), resampled whole to the training cutout's
+  size (120 x 120 by default, as a default SkyServer cutout is), then centre-cropped to the
+  network's input. Images smaller than ``MIN_IMAGE_PX`` on a side cannot hold a resolved galaxy:
+  they are skipped, named and counted, as are unreadable files. An image whose centre holds no
+  source brighter than its sky is not classified either (``no_galaxy`` in the log).
+* A catalog: every row's cutout is requested at its own position with the model's cutout
+  geometry, through the scrape stage's client and its request-keyed cache, so a row's answer
+  depends only on its position. An objid that appears at two different positions is refused,
+  with the rows named: the output could not tell the two apart.
+
+OUT (CSV, ECSV, FITS or VOTable by its extension; the last three with each column's unit and
+description) has one row per classified input: ``source`` (file name, or the objid as a 64-bit
+integer), the four calibrated class probabilities, ``predicted`` (the most probable class) and
+``merger_candidate`` (p_merger at or above the model's merger threshold, chosen on the val split
+for a target recall); for a catalog also ``ra, dec`` (degrees, ICRS). Test-time augmentation (the
+mean over the 8 D4 views) is on by default. Bad input stops the command with one line naming the
+row, the column and the value.
+
+Speed: the network runs in ONNX Runtime on a CPU (``inference.open_engine``; PyTorch only on a GPU),
+which starts in a tenth of a second, so a few images take about a second from the command line;
+images are read, decoded and looked at in a background thread while the engine works on the batch
+before, as the catalog stage does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..core.architecture import model_geometry
+from ..core.classes import CLASS_NAMES
+from ..core.errors import InputError
+from ..core.prediction_columns import prediction_columns
+from ..core.tables import FORMAT_NAMES, ColumnInfo, TextTable, find_column, read_text_table, table_format, write_table
+from ..images.augment import crop
+from ..images.cutouts import IMAGE_SUFFIXES, UnusableImage, image_files, read_image
+from ..images.sources import inspect, psf_fwhm_px
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class InputRow:
+    """One input of ``predict`` (a file of the folder, a row of the catalog) and what became of it: ``status`` is
+    ``classified`` or why not (STATUSES), ``note`` what reading it took or why it was refused."""
+
+    source: str | int
+    path: Path | None  # the image to classify; None when there is none (the status says why)
+    status: str = ""
+    note: str = ""
+    petro_r90: float = float("nan")
+
+
+STATUSES = {
+    "classified": "classified",
+    "unreadable": "not a readable image",
+    "too_small": "too small to hold a galaxy",
+    "no_source": "no source at the centre",
+    "point_source": "a point source (a star) at the centre",
+    "artefact": "an artefact at the centre (a trail, a bleed, a star's halo or spike)",
+    "missing": "no cutout: off the survey's footprint",
+    "rejected": "no cutout: the service refused the request",
+    "failed": "no cutout: the download failed",
+    "duplicate": "the same objid and position as an earlier row",
+}
+
+
+def folder_rows(folder: Path) -> list[InputRow]:
+    """A row for every JPEG/PNG entry of the folder, sorted by name; the other files are counted in the log."""
+    other = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES)
+    if other:
+        log.info("ignored %d files that are not JPEG/PNG by name, e.g. %s", len(other), other[0])
+    return [InputRow(p.name, p) for p in image_files(folder)]
+
+
+CATALOG_KEYS = ("objid", "ra", "dec", "petroR90_r")
+
+
+def read_catalog(path: Path, needs_radius: bool, columns: dict[str, str | None] | None = None) -> pd.DataFrame:
+    """The catalog's objid, ra, dec in degrees (and petroR90_r in arcsec), each value checked; one line naming the first bad one.
+
+    ``path`` is CSV, ECSV, FITS or VOTable; ``columns`` maps objid/ra/dec to the user's column names
+    (default: the usual names, ``tables.USUAL_NAMES``). Numeric columns with a unit are converted from it.
+    """
+    from ..sky.positions import check_angle_unit, position_problem, sky_coordinates  # astropy: only for a catalog, not at start-up
+
+    table = read_text_table(path)
+    columns = columns or {}
+    needed = ["objid", "ra", "dec"] + (["petroR90_r"] if needs_radius else [])
+    found = {key: find_column(table.names, key, columns.get(key), str(path)) for key in CATALOG_KEYS}
+    missing = [key for key in needed if found[key] is None]
+    if missing:
+        extra = " (the model's cutouts are framed by each galaxy's petroR90_r)" if "petroR90_r" in missing else ""
+        raise InputError(
+            f"{path}: a catalog to predict needs columns {', '.join(needed)} (or their usual names, or --id-column, "
+            f"--ra-column, --dec-column); missing {', '.join(missing)}{extra}. Its columns: {', '.join(table.names)}"
+        )
+    if table.n_rows == 0:
+        raise InputError(f"{path}: the catalog has no rows")
+    out = pd.DataFrame(index=range(table.n_rows))
+    for key in CATALOG_KEYS:
+        name = found[key]
+        if name is None:
+            continue
+        unit = table.unit(name)
+        if key in ("ra", "dec") and check_angle_unit(unit):
+            raise InputError(f"{path}: column {name} {check_angle_unit(unit)}")
+        parse = _cell_parser(key, unit)
+        values = []
+        for row, text in enumerate(table.text(name)):
+            try:
+                values.append(parse(text))
+            except ValueError as err:
+                raise InputError(f"{path}: {table.row_name(row)}, column {name}: {text!r} {err}") from None
+        out[key] = np.array(values, dtype=np.int64 if key == "objid" else np.float64)
+    for row, ra, dec in zip(out.index, out["ra"], out["dec"]):
+        problem = position_problem(ra, dec)
+        if problem:
+            raise InputError(f"{path}: {table.row_name(row)}, column {found[problem[0]]}: {problem[1]}")
+    coords = sky_coordinates(out["ra"], out["dec"])
+    out["ra"], out["dec"] = coords.ra.deg, coords.dec.deg
+    if "petroR90_r" not in out:
+        out["petroR90_r"] = np.nan
+    _refuse_ambiguous_objids(out, path, table)
+    return out
+
+
+def _cell_parser(key: str, unit: str | None):
+    """How one cell of the ``key`` column becomes a value; each raises ValueError saying what is wrong."""
+    from ..sky.positions import arcsec, decimal, parse_angle
+
+    if key == "objid":
+        return _parse_objid
+    if key in ("ra", "dec"):
+        return lambda text: parse_angle(text, key, unit)
+
+    def radius(text: str) -> float:
+        number = decimal(text)
+        if number is None:
+            raise ValueError("is not a number" if text else "is empty (a masked or missing value)")
+        return arcsec(number, unit)
+
+    return radius
+
+
+def _parse_objid(text: str) -> int:
+    from ..sky.positions import decimal
+
+    if not text:
+        raise ValueError("is empty (a masked or missing value)")
+    try:
+        value = int(text)  # exact for 64-bit SDSS objids, which a float would round
+    except ValueError:
+        if decimal(text) is not None:
+            raise ValueError("is a floating-point value; objids need an integer column (a float cannot hold an SDSS objid)") from None
+        raise ValueError("is not an integer") from None
+    if not -(2**63) <= value < 2**63:
+        raise ValueError("is outside the signed 64-bit range of an objid")
+    return value
+
+
+def _refuse_ambiguous_objids(frame: pd.DataFrame, path: Path, table: TextTable) -> None:
+    positions = frame.groupby("objid")[["ra", "dec"]].nunique()
+    clash = positions[(positions["ra"] > 1) | (positions["dec"] > 1)].index
+    if len(clash):
+        objid = clash[0]
+        rows = [str(i + table.first_row) for i in frame.index[frame["objid"] == objid]]
+        raise InputError(
+            f"{path}: objid {objid} appears at different positions ({table.row_word}s {', '.join(rows)}); "
+            f"{len(clash)} objid(s) are ambiguous like this. Give each galaxy its own objid."
+        )
+
+
+def catalog_rows(catalog: pd.DataFrame, settings: dict, geometry: dict, client: dict, cache_dir: Path) -> list[InputRow]:
+    """A row for every row of the catalog, its cutout fetched into the request-keyed cache (once for a row repeated
+    at the same position, whose later copies are ``duplicate``)."""
+    from ..sky.cutout_client import cutout_cache, download_all
+    from ..sky.sky_source import skyserver_base_url
+
+    repeated = catalog.duplicated(subset=["objid", "ra", "dec"], keep="first").to_numpy()
+    unique = catalog[~repeated]
+    cache = cutout_cache(settings, cache_dir)
+    with skyserver_base_url(settings) as base_url:
+        import asyncio  # here, not at the top: 0.1 s of every command's start-up
+
+        outcomes = asyncio.run(download_all(base_url, unique, cache, geometry, client, job=f"predict-pid{os.getpid()}"))
+    first_row = {}
+    rows = []
+    for outcome, index in zip(outcomes, unique.index, strict=True):
+        got = outcome.status in ("ok", "cached")
+        row = InputRow(int(outcome.objid), outcome.path if got else None, petro_r90=float(catalog.at[index, "petroR90_r"]))
+        if not got:
+            row.status, row.note = outcome.status, outcome.reason
+        first_row[(row.source, catalog.at[index, "ra"], catalog.at[index, "dec"])] = index
+        rows.append(row)
+    by_index = dict(zip(unique.index, rows, strict=True))
+    out = []
+    for index, again in zip(catalog.index, repeated, strict=True):
+        if again:
+            key = (int(catalog.at[index, "objid"]), catalog.at[index, "ra"], catalog.at[index, "dec"])
+            note = f"the same objid and position as input row {first_row[key] + 1} (rows counted from 1)"
+            out.append(InputRow(key[0], None, "duplicate", note))
+        else:
+            out.append(by_index[index])
+    return out
+
+
+INPUT_KINDS = f"a folder of JPEG/PNG cutouts or a catalog (objid, ra, dec) in {FORMAT_NAMES}"
+
+
+def check_output_path(out: Path) -> None:
+    if out.is_dir():
+        raise InputError(f"-o {out} is a folder; give the path of the table to write, e.g. {out / 'predictions.csv'}")
+    if table_format(out) is None:
+        raise InputError(f"-o {out}: the output is a table; name it {FORMAT_NAMES}")
+    parent = out.parent if str(out.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise InputError(f"-o {out}: {parent} is not a folder")
+
+
+def check_paths(input_path: Path, out: Path) -> None:
+    if not input_path.exists():
+        raise InputError(f"{input_path} does not exist; INPUT must be {INPUT_KINDS}")
+    if not (input_path.is_dir() or table_format(input_path)):
+        kind = input_path.suffix or "file without extension"
+        raise InputError(f"{input_path}: INPUT must be {INPUT_KINDS}, not a {kind}")
+    check_output_path(out)
+    if out.exists() and os.path.samefile(out, input_path):
+        raise InputError(f"-o {out} is the input catalog itself: writing the predictions there would destroy it; name another file")
+
+
+def gather_inputs(input_path: Path, geometry: dict, settings: dict, client: dict, cache_dir: Path, columns: dict):
+    """(rows, positions or None): one InputRow per file of a folder or per row of a catalog (its cutout downloaded)."""
+    if input_path.is_dir():
+        return folder_rows(input_path), None
+    catalog = read_catalog(input_path, needs_radius=geometry["scale_mode"] == "adaptive", columns=columns)
+    return catalog_rows(catalog, settings, geometry, client, cache_dir), catalog[["ra", "dec"]].reset_index(drop=True)
+
+
+def prepared_batches(rows: list[InputRow], geometry: dict, crop_size: int, batch: int):
+    """(row indices, network crops) for each batch of rows whose image holds a galaxy at its centre; every other row
+    gets its status and note on the way (read with ``cutouts.read_image``, looked at with ``sources.inspect``)."""
+    size = geometry["size"]
+    for start in range(0, len(rows), batch):
+        indices, crops = [], []
+        for i in range(start, min(start + batch, len(rows))):
+            row = rows[i]
+            if row.path is None:
+                continue
+            try:
+                image, row.note = read_image(row.path, size)
+            except UnusableImage as err:
+                row.status, row.note = err.status, str(err)
+                continue
+            verdict = inspect(image, psf_fwhm_px(geometry, row.petro_r90))
+            if not verdict.is_galaxy:
+                row.status, row.note = verdict.status, verdict.reason
+                continue
+            row.status = "classified"
+            indices.append(i)
+            crops.append(crop(image, crop_size))
+        yield np.array(indices, dtype=np.int64), (np.stack(crops) if crops else np.zeros((0, crop_size, crop_size, 3), np.uint8))
+
+
+def crops_of(batch) -> np.ndarray:
+    """The network crops of a ``prepared_batches`` item: what the model classifies."""
+    return batch[1]
+
+
+def classify(
+    model_path: Path, rows: list[InputRow], geometry: dict, crop_size: int, tta: bool, device: str, threads: int, batch_size: int
+) -> np.ndarray:
+    """(N, 4) calibrated probabilities, NaN where not classified: the model's engine (``inference.open_engine``: ONNX Runtime
+    on a CPU, no PyTorch to start) over batches read, decoded and looked at in a background thread while it works on the batch
+    before (``inference.classify_stream``, as the catalog stage does), with a progress bar."""
+    from tqdm import tqdm
+
+    from ..net.inference import CPU_BATCH, Calibration, classify_stream, open_engine
+
+    engine, info = open_engine(model_path, device, threads)
+    batch = min(batch_size, CPU_BATCH) if engine.on_cpu else batch_size
+    probs = np.full((len(rows), len(CLASS_NAMES)), np.nan)
+    stream = classify_stream(engine, prepared_batches(rows, geometry, crop_size, batch), crops_of, Calibration.of(info), tta)
+    with tqdm(total=len(rows), desc="classifying", unit="img", mininterval=2.0, disable=len(rows) <= batch) as bar:
+        for (indices, _), answers in stream:
+            if len(indices):
+                probs[indices] = answers.probabilities
+            bar.update(min(batch, len(rows) - bar.n))
+    return probs
+
+
+def model_settings(model_path: Path) -> dict:
+    """What the model file says of itself (``model_file``), read without PyTorch; for a model file from before its
+    settings were stored, what PyTorch reads of it."""
+    from ..net.model_file import read_model_file
+
+    info, _ = read_model_file(model_path)
+    if info is None:
+        from ..net.model import load_model
+
+        info = {k: v for k, v in load_model(model_path)[1].items() if k != "state_dict"}
+    return info
+
+
+def column_info(from_catalog: bool, tta: bool, threshold: float | None) -> dict[str, ColumnInfo]:
+    """Units and descriptions of the predictions table's columns (kept in ECSV, FITS and VOTable outputs)."""
+    views = "mean over the 8 D4 views" if tta else "one view"
+    info = {
+        "source": ColumnInfo(None, "objid of the catalog row" if from_catalog else "file name of the cutout"),
+        "predicted": ColumnInfo(None, "the most probable class; empty when not classified"),
+        "merger_candidate": ColumnInfo(
+            None,
+            f"p_merger at or above the model's merger threshold ({threshold:.4g})"
+            if threshold is not None
+            else "always false: the model has no merger threshold (its val split held no merger)",
+        ),
+        "status": ColumnInfo(None, "classified, or why not: " + ", ".join(k for k in STATUSES if k != "classified")),
+        "note": ColumnInfo(None, "what reading the image took (a grey or 16-bit image...), or why it was not classified"),
+        "ra": ColumnInfo("deg", "right ascension (ICRS) of the cutout's centre"),
+        "dec": ColumnInfo("deg", "declination (ICRS) of the cutout's centre"),
+    }
+    for name in CLASS_NAMES:
+        info[f"p_{name}"] = ColumnInfo(None, f"calibrated probability of class {name} ({views}); empty when not classified")
+    return info
+
+
+def predictions_table(rows: list[InputRow], probs: np.ndarray, positions: pd.DataFrame | None, threshold: float | None) -> pd.DataFrame:
+    """One row per input row, in input order: source, p_*, predicted, merger_candidate, status, note (+ ra, dec)."""
+    sources = [r.source for r in rows]
+    out = pd.concat(
+        [
+            pd.DataFrame({"source": np.array(sources, dtype=np.int64) if positions is not None else sources}),
+            prediction_columns(probs, threshold, classified=np.array([r.status == "classified" for r in rows], dtype=bool)),
+        ],
+        axis=1,
+    )
+    out["status"] = [r.status for r in rows]
+    out["note"] = [r.note for r in rows]
+    if positions is not None:
+        out["ra"], out["dec"] = positions["ra"].to_numpy(), positions["dec"].to_numpy()
+    return out
+
+
+def run(
+    model_path: str | Path,
+    input_path: str | Path,
+    out_csv: str | Path,
+    settings: dict,
+    client: dict,
+    cache_dir: str | Path,
+    tta: bool = True,
+    threads: int = 1,
+    batch_size: int = 256,
+    device: str = "auto",
+    columns: dict[str, str | None] | None = None,
+) -> pd.DataFrame:
+    """Classify ``input_path`` with the model; write and return the predictions table (one row per input row).
+
+    ``settings``: the source (``source`` with ``sdss`` or ``demo``), read only for a catalog;
+    ``client`` and ``cache_dir``: how a catalog's cutouts are fetched and where they are kept;
+    ``columns``: a catalog's objid/ra/dec column names where they are not the usual ones. The
+    output's format follows its extension (CSV, ECSV, FITS, VOTable). Raises InputError (after
+    writing the table) when no input could be classified.
+    """
+    input_path, out_csv, model_path = Path(input_path), Path(out_csv), Path(model_path)
+    check_paths(input_path, out_csv)
+    saved = model_settings(model_path)
+    geometry, crop_size = model_geometry(saved)
+    log.info(
+        "model %s: cutouts of %d x %d px at %s, network input %d x %d",
+        *(model_path, geometry["size"], geometry["size"], _scale_text(geometry), crop_size, crop_size),
+    )
+    rows, positions = gather_inputs(input_path, geometry, settings, client, Path(cache_dir), columns or {})
+    if not rows:
+        raise InputError(f"{input_path}: no JPEG/PNG image in the folder; {out_csv} not written")
+    probs = classify(model_path, rows, geometry, crop_size, tta, device, threads, batch_size)
+    for row in rows:
+        if row.status != "classified":
+            log.warning("not classified %s (%s): %s", row.source, row.status, row.note)
+        elif row.note:
+            log.warning("%s: %s", row.source, row.note)
+    out = predictions_table(rows, probs, positions, saved.get("merger_threshold"))
+    write_table(out_csv, out, column_info(positions is not None, tta, saved.get("merger_threshold")))
+    counts = out["status"].value_counts()
+    summary = ", ".join(f"{status} {counts[status]}" for status in STATUSES if status in counts)
+    if "classified" not in counts:
+        raise InputError(
+            f"{input_path}: nothing to classify: none of the {len(out)} inputs holds a galaxy ({summary}); {out_csv} says why for each"
+        )
+    log.info("predicted %d of %d inputs (TTA %s) -> %s; %s", counts["classified"], len(out), "on" if tta else "off", out_csv, summary)
+    return out
+
+
+def _scale_text(geometry: dict) -> str:
+    if geometry["scale_mode"] == "fixed":
+        return f'{geometry["scale"]:g}"/px (a {geometry["scale"] * geometry["size"]:g}" field)'
+    return f"{geometry['adaptive_k']:g} x petroR90_r per px"
