@@ -23,7 +23,7 @@ import numpy as np
 from astropy.table import Table
 
 from nightskynet.sky.demo_sky import build_demo_sky
-from nightskynet.stages.predict import read_catalog
+from nightskynet.sky.input_catalog import read_catalog
 
 REPO = Path(__file__).resolve().parent.parent
 SKY = REPO / "resources" / "demo_sky"

@@ -238,7 +238,7 @@ def main() -> None:
     def row(what: str, n: int, seconds: float, unit: str = "galaxies") -> tuple[str, ...]:
         return what, f"{n / seconds:,.0f}", f"{n:,} {unit} in {seconds:.1f} s", f"{n / seconds / bound:.0%}"
 
-    each = ", ".join(f"{st / b:.0%}" for st, b in zip(stages, bounds))
+    each = ", ".join(f"{st / b:.0%}" for st, b in zip(stages, bounds, strict=True))
     rows = [
         ("model alone, TTA (the bound)", f"{bound:,.0f}", f"median of {', '.join(f'{b:,.0f}' for b in bounds)}", "100%"),
         (

@@ -58,7 +58,7 @@ def make_inputs(folder: Path, galaxies: int, chunks: int) -> tuple[Path, list[st
         ids = objids[k::chunks]
         tar_path, man_path = folder / f"chunk_{k}.tar", folder / f"chunk_{k}.manifest.csv"
         with tarfile.open(tar_path, "w") as tar:
-            for o, s in zip(ids, source[k::chunks]):
+            for o, s in zip(ids, source[k::chunks], strict=False):
                 info = tarfile.TarInfo(f"{o}.jpg")
                 info.size = len(cutouts[s])
                 tar.addfile(info, io.BytesIO(cutouts[s]))

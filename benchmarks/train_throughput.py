@@ -26,8 +26,9 @@ import numpy as np
 import torch
 
 from nightskynet.core.config import load_config
+from nightskynet.core.recipes import Recipe
 from nightskynet.net.torch_inference import pick_device
-from nightskynet.stages.train import Trainer, architecture_of, memory_format_for, place, recipe_settings
+from nightskynet.stages.train import Trainer, memory_format_for, place
 
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
 
@@ -43,12 +44,12 @@ def measure(
     """(step-alone img/s, full-loop img/s, batch size) of a fresh trainer of the recipe in ``memory_format``."""
     cfg = load_config()["train"]
     cfg["recipe"] = recipe_name
-    recipe = recipe_settings(cfg)
     if args.batch_size:
-        recipe["batch_size"] = args.batch_size
+        cfg[recipe_name]["batch_size"] = args.batch_size
     if args.width and recipe_name == "resnet":
-        recipe["width"] = args.width
-    bs = recipe["batch_size"]
+        cfg["resnet"]["width"] = args.width
+    recipe = Recipe.from_config(cfg)
+    bs = recipe.batch_size
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 4, size=args.images).astype(np.int64)
     arrays = {
@@ -57,7 +58,7 @@ def measure(
         "targets": np.eye(4, dtype=np.float32)[labels],
     }
     data = place(arrays, device)
-    trainer = Trainer(recipe, architecture_of(recipe), 60, device, steps_per_epoch=-(-args.images // bs), memory_format=memory_format)
+    trainer = Trainer(recipe, 60, device, steps_per_epoch=-(-args.images // bs), memory_format=memory_format)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     # the step alone: one batch, already converted and on the device

@@ -54,5 +54,5 @@ def test_augmentations_are_seed_deterministic():
     outs_a = [augment(img, *row, 60) for row in a]
     outs_b = [augment(img, *row, 60) for row in b]
     assert all(o.shape == (60, 60, 3) for o in outs_a)
-    assert all(np.array_equal(x, y) for x, y in zip(outs_a, outs_b))
+    assert all(np.array_equal(x, y) for x, y in zip(outs_a, outs_b, strict=True))
     assert not np.array_equal(a, draw_augmentations(50, 4, np.random.default_rng(8)))

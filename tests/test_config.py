@@ -96,3 +96,25 @@ def test_settings_that_cannot_work_together_are_refused_before_any_job(overrides
         validate_config(merge(project_config(), overrides))
     assert verdict in str(err.value)
     validate_config(merge(project_config(), {"shards": {"crop": 64}}))  # the network's input follows the crop: 64 works
+
+
+def test_a_recipe_is_typed_from_the_config_and_records_its_settings_unchanged():
+    from nightskynet.core.architecture import ResNetArchitecture, StudyArchitecture
+    from nightskynet.core.errors import SettingsError
+    from nightskynet.core.recipes import Recipe
+
+    train = load_config()["train"]
+    resnet = Recipe.from_config({**train, "recipe": "resnet"})
+    assert resnet.fresh_views and not resnet.early_stopping and isinstance(resnet.architecture, ResNetArchitecture)
+    assert (resnet.epochs, resnet.merger_share, resnet.shift) == (
+        train["resnet"]["epochs"],
+        train["resnet"]["merger_share"],
+        train["resnet"]["shift"],
+    )
+    study = Recipe.from_config({**train, "recipe": "study"})
+    assert study.is_study and study.early_stopping and isinstance(study.architecture, StudyArchitecture)
+    assert (study.patience, study.shift, study.ema) == (train["study"]["patience"], 0, 0.0)
+    # what the model file records and a checkpoint's key hashes: the recipe's section and the shared keys, as before
+    assert study.settings == {"recipe": "study", "targets": train["targets"], "seed": train["seed"], **train["study"]}
+    with pytest.raises(SettingsError, match="train.recipe = 'vgg'"):
+        Recipe.from_config({**train, "recipe": "vgg"})

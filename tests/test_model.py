@@ -68,5 +68,5 @@ def test_the_same_model_is_saved_as_the_same_bytes(tmp_path):
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
     loaded, saved = load_model(tmp_path / "a.pt")
     assert saved["cutout"] == {"size": 120} and all(
-        torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values())
+        torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True)
     )

@@ -7,8 +7,8 @@ from astropy.table import MaskedColumn, Table
 
 from nightskynet.core.errors import InputError
 from nightskynet.core.tables import ColumnInfo, find_column, read_text_table, write_table
+from nightskynet.sky.input_catalog import read_catalog
 from nightskynet.sky.positions import parse_angle, position_problem
-from nightskynet.stages.predict import read_catalog
 
 BIG = 587722983360102542  # an SDSS objid above 2**53: a float64 would round it
 

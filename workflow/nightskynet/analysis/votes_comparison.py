@@ -153,7 +153,7 @@ def plot_network_vs_votes(comparison: Comparison, path: str | Path, votes_note: 
     r = comparison.pearson()
     centres = (np.arange(FRACTION_BINS) + 0.5) / FRACTION_BINS
     fig, axes = plt.subplots(2, 2, figsize=(11, 9.5))
-    for c, (ax, name) in enumerate(zip(axes.ravel(), CLASS_NAMES)):
+    for c, (ax, name) in enumerate(zip(axes.ravel(), CLASS_NAMES, strict=True)):
         counts = comparison.histogram[c]
         shown = np.where(counts > 0, counts, np.nan)
         norm = "log" if counts.max(initial=0) > 1 else None
@@ -180,7 +180,7 @@ def plot_agreement_by_votes(comparison: Comparison, path: str | Path, votes_note
     """Mean absolute difference and top-class agreement against the number of votes (bins holding galaxies only,
     each labelled with how many)."""
     ok = np.flatnonzero(comparison.nvote_n > 0)
-    names = [f"{lo}-{hi - 1}" if hi < NVOTE_EDGES[-1] else f">= {lo}" for lo, hi in zip(NVOTE_EDGES[:-1], NVOTE_EDGES[1:])]
+    names = [f"{lo}-{hi - 1}" if hi < NVOTE_EDGES[-1] else f">= {lo}" for lo, hi in zip(NVOTE_EDGES[:-1], NVOTE_EDGES[1:], strict=True)]
     ticks = [f"{names[b]}\n({int(comparison.nvote_n[b]):,})" for b in ok]
     x = np.arange(len(ok))
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -27,7 +27,7 @@ class StudyArchitecture:
     def feature_side(self, crop: int) -> int:
         """Side of the last feature map for a crop x crop input (valid convolutions, pooling after 1, 2, 4); < 1 when it vanishes."""
         side = crop
-        for k, pool in zip(self.kernels, POOL_AFTER):
+        for k, pool in zip(self.kernels, POOL_AFTER, strict=True):
             side = side - k + 1
             if side < 1:
                 return side

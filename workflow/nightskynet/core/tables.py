@@ -144,7 +144,7 @@ def _as_text(column) -> list[str]:
         raise InputError(f"column {column.name} holds {column.shape[1:]} values per row, not one")
     mask = np.ma.getmaskarray(column) if hasattr(column, "mask") else np.zeros(len(column), bool)
     out = []
-    for value, masked in zip(np.asarray(column), mask):
+    for value, masked in zip(np.asarray(column), mask, strict=True):
         if masked:
             out.append("")
         elif isinstance(value, bytes):

@@ -397,7 +397,7 @@ class _Inspection:
         ridge = 0.25 * self.n
         return any(
             _prominence(smooth, y, x, 3.0 * spread, ridge) >= max(SIGNIFICANT * spread, PROMINENCE * smooth[y, x])
-            for y, x in zip(*np.nonzero(peaks))
+            for y, x in zip(*np.nonzero(peaks), strict=True)
         )
 
     def _stellar(self, source: _Source) -> bool:

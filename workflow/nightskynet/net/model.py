@@ -75,7 +75,7 @@ class StudyNet(nn.Module):
         arch.check(input_size)
         layers: list[nn.Module] = []
         c_in = 3
-        for c_out, k, pool in zip(arch.channels, arch.kernels, POOL_AFTER):
+        for c_out, k, pool in zip(arch.channels, arch.kernels, POOL_AFTER, strict=True):
             layers += [nn.Conv2d(c_in, c_out, kernel_size=k), nn.ReLU(inplace=True)] + ([nn.MaxPool2d(2)] if pool else [])
             c_in = c_out
         self.features = nn.Sequential(*layers)
@@ -136,7 +136,10 @@ class ResidualNet(nn.Module):
         self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
         widths = [width, 2 * width, 4 * width, 8 * width]
         self.stages = nn.Sequential(
-            *[ResidualBlock(c_in, c_out, 1 if i == 0 else 2) for i, (c_in, c_out) in enumerate(zip([width, *widths[:-1]], widths))]
+            *[
+                ResidualBlock(c_in, c_out, 1 if i == 0 else 2)
+                for i, (c_in, c_out) in enumerate(zip([width, *widths[:-1]], widths, strict=True))
+            ]
         )
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(widths[-1], n_classes))
 

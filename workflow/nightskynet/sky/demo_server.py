@@ -121,19 +121,21 @@ class DemoSkyServer:
         table = self.tables[table_name]
         rows = table[table["objid"] > int(m["after"])].head(top)
         # column by column, so 64-bit objids never pass through float64
-        return columns, [list(r) for r in zip(*(rows[c].tolist() for c in columns))]
+        return columns, [list(r) for r in zip(*(rows[c].tolist() for c in columns), strict=True)]
 
     @staticmethod
     def rows_as_csv(columns: list[str], rows: list[list[object]]) -> str:
         out = ["#Table1", ",".join(columns)]
         fmts = [_FORMATS.get(c, "{:.3f}") for c in columns]
         for row in rows:
-            out.append(",".join(fmt.format(int(v) if fmt == "{:d}" else float(v)) for fmt, v in zip(fmts, row)))
+            out.append(",".join(fmt.format(int(v) if fmt == "{:d}" else float(v)) for fmt, v in zip(fmts, row, strict=True)))
         return "\n".join(out) + "\n"
 
     @staticmethod
     def rows_as_json(columns: list[str], rows: list[list[object]]) -> str:
-        records = [{c: (int(v) if c in ("objid", "dr7objid", "nvote") else float(v)) for c, v in zip(columns, row)} for row in rows]
+        records = [
+            {c: (int(v) if c in ("objid", "dr7objid", "nvote") else float(v)) for c, v in zip(columns, row, strict=True)} for row in rows
+        ]
         return json.dumps([{"TableName": "Table1", "Rows": records}, {"TableName": "SqlQuery", "Rows": []}])
 
     # ---- cutouts ---------------------------------------------------------------------------

@@ -174,7 +174,7 @@ def grid_positions(n: int, avoid_ra: np.ndarray, avoid_dec: np.ndarray, rng: np.
     clear = np.ones(len(ra), dtype=bool)
     if len(avoid_ra):
         index = SkyIndex(ra, dec)
-        for a_ra, a_dec in zip(avoid_ra, avoid_dec):
+        for a_ra, a_dec in zip(avoid_ra, avoid_dec, strict=True):
             clear[index.within(a_ra, a_dec, MIN_SEPARATION_DEG)] = False
     free = np.flatnonzero(clear)
     if len(free) < n:
@@ -217,7 +217,7 @@ class SkyIndex:
             keys = np.unique(self._keys(np.array([dec_cell]), np.fromiter(ra_cells, dtype=np.int64)))
             lo = np.searchsorted(self._sorted_keys, keys, side="left")
             hi = np.searchsorted(self._sorted_keys, keys, side="right")
-            found.extend(self._order[a:b] for a, b in zip(lo, hi) if b > a)
+            found.extend(self._order[a:b] for a, b in zip(lo, hi, strict=True) if b > a)
         return np.sort(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
 
     def separations_deg(self, indices: np.ndarray, ra: float, dec: float) -> np.ndarray:

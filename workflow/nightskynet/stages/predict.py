@@ -33,8 +33,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -43,10 +45,11 @@ from ..core.architecture import model_geometry
 from ..core.classes import CLASS_NAMES
 from ..core.errors import InputError
 from ..core.prediction_columns import prediction_columns
-from ..core.tables import FORMAT_NAMES, ColumnInfo, TextTable, find_column, read_text_table, table_format, write_table
+from ..core.tables import FORMAT_NAMES, ColumnInfo, table_format, write_table
 from ..images.augment import crop
 from ..images.cutouts import IMAGE_SUFFIXES, UnusableImage, image_files, read_image
 from ..images.sources import inspect, psf_fwhm_px
+from ..sky.input_catalog import read_catalog
 
 log = logging.getLogger(__name__)
 
@@ -83,104 +86,6 @@ def folder_rows(folder: Path) -> list[InputRow]:
     if other:
         log.info("ignored %d files that are not JPEG/PNG by name, e.g. %s", len(other), other[0])
     return [InputRow(p.name, p) for p in image_files(folder)]
-
-
-CATALOG_KEYS = ("objid", "ra", "dec", "petroR90_r")
-
-
-def read_catalog(path: Path, needs_radius: bool, columns: dict[str, str | None] | None = None) -> pd.DataFrame:
-    """The catalog's objid, ra, dec in degrees (and petroR90_r in arcsec), each value checked; one line naming the first bad one.
-
-    ``path`` is CSV, ECSV, FITS or VOTable; ``columns`` maps objid/ra/dec to the user's column names
-    (default: the usual names, ``tables.USUAL_NAMES``). Numeric columns with a unit are converted from it.
-    """
-    from ..sky.positions import check_angle_unit, position_problem, sky_coordinates  # astropy: only for a catalog, not at start-up
-
-    table = read_text_table(path)
-    columns = columns or {}
-    needed = ["objid", "ra", "dec"] + (["petroR90_r"] if needs_radius else [])
-    found = {key: find_column(table.names, key, columns.get(key), str(path)) for key in CATALOG_KEYS}
-    missing = [key for key in needed if found[key] is None]
-    if missing:
-        extra = " (the model's cutouts are framed by each galaxy's petroR90_r)" if "petroR90_r" in missing else ""
-        raise InputError(
-            f"{path}: a catalog to predict needs columns {', '.join(needed)} (or their usual names, or --id-column, "
-            f"--ra-column, --dec-column); missing {', '.join(missing)}{extra}. Its columns: {', '.join(table.names)}"
-        )
-    if table.n_rows == 0:
-        raise InputError(f"{path}: the catalog has no rows")
-    out = pd.DataFrame(index=range(table.n_rows))
-    for key in CATALOG_KEYS:
-        name = found[key]
-        if name is None:
-            continue
-        unit = table.unit(name)
-        if key in ("ra", "dec") and check_angle_unit(unit):
-            raise InputError(f"{path}: column {name} {check_angle_unit(unit)}")
-        parse = _cell_parser(key, unit)
-        values = []
-        for row, text in enumerate(table.text(name)):
-            try:
-                values.append(parse(text))
-            except ValueError as err:
-                raise InputError(f"{path}: {table.row_name(row)}, column {name}: {text!r} {err}") from None
-        out[key] = np.array(values, dtype=np.int64 if key == "objid" else np.float64)
-    for row, ra, dec in zip(out.index, out["ra"], out["dec"]):
-        problem = position_problem(ra, dec)
-        if problem:
-            raise InputError(f"{path}: {table.row_name(row)}, column {found[problem[0]]}: {problem[1]}")
-    coords = sky_coordinates(out["ra"], out["dec"])
-    out["ra"], out["dec"] = coords.ra.deg, coords.dec.deg
-    if "petroR90_r" not in out:
-        out["petroR90_r"] = np.nan
-    _refuse_ambiguous_objids(out, path, table)
-    return out
-
-
-def _cell_parser(key: str, unit: str | None):
-    """How one cell of the ``key`` column becomes a value; each raises ValueError saying what is wrong."""
-    from ..sky.positions import arcsec, decimal, parse_angle
-
-    if key == "objid":
-        return _parse_objid
-    if key in ("ra", "dec"):
-        return lambda text: parse_angle(text, key, unit)
-
-    def radius(text: str) -> float:
-        number = decimal(text)
-        if number is None:
-            raise ValueError("is not a number" if text else "is empty (a masked or missing value)")
-        return arcsec(number, unit)
-
-    return radius
-
-
-def _parse_objid(text: str) -> int:
-    from ..sky.positions import decimal
-
-    if not text:
-        raise ValueError("is empty (a masked or missing value)")
-    try:
-        value = int(text)  # exact for 64-bit SDSS objids, which a float would round
-    except ValueError:
-        if decimal(text) is not None:
-            raise ValueError("is a floating-point value; objids need an integer column (a float cannot hold an SDSS objid)") from None
-        raise ValueError("is not an integer") from None
-    if not -(2**63) <= value < 2**63:
-        raise ValueError("is outside the signed 64-bit range of an objid")
-    return value
-
-
-def _refuse_ambiguous_objids(frame: pd.DataFrame, path: Path, table: TextTable) -> None:
-    positions = frame.groupby("objid")[["ra", "dec"]].nunique()
-    clash = positions[(positions["ra"] > 1) | (positions["dec"] > 1)].index
-    if len(clash):
-        objid = clash[0]
-        rows = [str(i + table.first_row) for i in frame.index[frame["objid"] == objid]]
-        raise InputError(
-            f"{path}: objid {objid} appears at different positions ({table.row_word}s {', '.join(rows)}); "
-            f"{len(clash)} objid(s) are ambiguous like this. Give each galaxy its own objid."
-        )
 
 
 def catalog_rows(catalog: pd.DataFrame, settings: dict, geometry: dict, client: dict, cache_dir: Path) -> list[InputRow]:
@@ -249,8 +154,15 @@ def gather_inputs(input_path: Path, geometry: dict, settings: dict, client: dict
     return catalog_rows(catalog, settings, geometry, client, cache_dir), catalog[["ra", "dec"]].reset_index(drop=True)
 
 
-def prepared_batches(rows: list[InputRow], geometry: dict, crop_size: int, batch: int):
-    """(row indices, network crops) for each batch of rows whose image holds a galaxy at its centre; every other row
+class PreparedBatch(NamedTuple):
+    """One batch of ``predict``'s inputs, ready for the engine: which rows it holds and their network crops."""
+
+    rows: np.ndarray  # (n,) int64: indices into the list of InputRow, each a galaxy at its centre
+    crops: np.ndarray  # (n, crop, crop, 3) uint8: what the network classifies
+
+
+def prepared_batches(rows: list[InputRow], geometry: dict, crop_size: int, batch: int) -> Iterator[PreparedBatch]:
+    """A PreparedBatch for each batch of rows whose image holds a galaxy at its centre; every other row
     gets its status and note on the way (read with ``cutouts.read_image``, looked at with ``sources.inspect``)."""
     size = geometry["size"]
     for start in range(0, len(rows), batch):
@@ -271,12 +183,13 @@ def prepared_batches(rows: list[InputRow], geometry: dict, crop_size: int, batch
             row.status = "classified"
             indices.append(i)
             crops.append(crop(image, crop_size))
-        yield np.array(indices, dtype=np.int64), (np.stack(crops) if crops else np.zeros((0, crop_size, crop_size, 3), np.uint8))
+        empty = np.zeros((0, crop_size, crop_size, 3), np.uint8)
+        yield PreparedBatch(np.array(indices, dtype=np.int64), np.stack(crops) if crops else empty)
 
 
-def crops_of(batch) -> np.ndarray:
-    """The network crops of a ``prepared_batches`` item: what the model classifies."""
-    return batch[1]
+def crops_of(batch: PreparedBatch) -> np.ndarray:
+    """What the engine classifies of a batch."""
+    return batch.crops
 
 
 def classify(
@@ -294,9 +207,9 @@ def classify(
     probs = np.full((len(rows), len(CLASS_NAMES)), np.nan)
     stream = classify_stream(engine, prepared_batches(rows, geometry, crop_size, batch), crops_of, Calibration.of(info), tta)
     with tqdm(total=len(rows), desc="classifying", unit="img", mininterval=2.0, disable=len(rows) <= batch) as bar:
-        for (indices, _), answers in stream:
-            if len(indices):
-                probs[indices] = answers.probabilities
+        for prepared, answers in stream:
+            if len(prepared.rows):
+                probs[prepared.rows] = answers.probabilities
             bar.update(min(batch, len(rows) - bar.n))
     return probs
 

@@ -202,7 +202,7 @@ def network_drawing(shapes: list[tuple[str, tuple[int, ...]]], input_size: int):
         "resi": "#64b5cd",
         "glob": "#8fa8d8",
     }
-    for k, ((name, shape), size) in enumerate(zip(items, sizes)):
+    for k, ((name, shape), size) in enumerate(zip(items, sizes, strict=True)):
         h = 0.35 + 1.6 * (np.log10(size) - lo) / max(1e-9, hi - lo)
         ax.add_patch(plt.Rectangle((k - 0.38, -h / 2), 0.76, h, color=colours.get(name[:4], "#999"), alpha=0.85))
         ax.text(k, -h / 2 - 0.12, " x ".join(str(v) for v in shape), ha="center", va="top", fontsize=7)

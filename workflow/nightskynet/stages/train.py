@@ -41,12 +41,11 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from ..core.architecture import Architecture
-from ..core.architecture import architecture_of as typed_architecture
 from ..core.classes import CLASS_NAMES
-from ..core.errors import InputError, SettingsError
+from ..core.errors import InputError
 from ..core.files import atomic_path, sha256_file, write_csv_atomic
 from ..core.prediction_columns import MERGER
+from ..core.recipes import Recipe
 from ..images.augment import d4_torch
 from ..net.calibrate import calibrate
 from ..net.model import GalaxyClassifier, save_model, to_input
@@ -65,7 +64,6 @@ HISTORY_COLUMNS = (
     "seconds",
     "images_per_s",
 )
-RECIPES = ("study", "resnet")
 
 
 def load_shards(paths: list[str]) -> dict[str, np.ndarray]:
@@ -80,19 +78,9 @@ def load_shards(paths: list[str]) -> dict[str, np.ndarray]:
     return out
 
 
-def recipe_settings(cfg: dict) -> dict:
-    """The settings that decide the weights: the recipe's own section and the keys all recipes share."""
-    return {"recipe": cfg["recipe"], "targets": cfg["targets"], "seed": cfg["seed"], **cfg[cfg["recipe"]]}
-
-
-def architecture_of(recipe: dict) -> Architecture:
-    """The typed architecture of a recipe (``recipe_settings``)."""
-    return typed_architecture(recipe["recipe"], recipe["model"] if recipe["recipe"] == "study" else recipe)
-
-
-def run_key(shard_paths: list[str], recipe: dict, input_size: int) -> str:
+def run_key(shard_paths: list[str], recipe: Recipe, input_size: int) -> str:
     """Identifies a training run: a checkpoint is resumed only by a run with the same key."""
-    h = hashlib.sha256(json.dumps({**recipe, "input_size": input_size}, sort_keys=True).encode())
+    h = hashlib.sha256(json.dumps({**recipe.settings, "input_size": input_size}, sort_keys=True).encode())
     for path in shard_paths:
         h.update(f"{Path(path).name}:{sha256_file(path)}".encode())
     return h.hexdigest()[:16]
@@ -158,8 +146,7 @@ class Trainer:
 
     def __init__(
         self,
-        recipe: dict,
-        architecture: Architecture,
+        recipe: Recipe,
         input_size: int,
         device: torch.device,
         steps_per_epoch: int,
@@ -169,17 +156,17 @@ class Trainer:
         self.recipe, self.device = recipe, device
         self.checkpoint: Path | None = None  # set by ``fit``: where this training's checkpoint lives
         self.memory_format = memory_format_for(device) if memory_format is None else memory_format
-        torch.manual_seed(recipe["seed"])
-        self.model = GalaxyClassifier(recipe["recipe"], architecture, input_size).to(device).to(memory_format=self.memory_format)
-        if recipe["recipe"] == "study":
-            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=recipe["learning_rate"], weight_decay=recipe["weight_decay"])
+        torch.manual_seed(recipe.seed)
+        self.model = GalaxyClassifier(recipe.name, recipe.architecture, input_size).to(device).to(memory_format=self.memory_format)
+        if recipe.is_study:
+            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
             self.scheduler = None
         else:
-            self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=recipe["learning_rate"], weight_decay=recipe["weight_decay"])
+            self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
             self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                self.optimizer, max_lr=recipe["learning_rate"], total_steps=max(1, recipe["epochs"] * steps_per_epoch), pct_start=0.2
+                self.optimizer, max_lr=recipe.learning_rate, total_steps=max(1, recipe.epochs * steps_per_epoch), pct_start=0.2
             )
-        ema = recipe.get("ema", 0.0)
+        ema = recipe.ema
         self.ema = (
             torch.optim.swa_utils.AveragedModel(self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(ema), use_buffers=True)
             if ema
@@ -196,22 +183,22 @@ class Trainer:
         return to_input(images[idx].to(self.device, non_blocking=True)).contiguous(memory_format=self.memory_format)
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        if self.recipe["targets"] == "votes":
+        if self.recipe.targets == "votes":
             return -(targets * F.log_softmax(logits, dim=1)).sum(1).mean()
-        return F.cross_entropy(logits, labels, label_smoothing=self.recipe.get("label_smoothing", 0.0))
+        return F.cross_entropy(logits, labels, label_smoothing=self.recipe.label_smoothing)
 
     def epoch_order(self, labels: np.ndarray, epoch: int) -> torch.Tensor:
-        rng = np.random.default_rng([self.recipe["seed"], epoch])
-        if self.recipe["recipe"] == "study":
+        rng = np.random.default_rng([self.recipe.seed, epoch])
+        if self.recipe.is_study:
             return torch.from_numpy(rng.permutation(len(labels)))
-        return torch.from_numpy(rng.choice(len(labels), size=len(labels), p=sampling_weights(labels, self.recipe["merger_share"])))
+        return torch.from_numpy(rng.choice(len(labels), size=len(labels), p=sampling_weights(labels, self.recipe.merger_share)))
 
     def train_epoch(self, data: dict[str, torch.Tensor], labels_np: np.ndarray, epoch: int) -> tuple[float, float]:
         self.model.train()
         order = self.epoch_order(labels_np, epoch)
-        bs, shift = self.recipe["batch_size"], self.recipe.get("shift", 0)
-        fresh_views = self.recipe["recipe"] != "study"
-        generator = torch.Generator().manual_seed(int(np.random.default_rng([self.recipe["seed"], epoch, 1]).integers(2**62)))
+        bs, shift = self.recipe.batch_size, self.recipe.shift
+        fresh_views = self.recipe.fresh_views
+        generator = torch.Generator().manual_seed(int(np.random.default_rng([self.recipe.seed, epoch, 1]).integers(2**62)))
         # running sums stay on the device: no host sync per step (it would idle a GPU)
         total_loss = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
@@ -293,23 +280,23 @@ def place(arrays: dict[str, np.ndarray], device: torch.device) -> dict[str, torc
     }
 
 
-def class_priors(train: dict[str, np.ndarray], recipe: dict) -> tuple[np.ndarray, np.ndarray]:
+def class_priors(train: dict[str, np.ndarray], recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
     """(the class mixture the network is trained at, the real one of the training galaxies).
 
     Both are means of what the network learns (the class, or the vote fractions): over the
     training images as the recipe draws them, and over the training galaxies, each counted once.
     """
-    learned = train["targets"].astype(np.float64) if recipe["targets"] == "votes" else np.eye(len(CLASS_NAMES))[train["labels"]]
-    if recipe["recipe"] == "study":
+    learned = train["targets"].astype(np.float64) if recipe.targets == "votes" else np.eye(len(CLASS_NAMES))[train["labels"]]
+    if recipe.is_study:
         trained = learned.mean(axis=0)
     else:
-        trained = sampling_weights(train["labels"], recipe["merger_share"]) @ learned
+        trained = sampling_weights(train["labels"], recipe.merger_share) @ learned
     _, first = np.unique(train["objids"], return_index=True)
     real = learned[first].mean(axis=0)
     return trained, real
 
 
-def load_training_data(train_paths: list[str], val_path: str, recipe: dict, device: torch.device) -> tuple[dict, dict, dict, dict]:
+def load_training_data(train_paths: list[str], val_path: str, recipe: Recipe, device: torch.device) -> tuple[dict, dict, dict, dict]:
     """(training arrays, validation arrays, the same on the training device, ...) with a log line of what is trained on."""
     train, val = load_shards(train_paths), load_shards([val_path])
     if len(train["labels"]) == 0:
@@ -317,14 +304,14 @@ def load_training_data(train_paths: list[str], val_path: str, recipe: dict, devi
     counts = ", ".join(f"{c}={int((train['labels'] == i).sum())}" for i, c in enumerate(CLASS_NAMES))
     log.info(
         "recipe %s, targets %s: %d training images (%s), %d validation galaxies, device %s, %d CPU threads",
-        *(recipe["recipe"], recipe["targets"], len(train["labels"]), counts, len(val["labels"]), device, torch.get_num_threads()),
+        *(recipe.name, recipe.targets, len(train["labels"]), counts, len(val["labels"]), device, torch.get_num_threads()),
     )
     return train, val, place(train, device), place(val, device)
 
 
-def build_trainer(recipe: dict, train: dict, input_size: int, device: torch.device) -> Trainer:
+def build_trainer(recipe: Recipe, train: dict, input_size: int, device: torch.device) -> Trainer:
     """The recipe's trainer, its input standardisation set from the training images."""
-    trainer = Trainer(recipe, architecture_of(recipe), input_size, device, steps_per_epoch=-(-len(train["labels"]) // recipe["batch_size"]))
+    trainer = Trainer(recipe, input_size, device, steps_per_epoch=-(-len(train["labels"]) // recipe.batch_size))
     statistics = channel_statistics(train["images"])
     for model in (trainer.model, trainer.ema.module if trainer.ema is not None else None):
         if model is not None:
@@ -399,9 +386,7 @@ def fit(
 
     Returns the trainer with the final weights loaded, the history and the best epoch.
     """
-    if cfg["recipe"] not in RECIPES:
-        raise SettingsError(f"train.recipe = {cfg['recipe']!r}: known recipes are {', '.join(RECIPES)}")
-    recipe = recipe_settings(cfg)
+    recipe = Recipe.from_config(cfg)
     torch_device = pick_device(device)
     if torch_device.type == "cpu":
         torch.set_num_threads(max(1, threads))
@@ -410,13 +395,13 @@ def fit(
     key = run_key(train_paths + [val_path], recipe, input_size)
     ckpt_path = trainer.checkpoint = Path(checkpoint_dir) / f"checkpoint-{key}.pt"  # one per training: runs side by side never share one
     progress = resume(trainer, ckpt_path, key)
-    early_stopping = recipe["recipe"] == "study"
-    for epochs_run, epoch in enumerate(range(progress.next_epoch, recipe["epochs"] + 1)):
+    early_stopping = recipe.early_stopping
+    for epochs_run, epoch in enumerate(range(progress.next_epoch, recipe.epochs + 1)):
         best = progress.best
-        if early_stopping and best["epoch"] and epoch - best["epoch"] > recipe["patience"]:
+        if early_stopping and best["epoch"] and epoch - best["epoch"] > recipe.patience:
             log.info(
                 "early stop: val loss has not improved for %d epochs (best %.4f at epoch %d)",
-                recipe["patience"],
+                recipe.patience,
                 best["val_loss"],
                 best["epoch"],
             )
@@ -451,7 +436,7 @@ def run(
     input_size = int(manifest["settings"]["crop"])
     trainer, history, best = fit(train_paths, val_path, cfg, input_size, checkpoint_dir, device, threads)
     model = trainer.final_model
-    recipe = recipe_settings(cfg)
+    recipe = Recipe.from_config(cfg)
     trained_prior, real_prior = class_priors(load_shards(train_paths), recipe)
     val = load_shards([val_path])
     result = calibrate(
@@ -459,7 +444,7 @@ def run(
     )
     extra = {
         "classes": list(CLASS_NAMES),
-        "recipe": recipe,
+        "recipe": recipe.settings,
         "best_epoch": best["epoch"],
         "epochs_run": len(history),
         "cutout": manifest["cutout"],
@@ -470,5 +455,5 @@ def run(
     write_csv_atomic(history_path, history)
     # the checkpoint exists to resume a crashed run; once the model is out, a rerun trains afresh
     trainer.checkpoint.unlink(missing_ok=True)
-    log.info("saved %s (recipe %s, epoch %d of %d kept)", model_path, recipe["recipe"], best["epoch"], len(history))
+    log.info("saved %s (recipe %s, epoch %d of %d kept)", model_path, recipe.name, best["epoch"], len(history))
     return history
