@@ -91,9 +91,9 @@ def prepare_sky(work: Path, config: dict) -> tuple[pd.DataFrame, list[str], list
     catalog_csv = sky / "catalog.csv"
     if not catalog_csv.exists():
         query.run(
-            catalog_csv,
-            {"source": "demo", "demo": config["demo"], "query": {"tables": ["zooSpec", "zooNoSpec"], "limit": 0}},
-            {"page_size": 50000, "timeout_s": 60, "max_attempts": 3},
+            out_csv=catalog_csv,
+            settings={"source": "demo", "demo": config["demo"], "query": {"tables": ["zooSpec", "zooNoSpec"], "limit": 0}},
+            client={"page_size": 50000, "timeout_s": 60, "max_attempts": 3},
         )
     catalog = pd.read_csv(catalog_csv, dtype={"objid": "int64"})
     everything, _ = make_labels(catalog, config["labels"]["threshold"], 0.2, 0.1, -1, 1, "votes", 0)
@@ -104,13 +104,13 @@ def prepare_sky(work: Path, config: dict) -> tuple[pd.DataFrame, list[str], list
         all_csv = sky / "all_labels.csv"
         everything.to_csv(all_csv, index=False)
         scrape.run(
-            all_csv,
-            0,
-            tar,
-            manifest,
-            {"source": "demo", "demo": config["demo"], "scrape": {"chunks": 1, **geometry}},
-            CLIENT,
-            work / "cache",
+            catalog_csv=all_csv,
+            chunk=0,
+            tar_path=tar,
+            manifest_path=manifest,
+            settings={"source": "demo", "demo": config["demo"], "scrape": {"chunks": 1, **geometry}},
+            client=CLIENT,
+            cache_dir=work / "cache",
         )
     return everything, [str(manifest)], [str(tar)]
 
@@ -165,18 +165,24 @@ def run_fold(
     train_paths = [str(out / f"train_{i}.npz") for i in range(config["shards"]["train_shards"])]
     t0 = time.monotonic()
     for i, path in enumerate(train_paths):
-        shards.run_train_shard(str(labels_csv), manifests, tars, i, path, stage)
+        shards.run_train_shard(labels_csv=str(labels_csv), manifests=manifests, chunk_tars=tars, shard=i, out_path=path, settings=stage)
     evals = {s: str(out / f"{s}.npz") for s in ("val", "test", "uncertain")}
-    shards.run_eval_shards(str(labels_csv), manifests, tars, evals, stage)
-    shards.run_manifest(str(labels_csv), manifests, train_paths + list(evals.values()), str(out / "manifest.json"), stage)
+    shards.run_eval_shards(labels_csv=str(labels_csv), manifests=manifests, chunk_tars=tars, out_paths=evals, settings=stage)
+    shards.run_manifest(
+        labels_csv=str(labels_csv),
+        manifests=manifests,
+        shard_paths=train_paths + list(evals.values()),
+        out_path=str(out / "manifest.json"),
+        settings=stage,
+    )
     t1 = time.monotonic()
     train.run(
-        train_paths,
-        evals["val"],
-        str(out / "manifest.json"),
-        str(out / "model.pt"),
-        str(out / "history.csv"),
-        {"train": config["train"]},
+        train_paths=train_paths,
+        val_path=evals["val"],
+        shards_manifest=str(out / "manifest.json"),
+        model_path=str(out / "model.pt"),
+        history_path=str(out / "history.csv"),
+        settings={"train": config["train"]},
         device="cpu",
         checkpoint_dir=out / "checkpoint",
         threads=threads,
@@ -190,12 +196,12 @@ def run_fold(
         **figs,
     }
     evaluate.run(
-        str(out / "model.pt"),
-        evals["test"],
-        evals["uncertain"],
-        str(labels_csv),
-        files,
-        {"source": "demo", "evaluate": config["evaluate"]},
+        model_path=str(out / "model.pt"),
+        test_path=evals["test"],
+        uncertain_path=evals["uncertain"],
+        labels_csv=str(labels_csv),
+        out=files,
+        settings={"source": "demo", "evaluate": config["evaluate"]},
         device="cpu",
         threads=threads,
     )

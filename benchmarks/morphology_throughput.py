@@ -90,14 +90,14 @@ def run_stage(results: Path, chunks: list[int], device: str, threads: int, batch
     with tempfile.TemporaryDirectory() as tmp:
         for k in chunks:
             table = morphology.run_chunk(
-                str(results / "model/model.pt"),
-                str(results / "catalog/gz1_votes.csv"),
-                str(results / "labels/labels.csv"),
-                str(results / f"images/chunk_{k}.tar"),
-                str(results / f"images/chunk_{k}.manifest.csv"),
-                k,
-                str(Path(tmp) / f"chunk_{k}.csv"),
-                settings,
+                model_path=str(results / "model/model.pt"),
+                catalog_csv=str(results / "catalog/gz1_votes.csv"),
+                labels_csv=str(results / "labels/labels.csv"),
+                tar_path=str(results / f"images/chunk_{k}.tar"),
+                manifest_path=str(results / f"images/chunk_{k}.manifest.csv"),
+                chunk=k,
+                out_csv=str(Path(tmp) / f"chunk_{k}.csv"),
+                settings=settings,
                 device=device,
                 batch_size=batch,
                 threads=threads,
@@ -224,7 +224,14 @@ def main() -> None:
             (folder / path.name).symlink_to(path)
         t0 = time.perf_counter()
         out = predict.run(
-            args.results / "model/model.pt", folder, Path(tmp) / "out.csv", {}, {}, Path(tmp), threads=args.threads, device=args.device
+            model_path=args.results / "model/model.pt",
+            input_path=folder,
+            out_csv=Path(tmp) / "out.csv",
+            settings={},
+            client={},
+            cache_dir=Path(tmp),
+            threads=args.threads,
+            device=args.device,
         )
         t_predict = time.perf_counter() - t0
         few = Path(tmp) / "few"

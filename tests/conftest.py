@@ -75,7 +75,15 @@ def scraped(tmp_path_factory):
     for k in range(2):
         tars.append(str(tmp / f"chunk_{k}.tar"))
         manifests.append(str(tmp / f"chunk_{k}.manifest.csv"))
-        scrape.run(labels_csv, k, tars[-1], manifests[-1], settings, client(), tmp / "cache")
+        scrape.run(
+            catalog_csv=labels_csv,
+            chunk=k,
+            tar_path=tars[-1],
+            manifest_path=manifests[-1],
+            settings=settings,
+            client=client(),
+            cache_dir=tmp / "cache",
+        )
     return tmp, str(labels_csv), manifests, tars
 
 
@@ -88,10 +96,16 @@ def build_shards(tmp, labels_csv, manifests, tars, tag, cfg):
     out.mkdir()
     train = [str(out / f"train_{k}.npz") for k in range(cfg["train_shards"])]
     for k, path in enumerate(train):
-        shards.run_train_shard(labels_csv, manifests, tars, k, path, settings)
+        shards.run_train_shard(labels_csv=labels_csv, manifests=manifests, chunk_tars=tars, shard=k, out_path=path, settings=settings)
     evals = {s: str(out / f"{s}.npz") for s in ("val", "test", "uncertain")}
-    shards.run_eval_shards(labels_csv, manifests, tars, evals, settings)
-    manifest = shards.run_manifest(labels_csv, manifests, train + list(evals.values()), str(out / "manifest.json"), settings)
+    shards.run_eval_shards(labels_csv=labels_csv, manifests=manifests, chunk_tars=tars, out_paths=evals, settings=settings)
+    manifest = shards.run_manifest(
+        labels_csv=labels_csv,
+        manifests=manifests,
+        shard_paths=train + list(evals.values()),
+        out_path=str(out / "manifest.json"),
+        settings=settings,
+    )
     return train, evals, manifest
 
 

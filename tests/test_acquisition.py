@@ -43,7 +43,7 @@ def test_query_limit_stops_early(demo_sky_url):
 def test_query_stage_writes_a_validated_catalog(tmp_path):
     out = tmp_path / "catalog.csv"
     s = project_config({"query": {"limit": 50}})
-    query.run(out, s, {"page_size": 1000, "timeout_s": 30, "max_attempts": 2})
+    query.run(out_csv=out, settings=s, client={"page_size": 1000, "timeout_s": 30, "max_attempts": 2})
     frame = pd.read_csv(out)
     assert list(frame.columns) == list(query.CATALOG_COLUMNS)
     assert len(frame) == 50 and frame["objid"].is_unique
@@ -58,7 +58,15 @@ def test_scrape_chunk_writes_tar_and_manifest_and_resumes_from_cache(tmp_path):
     s = settings()
     chunk = chunk_of(int(labels.loc[0, "objid"]), 3)
     tar_path, manifest_path = tmp_path / "chunk.tar", tmp_path / "chunk.manifest.csv"
-    outcomes = scrape.run(labels_csv, chunk, tar_path, manifest_path, s, client(), tmp_path / "cache")
+    outcomes = scrape.run(
+        catalog_csv=labels_csv,
+        chunk=chunk,
+        tar_path=tar_path,
+        manifest_path=manifest_path,
+        settings=s,
+        client=client(),
+        cache_dir=tmp_path / "cache",
+    )
     mine = [o for o in labels["objid"] if chunk_of(o, 3) == chunk]
     assert sorted(o.objid for o in outcomes) == sorted(mine)
     manifest = pd.read_csv(manifest_path)
@@ -71,7 +79,15 @@ def test_scrape_chunk_writes_tar_and_manifest_and_resumes_from_cache(tmp_path):
         for m in tar:
             assert Image.open(io.BytesIO(tar.extractfile(m).read())).size == (120, 120)
     # a second run finds every good image in the cache: no new download
-    again = scrape.run(labels_csv, chunk, tar_path, manifest_path, s, client(), tmp_path / "cache")
+    again = scrape.run(
+        catalog_csv=labels_csv,
+        chunk=chunk,
+        tar_path=tar_path,
+        manifest_path=manifest_path,
+        settings=s,
+        client=client(),
+        cache_dir=tmp_path / "cache",
+    )
     assert {o.status for o in again if o.objid != labels.loc[0, "objid"]} == {"cached"}
 
 

@@ -256,3 +256,31 @@ def test_the_cutout_clients_settings_are_declared_once():
         assert f"scrape.{option.key}" in runtime_keys(), f"scrape.{option.key} must be a run key (a resource), not a param"
         assert option.flag in scrape_help
         assert f"{option.flag} {config['scrape'][option.key]:g} " in command + " ", (option.flag, command)
+
+
+def test_every_rules_command_line_gives_its_command_exactly_the_options_it_takes():
+    """A rule's shell options, the `nightskynet` command's options and (by keyword) its stage's run() are one contract:
+    every job of a full demo run passes each required option of its command and no option the command does not have."""
+    import shlex
+
+    from nightskynet.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    env = {**os.environ, "PATH": os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", "")))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "-p", "--forceall"], cwd=REPO, capture_output=True, text=True, timeout=120, env=env
+    )
+    lines = [line.split("Shell command: ", 1)[1] for line in proc.stdout.splitlines() if line.startswith("Shell command: nightskynet ")]
+    seen = set()
+    for line in lines:
+        words = shlex.split(line.split(" > ")[0])
+        name = words[1]
+        seen.add(name)
+        parser = commands[name]
+        takes = {flag for action in parser._actions for flag in action.option_strings}
+        required = {action.option_strings[0] for action in parser._actions if action.required and action.option_strings}
+        given = {w for w in words[2:] if w.startswith("--")}
+        assert given <= takes, f"{name}: the rule passes {sorted(given - takes)}, which the command does not take"
+        assert required <= given, f"{name}: the rule does not pass {sorted(required - given)}"
+    stage_commands = {n for n in commands if n not in ("demo-sky", "predict")}
+    assert seen == stage_commands, f"commands no rule runs: {sorted(stage_commands - seen)}"

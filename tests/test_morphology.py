@@ -189,7 +189,16 @@ def write_chunk_tar(tar_path, images: dict[int, bytes]) -> None:
 def run_chunk(files, out):
     settings = {"scrape": {"chunks": 2}, "morphology": {"tta": True}}
     return morphology.run_chunk(
-        files["model"], files["catalog"], files["labels"], files["tar"], files["manifest"], 0, out, settings, device="cpu", threads=2
+        model_path=files["model"],
+        catalog_csv=files["catalog"],
+        labels_csv=files["labels"],
+        tar_path=files["tar"],
+        manifest_path=files["manifest"],
+        chunk=0,
+        out_csv=out,
+        settings=settings,
+        device="cpu",
+        threads=2,
     )
 
 

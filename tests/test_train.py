@@ -117,12 +117,12 @@ def test_the_train_stage_writes_a_calibrated_model_that_knows_its_cutouts(shard_
     train_paths, val, manifest = shard_files
     cfg = train_cfg("resnet", epochs=2)
     train.run(
-        train_paths,
-        val,
-        manifest,
-        str(tmp_path / "model.pt"),
-        str(tmp_path / "history.csv"),
-        {"train": cfg},
+        train_paths=train_paths,
+        val_path=val,
+        shards_manifest=manifest,
+        model_path=str(tmp_path / "model.pt"),
+        history_path=str(tmp_path / "history.csv"),
+        settings={"train": cfg},
         device="cpu",
         checkpoint_dir=tmp_path / "ckpt",
         threads=2,

@@ -74,70 +74,82 @@ def cmd_query(args) -> None:
         "max_attempts": args.max_attempts,
         "demo_max_rows": args.demo_max_rows,
     }
-    query.run(args.out, args.settings, client)
+    query.run(out_csv=args.out, settings=args.settings, client=client)
 
 
 def cmd_labels(args) -> None:
     from .stages import labels
 
-    labels.run(args.catalog, args.out, args.summary, args.settings)
+    labels.run(catalog_csv=args.catalog, out_csv=args.out, summary_json=args.summary, settings=args.settings)
 
 
 def cmd_scrape(args) -> None:
     from .stages import scrape
 
-    scrape.run(args.catalog, args.chunk, args.tar, args.manifest, args.settings, client_settings(args), args.cache_dir)
+    scrape.run(
+        catalog_csv=args.catalog,
+        chunk=args.chunk,
+        tar_path=args.tar,
+        manifest_path=args.manifest,
+        settings=args.settings,
+        client=client_settings(args),
+        cache_dir=args.cache_dir,
+    )
 
 
 def cmd_shards_train(args) -> None:
     from .stages import shards
 
-    shards.run_train_shard(args.labels, args.scrape_manifests, args.chunk_tars, args.shard, args.out, args.settings)
+    shards.run_train_shard(
+        labels_csv=args.labels,
+        manifests=args.scrape_manifests,
+        chunk_tars=args.chunk_tars,
+        shard=args.shard,
+        out_path=args.out,
+        settings=args.settings,
+    )
 
 
 def cmd_shards_eval(args) -> None:
     from .stages import shards
 
     shards.run_eval_shards(
-        args.labels,
-        args.scrape_manifests,
-        args.chunk_tars,
-        {"val": args.val, "test": args.test, "uncertain": args.uncertain},
-        args.settings,
+        labels_csv=args.labels,
+        manifests=args.scrape_manifests,
+        chunk_tars=args.chunk_tars,
+        out_paths={"val": args.val, "test": args.test, "uncertain": args.uncertain},
+        settings=args.settings,
     )
 
 
 def cmd_shards_manifest(args) -> None:
     from .stages import shards
 
-    shards.run_manifest(args.labels, args.scrape_manifests, args.shards, args.out, args.settings)
+    shards.run_manifest(
+        labels_csv=args.labels, manifests=args.scrape_manifests, shard_paths=args.shards, out_path=args.out, settings=args.settings
+    )
 
 
 def cmd_train(args) -> None:
     from .stages import train
 
     train.run(
-        args.train_shards,
-        args.val,
-        args.shards_manifest,
-        args.model,
-        args.history,
-        args.settings,
+        train_paths=args.train_shards,
+        val_path=args.val,
+        shards_manifest=args.shards_manifest,
+        model_path=args.model,
+        history_path=args.history,
+        settings=args.settings,
         device=args.device,
         checkpoint_dir=args.checkpoint_dir,
         threads=args.threads,
     )
 
 
-EVALUATE_OUTPUTS = (
-    "metrics",
-    "predictions_test",
-    "predictions_uncertain",
-    "confusion",
-    "roc_pr",
-    "reliability",
-    "mistakes",
-)
+# The files of each stage command, by the names its options, its rule's input/output keys and its run()'s dicts share
+# (tests/test_conventions.py checks every rule's shell options against its command's)
+EVALUATE_FIGURES = ("confusion", "roc_pr", "reliability", "mistakes")  # evaluate writes them, the report shows them
+EVALUATE_OUTPUTS = ("metrics", "predictions_test", "predictions_uncertain", *EVALUATE_FIGURES)
 
 
 def cmd_evaluate(args) -> None:
@@ -145,12 +157,12 @@ def cmd_evaluate(args) -> None:
 
     out = {name: getattr(args, name) for name in EVALUATE_OUTPUTS}
     evaluate.run(
-        args.model,
-        args.test,
-        args.uncertain,
-        args.labels,
-        out,
-        args.settings,
+        model_path=args.model,
+        test_path=args.test,
+        uncertain_path=args.uncertain,
+        labels_csv=args.labels,
+        out=out,
+        settings=args.settings,
         device=args.device,
         batch_size=args.batch_size,
         threads=args.threads,
@@ -161,14 +173,14 @@ def cmd_morphology_chunk(args) -> None:
     from .stages import morphology
 
     morphology.run_chunk(
-        args.model,
-        args.catalog,
-        args.labels,
-        args.tar,
-        args.manifest,
-        args.chunk,
-        args.out,
-        args.settings,
+        model_path=args.model,
+        catalog_csv=args.catalog,
+        labels_csv=args.labels,
+        tar_path=args.tar,
+        manifest_path=args.manifest,
+        chunk=args.chunk,
+        out_csv=args.out,
+        settings=args.settings,
         device=args.device,
         batch_size=args.batch_size,
         threads=args.threads,
@@ -181,7 +193,9 @@ MORPHOLOGY_OUTPUTS = ("csv", "comparison", "vs_votes", "by_votes", "disagreement
 def cmd_morphology(args) -> None:
     from .stages import morphology
 
-    morphology.run_merge(args.chunks, args.chunk_tars, {k: getattr(args, k) for k in MORPHOLOGY_OUTPUTS}, args.settings)
+    morphology.run_merge(
+        chunk_csvs=args.chunks, chunk_tars=args.chunk_tars, out={k: getattr(args, k) for k in MORPHOLOGY_OUTPUTS}, settings=args.settings
+    )
 
 
 REPORT_INPUTS = (
@@ -206,8 +220,14 @@ def cmd_report(args) -> None:
     from .stages import report
 
     inputs = {k: getattr(args, k) for k in (*REPORT_INPUTS, "scrape_manifests", "chunk_tars")}
-    eval_figures = {name: getattr(args, name) for name in EVALUATE_OUTPUTS[3:]}
-    report.run(inputs, eval_figures, {k: getattr(args, k) for k in REPORT_FIGURES}, args.out, args.settings)
+    eval_figures = {name: getattr(args, name) for name in EVALUATE_FIGURES}
+    report.run(
+        inputs=inputs,
+        eval_figures=eval_figures,
+        figures={k: getattr(args, k) for k in REPORT_FIGURES},
+        out_html=args.out,
+        settings=args.settings,
+    )
 
 
 def cmd_predict(args) -> None:
@@ -232,12 +252,12 @@ def cmd_predict(args) -> None:
         raise NightSkyNetError(f"--settings needs --{missing[0].replace('_', '-')} too")
     run = {k: (v if v is not None else defaults[k]) for k, v in given.items()}
     predict.run(
-        args.model,
-        args.input,
-        args.output,
-        settings,
-        {k: run[k] for k in CLIENT_KEYS},
-        run["cache_dir"],
+        model_path=args.model,
+        input_path=args.input,
+        out_csv=args.output,
+        settings=settings,
+        client={k: run[k] for k in CLIENT_KEYS},
+        cache_dir=run["cache_dir"],
         tta=not args.no_tta,
         threads=args.threads,
         batch_size=run["batch_size"],
@@ -332,7 +352,7 @@ def add_learning_parsers(sub) -> None:
         MORPHOLOGY_OUTPUTS,
         ("chunks", "chunk_tars"),
     )
-    files = (*REPORT_INPUTS, *EVALUATE_OUTPUTS[3:], *REPORT_FIGURES, "out")
+    files = (*REPORT_INPUTS, *EVALUATE_FIGURES, *REPORT_FIGURES, "out")
     stage_parser(sub, "report", "stage report: the self-contained HTML page", cmd_report, files, ("scrape_manifests", "chunk_tars"))
 
 

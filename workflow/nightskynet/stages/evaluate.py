@@ -352,6 +352,7 @@ def compare_with_votes(predictor: Predictor, uncertain_path: str, labels: pd.Dat
 
 
 def run(
+    *,
     model_path: str,
     test_path: str,
     uncertain_path: str,

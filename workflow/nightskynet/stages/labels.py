@@ -107,7 +107,7 @@ def make_labels(
     return out, summary
 
 
-def run(catalog_csv: str | Path, out_csv: str | Path, summary_json: str | Path, settings: dict) -> pd.DataFrame:
+def run(*, catalog_csv: str | Path, out_csv: str | Path, summary_json: str | Path, settings: dict) -> pd.DataFrame:
     cfg = settings["labels"]
     catalog = pd.read_csv(catalog_csv, dtype={"objid": "int64"})
     targets = settings["train"]

@@ -154,6 +154,7 @@ def classify_chunk(
 
 
 def run_chunk(
+    *,
     model_path: str,
     catalog_csv: str,
     labels_csv: str,
@@ -211,7 +212,7 @@ def blocks(csv_path: str | Path):
     yield from pd.read_csv(csv_path, dtype=DTYPES, keep_default_na=False, na_values=empty_is_nan, chunksize=BLOCK_ROWS)
 
 
-def run_merge(chunk_csvs: list[str], chunk_tars: list[str], out: dict[str, str], settings: dict) -> dict:
+def run_merge(*, chunk_csvs: list[str], chunk_tars: list[str], out: dict[str, str], settings: dict) -> dict:
     """Stage ``catalog``, the merge: ``out`` has csv, comparison (JSON), vs_votes, by_votes, disagreements (PNGs).
     ``settings``: ``source`` and ``catalog``."""
     n = merge_chunks(chunk_csvs, out["csv"])

@@ -267,6 +267,7 @@ def predictions_table(rows: list[InputRow], probs: np.ndarray, positions: pd.Dat
 
 
 def run(
+    *,
     model_path: str | Path,
     input_path: str | Path,
     out_csv: str | Path,

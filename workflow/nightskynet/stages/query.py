@@ -124,7 +124,7 @@ async def fetch_catalog(
     return pd.concat(frames, ignore_index=True)
 
 
-def run(out_csv: str | Path, settings: dict, client: dict) -> pd.DataFrame:
+def run(*, out_csv: str | Path, settings: dict, client: dict) -> pd.DataFrame:
     """Fetch, validate and write the catalog CSV; return it.
 
     ``settings``: ``source``, its section (``sdss`` or ``demo``) and ``query`` (tables, limit): what

@@ -607,7 +607,7 @@ def run_section(settings: dict) -> list[str]:
     ]
 
 
-def run(inputs: dict, eval_figures: dict, figures: dict, out_html: str, settings: dict) -> None:
+def run(*, inputs: dict, eval_figures: dict, figures: dict, out_html: str, settings: dict) -> None:
     """Stage ``report``: ``eval_figures`` are the evaluate stage's PNGs by name (confusion, roc_pr,
     reliability, mistakes); ``figures`` the PNGs this stage draws (examples,
     network, curves, sky_map)."""

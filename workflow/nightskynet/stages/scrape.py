@@ -47,6 +47,7 @@ def write_chunk(outcomes: list[Outcome], tar_path: str | Path, manifest_path: st
 
 
 def run(
+    *,
     catalog_csv: str | Path,
     chunk: int,
     tar_path: str | Path,

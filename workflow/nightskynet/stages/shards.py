@@ -154,7 +154,7 @@ def write_shard(
     return n
 
 
-def run_train_shard(labels_csv: str, manifests: list[str], chunk_tars: list[str], shard: int, out_path: str, settings: dict) -> int:
+def run_train_shard(*, labels_csv: str, manifests: list[str], chunk_tars: list[str], shard: int, out_path: str, settings: dict) -> int:
     cfg, source_size = settings["shards"], settings["scrape"]["size"]
     check_geometry(cfg, source_size)
     labels = available_labels(labels_csv, manifests)
@@ -166,7 +166,7 @@ def run_train_shard(labels_csv: str, manifests: list[str], chunk_tars: list[str]
     return n
 
 
-def run_eval_shards(labels_csv: str, manifests: list[str], chunk_tars: list[str], out_paths: dict[str, str], settings: dict) -> None:
+def run_eval_shards(*, labels_csv: str, manifests: list[str], chunk_tars: list[str], out_paths: dict[str, str], settings: dict) -> None:
     cfg, source_size = settings["shards"], settings["scrape"]["size"]
     labels = available_labels(labels_csv, manifests)
     wanted = labels[labels["split"].isin(EVAL_SPLITS)]
@@ -177,7 +177,7 @@ def run_eval_shards(labels_csv: str, manifests: list[str], chunk_tars: list[str]
         log.info("wrote %s: %d galaxies, centre crop", out_paths[split], len(rows))
 
 
-def run_manifest(labels_csv: str, manifests: list[str], shard_paths: list[str], out_path: str, settings: dict) -> dict:
+def run_manifest(*, labels_csv: str, manifests: list[str], shard_paths: list[str], out_path: str, settings: dict) -> dict:
     """Counts, copies per class, settings and sha256 of every shard (train and eval)."""
     cfg = settings["shards"]
     labels = available_labels(labels_csv, manifests)

@@ -417,6 +417,7 @@ def fit(
 
 
 def run(
+    *,
     train_paths: list[str],
     val_path: str,
     shards_manifest: str,
