@@ -65,21 +65,33 @@ def planned_jobs(workdir: Path, *args: str) -> set[str]:
 
 
 @pytest.mark.slow
-def test_tiny_run_writes_every_declared_output(tiny_run):
+def test_tiny_run_writes_every_declared_output_with_its_log_and_benchmark(tiny_run):
     missing = [p for p in OUTPUTS if not (tiny_run / p).is_file()]
     assert not missing
+    jobs = ("query", "labels", "scrape/chunk_0", "shards/train_0", "shards/eval", "shards/manifest", "train", "evaluate")
+    for job in (*jobs, "morphology/chunk_0", "morphology/merge", "report"):
+        assert (tiny_run / f"results/demo/logs/{job}.log").is_file()
+        assert (tiny_run / f"results/demo/benchmarks/{job}.tsv").is_file()
+
+
+@pytest.mark.slow
+def test_query_and_labels_write_the_catalog_and_splits(tiny_run):
     catalog = pd.read_csv(tiny_run / "results/demo/catalog/gz1_votes.csv")
-    assert len(catalog) == 60
+    assert len(catalog) == 60 and set(catalog["votes"]) == {"simulated"}
     labels = pd.read_csv(tiny_run / "results/demo/labels/labels.csv")
-    assert set(labels["split"]) <= {"train", "val", "test", "uncertain"}
+    assert set(labels["split"]) <= {"train", "val", "test", "uncertain"} and set(labels["votes"]) == {"simulated"}
+
+
+@pytest.mark.slow
+def test_shards_and_train_write_images_and_a_history(tiny_run):
     with np.load(tiny_run / "results/demo/shards/train_0.npz") as z:
         assert z["images"].shape == (240, 60, 60, 3) and z["images"].dtype == np.uint8
-    metrics = json.loads((tiny_run / "results/demo/eval/metrics.json").read_text())
-    assert 0 <= metrics["accuracy"] <= 1 and set(metrics["per_class"]) == {"elliptical", "face_on_spiral", "edge_on_spiral", "merger"}
     history = pd.read_csv(tiny_run / "results/demo/model/history.csv")
     assert len(history) == 1
-    html = (tiny_run / "results/demo/report/report.html").read_text()
-    assert "simulated votes" in html and html.count("data:image/png;base64,") == 11
+
+
+@pytest.mark.slow
+def test_every_csv_table_has_a_fits_twin_with_the_same_values(tiny_run):
     from astropy.table import Table
 
     for csv in ("catalog/gz1_votes.csv", "labels/labels.csv", "eval/predictions_test.csv", "eval/predictions_uncertain.csv"):
@@ -93,53 +105,31 @@ def test_tiny_run_writes_every_declared_output(tiny_run):
                 assert [str(v) for v in twin[name].tolist()] == frame[name].astype(str).tolist(), f"{csv} {name}"
         if "ra" in frame:
             assert str(twin["ra"].unit) == "deg" and twin["ra"].description == "right ascension (ICRS)"
-    for key in (
-        "balanced_accuracy",
-        "accuracy_single_view",
-        "balanced_accuracy_uncalibrated",
-        "calibration",
-        "merger",
-        "most_confident_mistakes",
-        "uncertain",
-    ):
+
+
+@pytest.mark.slow
+def test_evaluate_writes_its_metrics_and_predictions(tiny_run):
+    metrics = json.loads((tiny_run / "results/demo/eval/metrics.json").read_text())
+    assert 0 <= metrics["accuracy"] <= 1 and set(metrics["per_class"]) == {"elliptical", "face_on_spiral", "edge_on_spiral", "merger"}
+    for key in ("balanced_accuracy", "accuracy_single_view", "balanced_accuracy_uncalibrated", "calibration", "merger"):
         assert key in metrics
+    assert {"most_confident_mistakes", "uncertain"} <= set(metrics)
     assert {"expected_calibration_error", "temperature", "logit_bias", "uncalibrated"} <= set(metrics["calibration"])
     assert {"threshold", "recall_target", "average_precision", "test_mergers"} <= set(metrics["merger"])
     assert {"roc_auc", "average_precision", "support"} <= set(metrics["per_class"]["elliptical"])
     assert metrics["uncertain"]["votes"] == "simulated" and "largest_disagreements" in metrics["uncertain"]
     predictions = pd.read_csv(tiny_run / "results/demo/eval/predictions_test.csv")
-    assert list(predictions.columns) == [
-        "objid",
-        "true_class",
-        "human_p_elliptical",
-        "human_p_face_on_spiral",
-        "human_p_edge_on_spiral",
-        "human_p_merger",
-        "p_elliptical",
-        "p_face_on_spiral",
-        "p_edge_on_spiral",
-        "p_merger",
-        "predicted",
-        "merger_candidate",
-        "votes",
-    ]
+    probabilities = ["p_elliptical", "p_face_on_spiral", "p_edge_on_spiral", "p_merger"]
+    humans = ["human_p_elliptical", "human_p_face_on_spiral", "human_p_edge_on_spiral", "human_p_merger"]
+    assert list(predictions.columns) == ["objid", "true_class", *humans, *probabilities, "predicted", "merger_candidate", "votes"]
     assert set(predictions["votes"]) == {"simulated"}
-    assert set(catalog["votes"]) == {"simulated"} and set(labels["votes"]) == {"simulated"}
-    assert np.allclose(predictions[["p_elliptical", "p_face_on_spiral", "p_edge_on_spiral", "p_merger"]].sum(axis=1), 1, atol=1e-3)
-    jobs = (
-        "query",
-        "labels",
-        "scrape/chunk_0",
-        "shards/train_0",
-        "shards/eval",
-        "shards/manifest",
-        "train",
-        "evaluate",
-        "morphology/chunk_0",
-    )
-    for job in (*jobs, "morphology/merge", "report"):
-        assert (tiny_run / f"results/demo/logs/{job}.log").is_file()
-        assert (tiny_run / f"results/demo/benchmarks/{job}.tsv").is_file()
+    assert np.allclose(predictions[probabilities].sum(axis=1), 1, atol=1e-3)
+
+
+@pytest.mark.slow
+def test_the_report_holds_every_figure(tiny_run):
+    html = (tiny_run / "results/demo/report/report.html").read_text()
+    assert "simulated votes" in html and html.count("data:image/png;base64,") == 11
 
 
 @pytest.mark.slow
