@@ -312,3 +312,37 @@ def test_an_image_gets_the_same_answer_alone_or_among_many(model, tmp_path):
     assert len(large) == 70 and large["source"].head(5).tolist() == small["source"].tolist()
     np.testing.assert_allclose(large[PROBS].head(5).to_numpy(), small[PROBS].to_numpy(), atol=1e-6)
     assert large["predicted"].head(5).tolist() == small["predicted"].tolist()
+
+
+def test_representations_are_one_float32_row_per_classified_row_in_its_order(model, tmp_path):
+    """--representations: the network's penultimate features of each classified row, in the table's order (a galaxy
+    alone gets the row it got among the others); rows not classified (a star, blank sky) have none."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    stored = sorted((SKY_DIR / "images").iterdir())[:4]
+    for path in stored:
+        (folder / path.name).symlink_to(path)
+    Image.fromarray(sky_cases.star(np.random.default_rng(3))).save(folder / "b_star.png")
+    Image.fromarray(np.full((120, 120, 3), 12, np.uint8)).save(folder / "c_blank.png")
+    predict(model, folder, "-o", tmp_path / "out.csv", "--representations", tmp_path / "rep.npy")
+    table = pd.read_csv(tmp_path / "out.csv")
+    reps = np.load(tmp_path / "rep.npy")
+    classified = table[table["status"] == "classified"].reset_index(drop=True)
+    assert len(classified) == 4 and set(table["status"]) == {"classified", "point_source", "no_source"}
+    assert reps.dtype == np.float32 and reps.shape[0] == 4 and reps.shape[1] >= 16 and np.isfinite(reps).all()
+    assert len({row.tobytes() for row in reps}) == 4  # four galaxies, four representations
+    for k in (0, 3):
+        alone = tmp_path / f"alone_{k}"
+        alone.mkdir()
+        (alone / classified["source"][k]).symlink_to(folder / classified["source"][k])
+        predict(model, alone, "-o", alone / "out.csv", "--representations", alone / "rep.npy")
+        np.testing.assert_allclose(np.load(alone / "rep.npy")[0], reps[k], atol=1e-5)
+
+
+def test_a_representations_path_that_is_not_a_npy_gets_one_line(model, tmp_path):
+    folder = tmp_path / "one"
+    folder.mkdir()
+    (folder / "g.jpg").symlink_to(sorted((SKY_DIR / "images").iterdir())[0])
+    proc = predict(model, folder, "-o", tmp_path / "out.csv", "--representations", tmp_path / "rep.csv", check=False)
+    assert proc.returncode == 1 and "name the file .npy" in one_line_error(proc)
+    assert not (tmp_path / "out.csv").exists()

@@ -263,6 +263,7 @@ def cmd_predict(args) -> None:
         batch_size=run["batch_size"],
         device=run["device"],
         columns={"objid": args.id_column, "ra": args.ra_column, "dec": args.dec_column},
+        representations=args.representations,
     )
 
 
@@ -376,6 +377,13 @@ def add_predict_parser(sub) -> None:
     s.add_argument("--ra-column", default=None, metavar="NAME", help="the catalog's right ascension column (default: ra, RA, RAJ2000...)")
     s.add_argument("--dec-column", default=None, metavar="NAME", help="the catalog's declination column (default: dec, DEC, DEJ2000...)")
     s.add_argument("--no-tta", action="store_true", help="one view per image instead of the mean over the 8 D4 views")
+    s.add_argument(
+        "--representations",
+        default=None,
+        metavar="OUT.npy",
+        help="also write each classified row's representation (the network's penultimate features, averaged over the views): "
+        "float32, one row per classified row of the output table, in its order",
+    )
     s.add_argument(
         "--config",
         action="append",

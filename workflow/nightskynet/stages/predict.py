@@ -44,6 +44,7 @@ import pandas as pd
 from ..core.architecture import model_geometry
 from ..core.classes import CLASS_NAMES
 from ..core.errors import InputError
+from ..core.files import atomic_path
 from ..core.prediction_columns import prediction_columns
 from ..core.tables import FORMAT_NAMES, ColumnInfo, table_format, write_table
 from ..images.augment import crop
@@ -135,6 +136,15 @@ def check_output_path(out: Path) -> None:
         raise InputError(f"-o {out}: {parent} is not a folder")
 
 
+def check_representations_path(path: Path, input_path: Path, out: Path) -> None:
+    if path.suffix.lower() != ".npy":
+        raise InputError(f"--representations {path}: the representations are a NumPy array; name the file .npy")
+    if path.is_dir():
+        raise InputError(f"--representations {path} is a folder; give the path of the .npy to write")
+    if path.exists() and (os.path.samefile(path, input_path) or (out.exists() and os.path.samefile(path, out))):
+        raise InputError(f"--representations {path} is the input or the output table; name another file")
+
+
 def check_paths(input_path: Path, out: Path) -> None:
     if not input_path.exists():
         raise InputError(f"{input_path} does not exist; INPUT must be {INPUT_KINDS}")
@@ -194,8 +204,9 @@ def crops_of(batch: PreparedBatch) -> np.ndarray:
 
 def classify(
     model_path: Path, rows: list[InputRow], geometry: dict, crop_size: int, tta: bool, device: str, threads: int, batch_size: int
-) -> np.ndarray:
-    """(N, 4) calibrated probabilities, NaN where not classified: the model's engine (``inference.open_engine``: ONNX Runtime
+) -> tuple[np.ndarray, np.ndarray]:
+    """((N, 4) calibrated probabilities, (N, F) representations: the network's penultimate features averaged over the
+    views as the probabilities are), NaN where not classified: the model's engine (``inference.open_engine``: ONNX Runtime
     on a CPU, no PyTorch to start) over batches read, decoded and looked at in a background thread while it works on the batch
     before (``inference.classify_stream``, as the catalog stage does), with a progress bar."""
     from tqdm import tqdm
@@ -205,13 +216,17 @@ def classify(
     engine, info = open_engine(model_path, device, threads)
     batch = min(batch_size, CPU_BATCH) if engine.on_cpu else batch_size
     probs = np.full((len(rows), len(CLASS_NAMES)), np.nan)
+    features: np.ndarray | None = None
     stream = classify_stream(engine, prepared_batches(rows, geometry, crop_size, batch), crops_of, Calibration.of(info), tta)
     with tqdm(total=len(rows), desc="classifying", unit="img", mininterval=2.0, disable=len(rows) <= batch) as bar:
         for prepared, answers in stream:
             if len(prepared.rows):
                 probs[prepared.rows] = answers.probabilities
+                if features is None:
+                    features = np.full((len(rows), answers.features.shape[1]), np.nan, np.float32)
+                features[prepared.rows] = answers.features
             bar.update(min(batch, len(rows) - bar.n))
-    return probs
+    return probs, features if features is not None else np.zeros((len(rows), 0), np.float32)
 
 
 def model_settings(model_path: Path) -> dict:
@@ -279,8 +294,12 @@ def run(
     batch_size: int = 256,
     device: str = "auto",
     columns: dict[str, str | None] | None = None,
+    representations: str | Path | None = None,
 ) -> pd.DataFrame:
     """Classify ``input_path`` with the model; write and return the predictions table (one row per input row).
+
+    ``representations``: also write there (a ``.npy``) each classified row's representation, the network's penultimate
+    features averaged over the views the probabilities were: float32, one row per classified row of the table, in its order.
 
     ``settings``: the source (``source`` with ``sdss`` or ``demo``), read only for a catalog;
     ``client`` and ``cache_dir``: how a catalog's cutouts are fetched and where they are kept;
@@ -290,6 +309,8 @@ def run(
     """
     input_path, out_csv, model_path = Path(input_path), Path(out_csv), Path(model_path)
     check_paths(input_path, out_csv)
+    if representations is not None:
+        check_representations_path(Path(representations), input_path, out_csv)
     saved = model_settings(model_path)
     geometry, crop_size = model_geometry(saved)
     log.info(
@@ -299,7 +320,7 @@ def run(
     rows, positions = gather_inputs(input_path, geometry, settings, client, Path(cache_dir), columns or {})
     if not rows:
         raise InputError(f"{input_path}: no JPEG/PNG image in the folder; {out_csv} not written")
-    probs = classify(model_path, rows, geometry, crop_size, tta, device, threads, batch_size)
+    probs, features = classify(model_path, rows, geometry, crop_size, tta, device, threads, batch_size)
     for row in rows:
         if row.status != "classified":
             log.warning("not classified %s (%s): %s", row.source, row.status, row.note)
@@ -307,6 +328,12 @@ def run(
             log.warning("%s: %s", row.source, row.note)
     out = predictions_table(rows, probs, positions, saved.get("merger_threshold"))
     write_table(out_csv, out, column_info(positions is not None, tta, saved.get("merger_threshold")))
+    if representations is not None:
+        classified = (out["status"] == "classified").to_numpy()
+        with atomic_path(representations) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, np.ascontiguousarray(features[classified], dtype=np.float32))
+        log.info("representations of the %d classified rows (%d features each) -> %s", classified.sum(), features.shape[1], representations)
     counts = out["status"].value_counts()
     summary = ", ".join(f"{status} {counts[status]}" for status in STATUSES if status in counts)
     if "classified" not in counts:
