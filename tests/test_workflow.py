@@ -295,7 +295,7 @@ def test_reruns_are_exactly_what_is_stale(tiny_run):
         ("shards", {"shards_train", "shards_eval", "shards", *after_train}),
         ("labels", {"labels"} | everything_after_labels),
     ):
-        module = tiny_run / f"workflow/nightskynet/{name}.py"
+        module = tiny_run / f"workflow/nightskynet/stages/{name}.py"
         original, stat = module.read_text(), module.stat()
         docstring_end = original.index('"""', 3) + 3
         for edit, plan in (

@@ -48,7 +48,7 @@ rule morphology:
         ),
         disagreements=report(
             results("morphology/disagreements.png"),
-            caption="../report/morphology_disagreements.rst",
+            caption="../report/disagreements.rst",
             category="Network vs human votes",
         ),
     log:
