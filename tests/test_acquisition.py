@@ -58,15 +58,19 @@ def test_scrape_chunk_writes_tar_and_manifest_and_resumes_from_cache(tmp_path):
     s = settings()
     chunk = chunk_of(int(labels.loc[0, "objid"]), 3)
     tar_path, manifest_path = tmp_path / "chunk.tar", tmp_path / "chunk.manifest.csv"
-    outcomes = scrape.run(
-        catalog_csv=labels_csv,
-        chunk=chunk,
-        tar_path=tar_path,
-        manifest_path=manifest_path,
-        settings=s,
-        client=client(),
-        cache_dir=tmp_path / "cache",
-    )
+
+    def scrape_chunk():
+        return scrape.run(
+            catalog_csv=labels_csv,
+            chunk=chunk,
+            tar_path=tar_path,
+            manifest_path=manifest_path,
+            settings=s,
+            client=client(),
+            cache_dir=tmp_path / "cache",
+        )
+
+    outcomes = scrape_chunk()
     mine = [o for o in labels["objid"] if chunk_of(o, 3) == chunk]
     assert sorted(o.objid for o in outcomes) == sorted(mine)
     manifest = pd.read_csv(manifest_path)
@@ -79,15 +83,7 @@ def test_scrape_chunk_writes_tar_and_manifest_and_resumes_from_cache(tmp_path):
         for m in tar:
             assert Image.open(io.BytesIO(tar.extractfile(m).read())).size == (120, 120)
     # a second run finds every good image in the cache: no new download
-    again = scrape.run(
-        catalog_csv=labels_csv,
-        chunk=chunk,
-        tar_path=tar_path,
-        manifest_path=manifest_path,
-        settings=s,
-        client=client(),
-        cache_dir=tmp_path / "cache",
-    )
+    again = scrape_chunk()
     assert {o.status for o in again if o.objid != labels.loc[0, "objid"]} == {"cached"}
 
 

@@ -15,6 +15,7 @@ from faulty_skyserver import FaultySkyServer, ServedInThread
 from PIL import Image
 
 from nightskynet.sky import cutout_client
+from nightskynet.sky.client_options import CLIENT_KEYS
 
 N = 6
 MAX_ATTEMPTS = 4
@@ -34,7 +35,7 @@ def run(server: FaultySkyServer, tmp_path, **overrides):
             "timeout_s": 5,
             "max_attempts": MAX_ATTEMPTS,
             "backoff_max_s": 0.05,
-            **{k: v for k, v in overrides.items() if k in cutout_client.CLIENT_KEYS},
+            **{k: v for k, v in overrides.items() if k in CLIENT_KEYS},
         }
     )
     cache = cutout_client.CutoutCache(tmp_path / "cache", "test-server", "dr17")

@@ -13,7 +13,7 @@ slowly; any answer at all, even a 500, means the host is there and each row is r
 
 Settings come in two kinds: the cutout's geometry (``GEOMETRY_KEYS``: ``size, scale_mode,
 scale, adaptive_k``; cutouts are square, ``size`` x ``size`` px), which decides the images, and
-the client's (``CLIENT_KEYS``), which only decide how they are fetched.
+the client's (``client_options.CLIENT_KEYS``), which only decide how they are fetched.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ from tqdm import tqdm
 
 from ..core.errors import ServiceUnreachable
 from ..core.files import write_bytes_via
-from .client_options import CLIENT_KEYS  # noqa: F401 (the keys of ``client``, declared once)
 from .http_retry import (
     USER_AGENT,
     ConnectionWatch,
@@ -163,7 +162,7 @@ async def download_all(
 ) -> list[Outcome]:
     """Download each galaxy's cutout into ``cache`` unless it is already there; one Outcome per row of ``galaxies``, in its order.
 
-    ``geometry`` holds the cutout's ``GEOMETRY_KEYS``, ``client`` the ``CLIENT_KEYS``. ``job`` names
+    ``geometry`` holds the cutout's ``GEOMETRY_KEYS``, ``client`` the ``client_options.CLIENT_KEYS``. ``job`` names
     this writer's staging folder in the cache (default: one per process); several jobs can fill
     one cache at once, and a job started again under the same name first clears what its killed
     predecessor left half-written. The staging folder is removed however the run ends.

@@ -1,4 +1,4 @@
-"""Stage ``catalog``: the network's calibrated class probabilities for every galaxy the query returned.
+"""Stage ``morphology``: the network's calibrated class probabilities for every galaxy the query returned.
 
 One job per scrape chunk (``run_chunk``) classifies the chunk's cutouts straight from its tar:
 a background thread reads and decodes batches of JPEGs while the model works on the batch before
@@ -6,7 +6,7 @@ a background thread reads and decodes batches of JPEGs while the model works on 
 model reruns these jobs, never the scrape. Every galaxy of the chunk gets a row, confident or not,
 with its split (``train``, ``val``, ``test``, ``uncertain``, or ``none``: not used by training or
 evaluation), its renormalised vote fractions (``human_p_*``), the network's probabilities (``p_*``,
-mean over the 8 D4 views with ``catalog.tta``), and a ``status``:
+mean over the 8 D4 views with ``morphology.tta``), and a ``status``:
 
 * ``classified``: the cutout was classified;
 * ``no_source``, ``point_source``, ``artefact``: its centre holds no source, a star, or a trail, bleed or
@@ -167,7 +167,7 @@ def run_chunk(
     batch_size: int = 0,
     threads: int = 1,
 ) -> pd.DataFrame:
-    """Stage ``catalog``, one chunk. ``settings``: ``scrape.chunks`` and ``catalog.tta``; ``device``,
+    """Stage ``morphology``, one chunk. ``settings``: ``scrape.chunks`` and ``morphology.tta``; ``device``,
     ``batch_size`` (0: ``CPU_BATCH`` on a CPU, 1,024 on a GPU) and ``threads``: how the job runs."""
     engine, saved = open_engine(model_path, device, threads)
     tta = bool(settings["morphology"]["tta"])
@@ -213,7 +213,7 @@ def blocks(csv_path: str | Path):
 
 
 def run_merge(*, chunk_csvs: list[str], chunk_tars: list[str], out: dict[str, str], settings: dict) -> dict:
-    """Stage ``catalog``, the merge: ``out`` has csv, comparison (JSON), vs_votes, by_votes, disagreements (PNGs).
+    """Stage ``morphology``, the merge: ``out`` has csv, comparison (JSON), vs_votes, by_votes, disagreements (PNGs).
     ``settings``: ``source`` and ``catalog``."""
     n = merge_chunks(chunk_csvs, out["csv"])
     comparison = Comparison()

@@ -203,7 +203,7 @@ def crops_of(batch: PreparedBatch) -> np.ndarray:
 
 
 def classify(
-    model_path: Path, rows: list[InputRow], geometry: dict, crop_size: int, tta: bool, device: str, threads: int, batch_size: int
+    engine, info: dict, rows: list[InputRow], geometry: dict, crop_size: int, tta: bool, batch_size: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """((N, 4) calibrated probabilities, (N, F) representations: the network's penultimate features averaged over the
     views as the probabilities are), NaN where not classified: the model's engine (``inference.open_engine``: ONNX Runtime
@@ -211,9 +211,8 @@ def classify(
     before (``inference.classify_stream``, as the catalog stage does), with a progress bar."""
     from tqdm import tqdm
 
-    from ..net.inference import CPU_BATCH, Calibration, classify_stream, open_engine
+    from ..net.inference import CPU_BATCH, Calibration, classify_stream
 
-    engine, info = open_engine(model_path, device, threads)
     batch = min(batch_size, CPU_BATCH) if engine.on_cpu else batch_size
     probs = np.full((len(rows), len(CLASS_NAMES)), np.nan)
     features: np.ndarray | None = None
@@ -227,19 +226,6 @@ def classify(
                 features[prepared.rows] = answers.features
             bar.update(min(batch, len(rows) - bar.n))
     return probs, features if features is not None else np.zeros((len(rows), 0), np.float32)
-
-
-def model_settings(model_path: Path) -> dict:
-    """What the model file says of itself (``model_file``), read without PyTorch; for a model file from before its
-    settings were stored, what PyTorch reads of it."""
-    from ..net.model_file import read_model_file
-
-    info, _ = read_model_file(model_path)
-    if info is None:
-        from ..net.model import load_model
-
-        info = {k: v for k, v in load_model(model_path)[1].items() if k != "state_dict"}
-    return info
 
 
 def column_info(from_catalog: bool, tta: bool, threshold: float | None) -> dict[str, ColumnInfo]:
@@ -311,7 +297,9 @@ def run(
     check_paths(input_path, out_csv)
     if representations is not None:
         check_representations_path(Path(representations), input_path, out_csv)
-    saved = model_settings(model_path)
+    from ..net.inference import open_engine
+
+    engine, saved = open_engine(model_path, device, threads)  # one read of the model file: its engine and what it says of itself
     geometry, crop_size = model_geometry(saved)
     log.info(
         "model %s: cutouts of %d x %d px at %s, network input %d x %d",
@@ -320,7 +308,7 @@ def run(
     rows, positions = gather_inputs(input_path, geometry, settings, client, Path(cache_dir), columns or {})
     if not rows:
         raise InputError(f"{input_path}: no JPEG/PNG image in the folder; {out_csv} not written")
-    probs, features = classify(model_path, rows, geometry, crop_size, tta, device, threads, batch_size)
+    probs, features = classify(engine, saved, rows, geometry, crop_size, tta, batch_size)
     for row in rows:
         if row.status != "classified":
             log.warning("not classified %s (%s): %s", row.source, row.status, row.note)

@@ -550,7 +550,7 @@ def catalog_section(inputs: dict, votes: str) -> list[str]:
         else f"{unclassified:,} galaxies are not classified (their status says why)"
     )
     agreement = summary["top_class_agreement"]
-    views = "the mean over the 8 D4 views" if summary["tta"] else "one view (catalog.tta: false)"
+    views = "the mean over the 8 D4 views" if summary["tta"] else "one view (morphology.tta: false)"
     return [
         f"<h2>The catalog: every galaxy against its volunteers ({html.escape(votes)})</h2>",
         f"<p>All {summary['galaxies']:,} galaxies the query returned, confident or not, with the network's calibrated "

@@ -57,7 +57,7 @@ def run(
     cache_dir: str | Path,
 ) -> list[Outcome]:
     """Stage ``scrape`` for one chunk. ``settings``: source, sdss/demo and ``scrape`` (chunks and
-    the geometry); ``client``: the ``CLIENT_KEYS``; ``cache_dir``: the cutout cache's folder."""
+    the geometry); ``client``: the ``client_options.CLIENT_KEYS``; ``cache_dir``: the cutout cache's folder."""
     s = settings["scrape"]
     catalog = pd.read_csv(catalog_csv, dtype={"objid": "int64"}, usecols=lambda c: c in ("objid", "ra", "dec", "petroR90_r"))
     mine = catalog[[chunk_of(o, s["chunks"]) == chunk for o in catalog["objid"]]].sort_values("objid")
