@@ -1,4 +1,4 @@
-"""The package works without the checkout: a wheel carries config.yaml and its schema, and `nightskynet` finds them."""
+"""The package works without the checkout: a wheel carries config.yaml, its schema and the report's templates, and finds them."""
 
 import shutil
 import subprocess
@@ -32,6 +32,12 @@ def test_a_wheel_carries_the_config_and_its_schema_and_finds_them(tmp_path):
     assert "nightskynet/config.yaml" in names and "nightskynet/config.schema.yaml" in names
     modules = {str(p.relative_to(REPO / "workflow")) for p in (REPO / "workflow/nightskynet").rglob("*.py")}
     assert modules <= set(names), f"the wheel lacks {sorted(modules - set(names))}"  # every folder of the package
+    templates = {str(p.relative_to(REPO / "workflow")) for p in (REPO / "workflow/nightskynet/stages/templates").rglob("*") if p.is_file()}
+    assert (
+        {"nightskynet/stages/templates/report/report.html.j2", "nightskynet/stages/templates/report/sections.html.j2"}
+        <= templates
+        <= set(names)
+    )
     assert any(n.endswith("entry_points.txt") for n in names)
     target = tmp_path / "site"
     subprocess.run(
@@ -40,7 +46,9 @@ def test_a_wheel_carries_the_config_and_its_schema_and_finds_them(tmp_path):
     code = (
         "import nightskynet, nightskynet.core.config as c; "
         "assert str(c.DEFAULT_CONFIG).startswith(%r), c.DEFAULT_CONFIG; "
-        "cfg = c.load_config(); print(cfg['source'], cfg['scrape']['size'])" % str(target)
+        "cfg = c.load_config(); print(cfg['source'], cfg['scrape']['size']); "
+        "import nightskynet.stages.report as r; page = r.render_section('header', r.header_section(cfg)); "
+        "assert 'votes and sky positions are simulated' in page, page" % str(target)
     )
     out = subprocess.run(
         [sys.executable, "-c", code], env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, cwd=tmp_path

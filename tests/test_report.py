@@ -1,10 +1,13 @@
-"""The report's sky map and its table of the uncertain galaxies, on a small made-up sample."""
+"""The report: its sky map, its table of the uncertain galaxies (on a small made-up sample) and its sections'
+words, rendered from the page's template (stages/templates/report.html.j2) one section at a time."""
 
+import jinja2
 import numpy as np
 import pandas as pd
+import pytest
 
 from nightskynet.core.classes import CLASS_NAMES
-from nightskynet.stages.report import sky_map, uncertain_table
+from nightskynet.stages.report import render_section, sky_map, uncertain_table
 
 
 def sample(n=40, seed=0):
@@ -28,8 +31,8 @@ def sample(n=40, seed=0):
 
 def test_the_uncertain_table_holds_every_galaxy_largest_disagreement_first():
     labels, uncertain = sample()
-    page = uncertain_table(uncertain, labels)
-    assert page.startswith("<table class='sortable small'>")
+    page = render_section("table", uncertain_table(uncertain, labels))
+    assert page.startswith('<table class="sortable small">')
     rows = page.split("<tbody>")[1].split("</tr>")[:-1]
     assert len(rows) == 10
     gaps = [float(r.split("<td>")[5].split("<")[0]) for r in rows]
@@ -63,11 +66,13 @@ def test_a_scaled_demo_sky_says_its_galaxies_are_copies_and_its_scores_mean_noth
     from nightskynet.stages.report import header_section
 
     demo = {"source": "demo", "demo": {"scale_to": 0}, "sdss": {}}
-    plain = "".join(header_section(demo))
-    scaled = "".join(header_section({**demo, "demo": {"scale_to": 893_000}}))
+    plain = render_section("header", header_section(demo))
+    scaled = render_section("header", header_section({**demo, "demo": {"scale_to": 893_000}}))
     assert "simulated" in plain and "copies" not in plain
     assert "simulated" in scaled and "891,500 of these galaxies are <b>copies" in scaled and "measure nothing" in scaled
-    sdss = "".join(header_section({"source": "sdss", "sdss": {"base_url": "https://skyserver.sdss.org", "release": "dr17"}}))
+    sdss = render_section(
+        "header", header_section({"source": "sdss", "sdss": {"base_url": "https://skyserver.sdss.org", "release": "dr17"}})
+    )
     assert "simulated" not in sdss and "copies" not in sdss
 
 
@@ -78,8 +83,8 @@ def test_the_result_says_when_test_time_averaging_is_off():
     per_class = {c: {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 5} for c in CLASS_NAMES}
     metrics = {"balanced_accuracy": 1.0, "accuracy": 1.0, "accuracy_single_view": 0.9, "n_test": 20, "per_class": per_class}
     metrics["confusion_matrix"] = cm
-    assert "0.9 from a single view" in result_section({**metrics, "tta": True}, "simulated votes")
-    off = result_section({**metrics, "tta": False, "accuracy_single_view": 1.0}, "simulated votes")
+    assert "0.9 from a single view" in render_section("result", result_section({**metrics, "tta": True}, "simulated votes"))
+    off = render_section("result", result_section({**metrics, "tta": False, "accuracy_single_view": 1.0}, "simulated votes"))
     assert "test-time averaging is off" in off and "from a single view" not in off
 
 
@@ -103,12 +108,39 @@ def test_the_download_row_counts_every_galaxy_and_per_class_only_the_confident_o
     assert downloaded == [5, 2, 0, 0, 0]
 
 
-def test_the_download_counts_are_escaped_and_the_headline_says_it_is_one_split_not_the_yardstick():
-    from nightskynet.stages.report import downloads_phrase, result_section
+def test_every_value_from_a_file_is_escaped_by_the_template():
+    from nightskynet.stages.report import downloads_phrase, render_figure, render_table
 
     phrase = downloads_phrase(pd.DataFrame({"status": ["ok", "ok", "<b>odd</b>"]}))
-    assert phrase == "&lt;b&gt;odd&lt;/b&gt; 1, ok 2"
+    assert phrase == "<b>odd</b> 1, ok 2"  # the value as it is; the page escapes it
+    hostile = "<script>alert(1)</script>"
+    values = {
+        "votes": hostile,
+        "threshold": 0.95,
+        "all_dont_know": 0,
+        "downloads": phrase,
+        "counts": render_table([[hostile, 1]], ["stage", hostile]),
+        "examples": render_figure('data:image/png;base64,AAAA" onerror="alert(1)', hostile),
+    }
+    page = render_section("data", values)
+    assert "Cutout downloads: &lt;b&gt;odd&lt;/b&gt; 1, ok 2." in page
+    assert "<script>" not in page and "<b>odd" not in page and '" onerror=' not in page
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 5  # the votes, a header, a cell, alt and caption
+
+
+def test_a_value_the_template_names_but_the_stage_did_not_prepare_is_an_error_not_a_blank():
+    from nightskynet.stages.report import header_section
+
+    values = header_section({"source": "demo", "demo": {"scale_to": 0}, "sdss": {}})
+    del values["source"]
+    with pytest.raises(jinja2.UndefinedError, match="source"):
+        render_section("header", values)
+
+
+def test_the_headline_says_it_is_one_split_not_the_yardstick():
+    from nightskynet.stages.report import result_section
+
     per_class = {c: {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 5} for c in CLASS_NAMES}
     metrics = {"balanced_accuracy": 1.0, "accuracy": 1.0, "accuracy_single_view": 0.9, "n_test": 20, "per_class": per_class}
-    text = result_section({**metrics, "confusion_matrix": np.diag([5, 5, 5, 5]).tolist()}, "simulated votes")
+    text = render_section("result", result_section({**metrics, "confusion_matrix": np.diag([5, 5, 5, 5]).tolist()}, "simulated votes"))
     assert "one seeded draw of 20 galaxies" in text and "5-fold cross-validation" in text

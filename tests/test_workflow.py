@@ -309,4 +309,13 @@ def test_reruns_are_exactly_what_is_stale(tiny_run):
             finally:
                 module.write_text(original)
                 os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    # the report's template is part of its code: an edited word reruns the report alone
+    template = tiny_run / "workflow/nightskynet/stages/templates/report/sections.html.j2"
+    original, stat = template.read_text(), template.stat()
+    template.write_text(original.replace("<h2>Result</h2>", "<h2>Results</h2>"))
+    try:
+        assert planned_jobs(tiny_run, "--configfile", "tiny.yaml") == {"report", "all"}
+    finally:
+        template.write_text(original)
+        os.utime(template, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert planned_jobs(tiny_run, "--configfile", "tiny.yaml") == set()

@@ -5,7 +5,9 @@ stage's module (``stages.<rule>``); that module's imports of the package, follow
 the code the job runs. Each rule carries ``code_digest`` of its stage as a param: a hash of those
 modules' syntax trees with their docstrings removed (comments never reach the tree), so a change of
 what the code does reruns exactly the stages that run it (and what follows them), and an edited
-comment, docstring or line break reruns nothing. Imports anywhere in a stage's modules count (a
+comment, docstring or line break reruns nothing. A module's templates (the files of
+``templates/<module's name>/`` beside it, e.g. ``stages/templates/report/`` for ``stages.report``) count
+byte for byte: they are what its page says. Imports anywhere in a stage's modules count (a
 function's own ``import`` too); for ``cli`` only its module-level imports, since it imports each
 stage's module inside that stage's command.
 
@@ -139,9 +141,18 @@ def _tree_without_docstrings(module: str) -> str:
     return ast.dump(tree, annotate_fields=False)
 
 
+def templates_of(module: str) -> list[Path]:
+    """The files a module renders (``templates/<its name>/`` in its folder), sorted; none for most modules."""
+    folder = module_path(module).parent / "templates" / module.split(".")[-1]
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+
+
 def code_digest(stage_module: str) -> str:
-    """sha256 (16 hex digits) of what the modules a job of ``stage_module`` runs do: their names and docstring-free syntax trees."""
+    """sha256 (16 hex digits) of what the modules a job of ``stage_module`` runs do: their names and docstring-free
+    syntax trees, and their templates' bytes."""
     h = hashlib.sha256()
     for module in modules_run_by(stage_module):
         h.update(f"{module}\n{_tree_without_docstrings(module)}\n".encode())
+        for template in templates_of(module):
+            h.update(f"{template.relative_to(PACKAGE_DIR).as_posix()}\n".encode() + template.read_bytes() + b"\n")
     return h.hexdigest()[:16]

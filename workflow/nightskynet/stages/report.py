@@ -8,13 +8,14 @@ sky's votes appear, the page says they are simulated.
 
 from __future__ import annotations
 
-import html
+import functools
 import importlib.metadata
 import json
 import logging
 import platform
 from pathlib import Path
 
+import jinja2
 import numpy as np
 import pandas as pd
 
@@ -130,54 +131,6 @@ def sky_map(labels: pd.DataFrame, predicted: pd.DataFrame):
     return fig
 
 
-SORTABLE = """<script>
-document.querySelectorAll('table.sortable th').forEach(function (th) {
-  var col = th.cellIndex;
-  th.style.cursor = 'pointer';
-  th.title = 'click to sort';
-  th.addEventListener('click', function () {
-    var body = th.closest('table').tBodies[0];
-    var rows = Array.prototype.slice.call(body.rows);
-    var asc = th.getAttribute('data-order') !== 'asc';
-    function compare(x, y) {  // numbers as numbers (long integer ids digit by digit), text as text
-      if (/^[0-9]+$/.test(x + y) && x.length !== y.length) return x.length - y.length;
-      if (/^[0-9]+$/.test(x + y)) return x.localeCompare(y);
-      var nx = Number(x), ny = Number(y);
-      return (x === '' || y === '' || isNaN(nx) || isNaN(ny)) ? x.localeCompare(y) : nx - ny;
-    }
-    rows.sort(function (a, b) {
-      var cmp = compare(a.cells[col].textContent, b.cells[col].textContent);
-      return asc ? cmp : -cmp;
-    });
-    rows.forEach(function (r) { body.appendChild(r); });
-    th.setAttribute('data-order', asc ? 'asc' : 'desc');
-  });
-});
-</script>"""
-
-
-def uncertain_table(uncertain: pd.DataFrame, labels: pd.DataFrame) -> str:
-    """Every uncertain galaxy compared: position, votes, human fraction beside network probability per class; sortable."""
-    frame = uncertain.merge(labels[["objid", "ra", "dec", "nvote"]], on="objid", how="left")
-    human = frame[[f"human_p_{c}" for c in CLASS_NAMES]].to_numpy(float)
-    network = frame[[f"p_{c}" for c in CLASS_NAMES]].to_numpy(float)
-    gap = np.abs(network - human).max(axis=1)
-    header = ["objid", "ra", "dec", "votes", "largest gap"]
-    for c in CLASS_NAMES:
-        short = CLASS_LABELS[c].replace(" spiral", "").replace("elliptical", "ell.")
-        header += [f"{short} human", f"{short} network"]
-    header.append("network's class")
-    rows = []
-    for i in np.argsort(-gap, kind="stable"):
-        r = frame.iloc[i]
-        cells = [str(r["objid"]), f"{r['ra']:.5f}", f"{r['dec']:.5f}", str(int(r["nvote"])), f"{gap[i]:.3f}"]
-        for k in range(len(CLASS_NAMES)):
-            cells += [f"{human[i, k]:.3f}", f"{network[i, k]:.3f}"]
-        cells.append(CLASS_LABELS[r["predicted"]])
-        rows.append(cells)
-    return table(rows, header).replace("<table>", "<table class='sortable small'>", 1)
-
-
 def network_drawing(shapes: list[tuple[str, tuple[int, ...]]], input_size: int):
     """Boxes left to right, one per layer, height growing with the layer's size (log scale), its
     output shape under it and its name above, a dropout folded into the layer it follows."""
@@ -217,63 +170,6 @@ def network_drawing(shapes: list[tuple[str, tuple[int, ...]]], input_size: int):
     return fig
 
 
-def result_section(metrics: dict, votes: str) -> str:
-    """The headline, in words: balanced accuracy first (what it means), accuracy, and every class
-    the network never predicts or never gets right, named beside them."""
-    per_class = metrics["per_class"]
-    cm = np.array(metrics["confusion_matrix"])
-    never_predicted = [c for i, c in enumerate(CLASS_NAMES) if cm[:, i].sum() == 0 and per_class[c]["support"]]
-    never_right = [c for i, c in enumerate(CLASS_NAMES) if cm[i, i] == 0 and per_class[c]["support"] and c not in never_predicted]
-    text = (
-        f"<p>Balanced accuracy <b>{metrics['balanced_accuracy']}</b> on {metrics['n_test']} test galaxies never used in training "
-        f"(labels from {votes}). Balanced accuracy is the mean of the four classes' recalls (the share of each class's "
-        "galaxies the network gets right), so a rare class such as the mergers counts as much as a common one; "
-        f"plain accuracy, the share of all test galaxies classified right, is {metrics['accuracy']} "
-        + (
-            f"({metrics['accuracy_single_view']} from a single view, without averaging the 8 rotations and flips).</p>"
-            if metrics.get("tta", True)
-            else "(one view of each galaxy: test-time averaging is off, evaluate.tta).</p>"
-        )
-    )
-    text += (
-        f"<p class='note'>These figures are this run's test split: one seeded draw of {metrics['n_test']} galaxies, so they move "
-        "by a few hundredths from one split to another. The figures the README quotes for the recipe are its yardstick instead, "
-        "a 5-fold cross-validation over every demo galaxy (benchmarks/accuracy.py, docs/benchmarks.md): judge the recipe by "
-        "those, and this run by these.</p>"
-    )
-    cal, merger = metrics.get("calibration", {}), metrics.get("merger", {})
-    if "uncalibrated" in cal:
-        text += (
-            f"<p>Probabilities are calibrated: expected calibration error {cal['expected_calibration_error']} on the test split "
-            f"({cal['uncalibrated']['expected_calibration_error']} before calibration), so a class given probability 0.8 is "
-            "right about 8 times in 10.</p>"
-        )
-    if merger.get("threshold") is not None:
-        found = (
-            f"finds {merger['recall']:.2f} of the {merger['test_mergers']} test mergers"
-            if merger.get("recall") is not None
-            else "has no test merger to find"
-        )
-        prec = (
-            f"{merger['precision']:.2f} of its {merger['candidates']} candidates are mergers"
-            if merger.get("precision") is not None
-            else "it flags no test galaxy"
-        )
-        text += (
-            f"<p>Mergers: a galaxy with p_merger &ge; {merger['threshold']:.3f} is a <i>merger candidate</i> (the threshold that finds "
-            f"{merger['recall_target']:.0%} of the validation mergers). On the test split it {found}; {prec}.</p>"
-        )
-    for c in never_predicted:
-        text += (
-            f"<p class='note'><b>The network never predicts {CLASS_LABELS[c]}</b>: none of the {per_class[c]['support']} "
-            f"test {CLASS_LABELS[c]}s is found (recall 0) and no galaxy is called one (precision undefined, shown as 0). "
-            "Its accuracy above holds for the other classes only.</p>"
-        )
-    for c in never_right:
-        text += f"<p class='note'><b>No test {CLASS_LABELS[c]} is classified right</b> (recall 0 of {per_class[c]['support']}).</p>"
-    return text
-
-
 RECIPE_WORDS = {
     "study": (
         "the study's network (4 convolutional and 4 dense layers, two of them maxout) trained as the study did: "
@@ -286,41 +182,6 @@ RECIPE_WORDS = {
 }
 
 
-def network_paragraph(saved: dict, model, n_params: int) -> str:
-    recipe = saved.get("recipe", {})
-    kind = recipe.get("recipe", model.kind)
-    kept = (
-        f"the weights of epoch {saved.get('best_epoch')} (lowest validation loss) kept"
-        if kind == "study"
-        else "the weights after the last epoch kept"
-    )
-    targets = (
-        "the vote fractions of every galaxy with enough votes"
-        if recipe.get("targets") == "votes"
-        else "the class of the confident galaxies"
-    )
-    cal = saved.get("calibration", {})
-    calibrated = (
-        (
-            f" Calibrated on {cal.get('val_galaxies')} validation galaxies: class-prior correction "
-            f"{', '.join(f'{b:+.2f}' for b in cal.get('logit_bias', []))} "
-            f"(logits of {', '.join(CLASS_LABELS[c] for c in CLASS_NAMES)}) and temperature {cal.get('temperature', 1):.3f}."
-        )
-        if cal.get("fitted")
-        else " Not calibrated (train.calibrate: false)."
-    )
-    return (
-        f"<p>Recipe <b>{html.escape(kind)}</b>: {RECIPE_WORDS.get(kind, '')}. It learns {targets}. {n_params:,} parameters; input "
-        f"{model.input_size} x {model.input_size} x 3 crops; trained {saved.get('epochs_run')} epochs, {kept}.{calibrated}</p>"
-    )
-
-
-def save_png(fig, path: str | Path) -> str:
-    """Write the figure to ``path`` and return it as a data URI for the page."""
-    save_figure(fig, path)
-    return png_data_uri(path)
-
-
 def versions() -> dict[str, str]:
     out = {"nightskynet": __version__, "python": platform.python_version()}
     for name in ("snakemake", "torch", "numpy", "pandas", "pillow", "aiohttp", "matplotlib", "astropy"):
@@ -329,39 +190,6 @@ def versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             out[name] = "not installed"
     return out
-
-
-# The page counts its own images once loaded, so a browser (or a test driving one) can tell that
-# every figure decoded: <body data-images-loaded="N/M">.
-SELF_CHECK = """<script>
-window.addEventListener('load', function () {
-  var imgs = Array.prototype.slice.call(document.images);
-  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
-  document.body.setAttribute('data-images-loaded', ok + '/' + imgs.length);
-});
-</script>"""
-
-
-def table(rows: list[list[object]], header: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def figure(uri: str, caption: str) -> str:
-    return f'<figure><img src="{uri}" alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}</figcaption></figure>'
-
-
-STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
-h1{margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
-table{border-collapse:collapse;margin:.6em 0} td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
-th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
-figure{margin:1em 0} figure img{max-width:100%} figcaption{color:#555;font-size:.92em}
-.note{background:#fff6d5;border-left:4px solid #e0b000;padding:.5em .8em} .small{color:#666;font-size:.9em}
-.small td,.small th{font-size:.85em}
-pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.85em}
-"""
 
 
 def count_rows(labels: pd.DataFrame, catalog: pd.DataFrame, summary: dict, manifests: pd.DataFrame, shards_manifest: dict) -> list[list]:
@@ -394,15 +222,6 @@ def count_rows(labels: pd.DataFrame, catalog: pd.DataFrame, summary: dict, manif
     return rows
 
 
-SIMULATED_NOTE = (
-    '<p class="note">Demo sky: the images are real SDSS galaxies, but their <b>votes and sky positions are simulated</b> '
-    "(from each galaxy's Galaxy Zoo 1 class). Every vote fraction on this page is a simulated vote.</p>"
-)
-SCALED_NOTE = (
-    '<p class="note">Scaled demo sky (demo.scale_to: {n:,}): {copies:,} of these galaxies are <b>copies of the 1,500 bundled '
-    "images</b> under made-up objids and positions, so the same images sit in the training, validation and test splits. "
-    "The scores below measure nothing about the classifier: this sky is for measuring the pipeline's time, memory and disk.</p>"
-)
 CAPTIONS = {
     "network": (
         "The network, input on the left: box heights grow with each layer's output size (log scale); under each box its "
@@ -444,7 +263,71 @@ CAPTIONS = {
 }
 
 
-def header_section(settings: dict) -> list[str]:
+# ---------------------------------------------------------------------------------------------------------------
+# The page: templates/report/ holds its words and tags (report.html.j2, sections.html.j2, report.css,
+# report.js); what follows prepares its values. A table is a header and rows of plain values, a figure a
+# data URI and a caption; the template escapes every one of them.
+
+
+def render_table(rows: list[list[object]], header: list[str], css: str = "") -> dict:
+    return {"header": header, "rows": rows, "css": css}
+
+
+def render_figure(uri: str, caption: str) -> dict:
+    return {"uri": uri, "caption": caption}
+
+
+@functools.cache
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("nightskynet", "stages/templates/report"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,  # a value the template names but Python did not prepare is an error, not a blank
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["commas"] = lambda v: f"{v:,}"
+    env.filters["percent"] = lambda v: f"{v:.0%}"
+    return env
+
+
+def render_page(page: dict) -> str:
+    return environment().get_template(TEMPLATE).render(page=page)
+
+
+def render_section(name: str, values: dict) -> str:
+    """One section of the page alone (the template's macro ``name``), for a test to read."""
+    return str(getattr(environment().get_template(SECTIONS).module, name)(values))
+
+
+TEMPLATE = "report.html.j2"  # the page: head, sections in order, script
+SECTIONS = "sections.html.j2"  # a macro per section
+
+
+def uncertain_table(uncertain: pd.DataFrame, labels: pd.DataFrame) -> dict:
+    """Every uncertain galaxy compared: position, votes, human fraction beside network probability per class; sortable."""
+    frame = uncertain.merge(labels[["objid", "ra", "dec", "nvote"]], on="objid", how="left")
+    human = frame[[f"human_p_{c}" for c in CLASS_NAMES]].to_numpy(float)
+    network = frame[[f"p_{c}" for c in CLASS_NAMES]].to_numpy(float)
+    gap = np.abs(network - human).max(axis=1)
+    header = ["objid", "ra", "dec", "votes", "largest gap"]
+    for c in CLASS_NAMES:
+        short = CLASS_LABELS[c].replace(" spiral", "").replace("elliptical", "ell.")
+        header += [f"{short} human", f"{short} network"]
+    header.append("network's class")
+    rows = []
+    for i in np.argsort(-gap, kind="stable"):
+        r = frame.iloc[i]
+        cells = [str(r["objid"]), f"{r['ra']:.5f}", f"{r['dec']:.5f}", str(int(r["nvote"])), f"{gap[i]:.3f}"]
+        for k in range(len(CLASS_NAMES)):
+            cells += [f"{human[i, k]:.3f}", f"{network[i, k]:.3f}"]
+        cells.append(CLASS_LABELS[r["predicted"]])
+        rows.append(cells)
+    return render_table(rows, header, css="sortable small")
+
+
+def header_section(settings: dict) -> dict:
     demo = settings["source"] == "demo"
     scaled = settings.get("demo", {}).get("scale_to", 0) if demo else 0
     source = (
@@ -456,84 +339,143 @@ def header_section(settings: dict) -> list[str]:
         source = (
             f"demo sky scaled to {scaled:,} galaxies (local SkyServer: the 1,500 bundled Galaxy Zoo 1 galaxies and copies of their images)"
         )
-    return [
-        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Night Sky Net report</title><style>{STYLE}</style></head>",
-        "<body><h1>Night Sky Net: galaxy morphology report</h1>",
-        f"<p class='small'>Source: {html.escape(source)}. nightskynet {__version__}, Python {platform.python_version()}.</p>",
-        SIMULATED_NOTE if demo else "",
-        SCALED_NOTE.format(n=scaled, copies=scaled - 1500) if scaled else "",
-    ]
+    return {
+        "source": source,
+        "version": __version__,
+        "python": platform.python_version(),
+        "demo": demo,
+        "scaled": scaled,
+        "copies": scaled - 1500 if scaled else 0,
+    }
+
+
+def result_section(metrics: dict, votes: str) -> dict:
+    """The headline, in words: balanced accuracy first (what it means), accuracy, and every class
+    the network never predicts or never gets right, named beside them."""
+    per_class = metrics["per_class"]
+    cm = np.array(metrics["confusion_matrix"])
+    never_predicted = [c for i, c in enumerate(CLASS_NAMES) if cm[:, i].sum() == 0 and per_class[c]["support"]]
+    never_right = [c for i, c in enumerate(CLASS_NAMES) if cm[i, i] == 0 and per_class[c]["support"] and c not in never_predicted]
+    cal, merger = metrics.get("calibration", {}), metrics.get("merger", {})
+    return {
+        "metrics": metrics,
+        "votes": votes,
+        "calibration": cal if "uncalibrated" in cal else None,
+        "merger": merger if merger.get("threshold") is not None else None,
+        "never_predicted": [{"label": CLASS_LABELS[c], "support": per_class[c]["support"]} for c in never_predicted],
+        "never_right": [{"label": CLASS_LABELS[c], "support": per_class[c]["support"]} for c in never_right],
+        "per_class": render_table(
+            [[CLASS_LABELS[c], v["precision"], v["recall"], v["f1"], v["support"]] for c, v in per_class.items()],
+            ["class", "precision", "recall", "F1", "test galaxies"],
+        ),
+    }
+
+
+def network_values(saved: dict, model, n_params: int) -> dict:
+    """The network's paragraph: recipe, targets, size, epochs, which weights were kept, the calibration."""
+    recipe = saved.get("recipe", {})
+    kind = recipe.get("recipe", model.kind)
+    cal = saved.get("calibration", {})
+    calibration = (
+        {
+            "val_galaxies": cal.get("val_galaxies"),
+            "logit_bias": ", ".join(f"{b:+.2f}" for b in cal.get("logit_bias", [])),
+            "classes": ", ".join(CLASS_LABELS[c] for c in CLASS_NAMES),
+            "temperature": cal.get("temperature", 1),
+        }
+        if cal.get("fitted")
+        else None
+    )
+    return {
+        "kind": kind,
+        "recipe_words": RECIPE_WORDS.get(kind, ""),
+        "targets": (
+            "the vote fractions of every galaxy with enough votes"
+            if recipe.get("targets") == "votes"
+            else "the class of the confident galaxies"
+        ),
+        "n_params": n_params,
+        "input_size": model.input_size,
+        "epochs_run": saved.get("epochs_run"),
+        "kept": (
+            f"the weights of epoch {saved.get('best_epoch')} (lowest validation loss) kept"
+            if kind == "study"
+            else "the weights after the last epoch kept"
+        ),
+        "calibration": calibration,
+    }
+
+
+def save_png(fig, path: str | Path) -> str:
+    """Write the figure to ``path`` and return it as a data URI for the page."""
+    save_figure(fig, path)
+    return png_data_uri(path)
 
 
 def downloads_phrase(manifests: pd.DataFrame) -> str:
-    """The scrape's outcomes counted (``ok 58, missing 2``), HTML-escaped: a manifest's status is text from a file."""
-    return html.escape(", ".join(f"{k} {v}" for k, v in sorted(manifests["status"].value_counts().to_dict().items())))
+    """The scrape's outcomes counted (``ok 58, missing 2``); a status is text from a file, escaped by the template."""
+    return ", ".join(f"{k} {v}" for k, v in sorted(manifests["status"].value_counts().to_dict().items()))
 
 
-def data_section(inputs: dict, summary: dict, settings: dict, votes: str, examples_png: str) -> list[str]:
+def data_section(inputs: dict, summary: dict, settings: dict, votes: str, examples_png: str) -> dict:
     catalog = pd.read_csv(inputs["catalog"], dtype={"objid": "int64"})
     labels = pd.read_csv(inputs["labels"], dtype={"objid": "int64"})
     manifests = pd.concat([pd.read_csv(p) for p in inputs["scrape_manifests"]], ignore_index=True)
     shards_manifest = json.loads(Path(inputs["shards_manifest"]).read_text())
     size = settings["scrape"]["size"]
     grid = example_grid(labels, inputs["chunk_tars"], settings["report"]["examples_per_class"], size, 0)
-    return [
-        "<h2>Data through the pipeline</h2>",
-        f"<p>Labels from {votes}: four classes renormalised after dropping don't-know; a galaxy is confident when its top class "
-        f"reaches {summary['threshold']}. Catalog rows whose votes were all don't-know: {summary['undefined_all_dont_know']}. "
-        f"Cutout downloads: {downloads_phrase(manifests)}.</p>",
-        table(
+    return {
+        "votes": votes,
+        "threshold": summary["threshold"],
+        "all_dont_know": summary["undefined_all_dont_know"],
+        "downloads": downloads_phrase(manifests),
+        "counts": render_table(
             count_rows(labels, catalog, summary, manifests, shards_manifest), ["stage", "total", *[CLASS_LABELS[c] for c in CLASS_NAMES]]
         ),
-        "<h2>Example galaxies</h2>",
-        figure(
+        "examples": render_figure(
             save_png(grid, examples_png),
             f"Confident galaxies of each class, as downloaded ({size} x {size} px cutouts; class from {votes}).",
         ),
-    ]
+    }
 
 
-def network_section(inputs: dict, figures: dict) -> list[str]:
+def network_section(inputs: dict, figures: dict) -> dict:
     model, saved = load_model(inputs["model"])
     shapes = layer_table(model)
     n_params = sum(p.numel() for p in model.parameters())
     history = pd.read_csv(inputs["history"])
-    return [
-        "<h2>The network</h2>",
-        network_paragraph(saved, model, n_params),
-        figure(save_png(network_drawing(shapes, model.input_size), figures["network"]), CAPTIONS["network"]),
-        table([[name, " x ".join(str(s) for s in shape)] for name, shape in shapes], ["layer", "output shape"]),
-        "<h2>Training</h2>",
-        figure(save_png(training_curves(history), figures["curves"]), CAPTIONS["curves"]),
-    ]
+    return {
+        **network_values(saved, model, n_params),
+        "drawing": render_figure(save_png(network_drawing(shapes, model.input_size), figures["network"]), CAPTIONS["network"]),
+        "layers": render_table([[name, " x ".join(str(s) for s in shape)] for name, shape in shapes], ["layer", "output shape"]),
+        "curves": render_figure(save_png(training_curves(history), figures["curves"]), CAPTIONS["curves"]),
+    }
 
 
-def evaluation_section(metrics: dict, eval_figures: dict, votes: str) -> list[str]:
-    per_class = metrics["per_class"].items()
+def evaluation_section(metrics: dict, eval_figures: dict, votes: str) -> dict:
     mistakes = metrics.get("most_confident_mistakes", [])
     ece = metrics["calibration"]["expected_calibration_error"]
-    return [
-        "<h2>Evaluation</h2>",
-        figure(png_data_uri(eval_figures["confusion"]), CAPTIONS["confusion"]),
-        figure(png_data_uri(eval_figures["roc_pr"]), CAPTIONS["roc_pr"]),
-        table(
-            [[CLASS_LABELS[c], v.get("roc_auc"), v.get("average_precision")] for c, v in per_class],
+    return {
+        "confusion": render_figure(png_data_uri(eval_figures["confusion"]), CAPTIONS["confusion"]),
+        "roc_pr": render_figure(png_data_uri(eval_figures["roc_pr"]), CAPTIONS["roc_pr"]),
+        "areas": render_table(
+            [[CLASS_LABELS[c], v.get("roc_auc"), v.get("average_precision")] for c, v in metrics["per_class"].items()],
             ["class", "ROC AUC", "average precision"],
         ),
-        figure(png_data_uri(eval_figures["reliability"]), CAPTIONS["reliability"].format(ece=ece)),
-        figure(
+        "reliability": render_figure(png_data_uri(eval_figures["reliability"]), CAPTIONS["reliability"].format(ece=ece)),
+        "mistakes": render_figure(
             png_data_uri(eval_figures["mistakes"]),
             f"The {len(mistakes)} test galaxies the network got wrong most confidently: Galaxy Zoo class ({votes}), "
             "the network's class and its probability, objid and position.",
         ),
-    ]
+    }
 
 
 def _fixed(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def catalog_section(inputs: dict, votes: str) -> list[str]:
+def morphology_section(inputs: dict, votes: str) -> dict:
     """Every galaxy the query returned, classified: what the catalog holds and how it compares with the volunteers."""
     summary = json.loads(Path(inputs["morphology_comparison"]).read_text())
     by = summary["by_split_and_status"]
@@ -543,68 +485,50 @@ def catalog_section(inputs: dict, votes: str) -> list[str]:
     statuses = [t for t in every if any(by[s].get(t) for s in splits)]
     rows = [[s, *[by[s].get(t, 0) for t in statuses], sum(by[s].values())] for s in splits]
     rows.append(["all", *[sum(by[s].get(t, 0) for s in splits) for t in statuses], summary["galaxies"]])
-    unclassified = summary["galaxies"] - sum(by[s].get("classified", 0) for s in splits)
-    left_out = (
-        "every galaxy had a cutout with a galaxy at its centre, so every one is classified"
-        if unclassified == 0
-        else f"{unclassified:,} galaxies are not classified (their status says why)"
-    )
-    agreement = summary["top_class_agreement"]
-    views = "the mean over the 8 D4 views" if summary["tta"] else "one view (morphology.tta: false)"
-    return [
-        f"<h2>The catalog: every galaxy against its volunteers ({html.escape(votes)})</h2>",
-        f"<p>All {summary['galaxies']:,} galaxies the query returned, confident or not, with the network's calibrated "
-        f"probabilities ({views}) beside their renormalised vote fractions, are in <code>morphology/catalog.csv</code> "
-        "(and its FITS twin). A galaxy without a cutout, or whose cutout shows no source at its centre, a star, or a trail, "
-        f"bleed or bright star's light there, has a status and no probabilities; here {left_out}. Galaxies per split "
-        "(train, val: trained on; test, uncertain: held out; none: not used) and status:</p>",
-        table(rows, ["split", *statuses, "all"]),
-        f"<p>Compared with the volunteers on the {summary['compared']:,} classified galaxies the network never trained on "
-        f"(test, uncertain and none): the network's most probable class is the volunteers' most voted one for "
-        f"{'n/a' if agreement is None else f'{agreement:.1%}'} of them.</p>",
-        table(
+    return {
+        "votes": votes,
+        "galaxies": summary["galaxies"],
+        "views": "the mean over the 8 D4 views" if summary["tta"] else "one view (morphology.tta: false)",
+        "unclassified": summary["galaxies"] - sum(by[s].get("classified", 0) for s in splits),
+        "statuses": render_table(rows, ["split", *statuses, "all"]),
+        "compared": summary["compared"],
+        "agreement": summary["top_class_agreement"],
+        "per_class": render_table(
             [[CLASS_LABELS[c], _fixed(v["pearson_r"]), _fixed(v["mean_abs_diff"])] for c, v in summary["per_class"].items()],
             ["class", "Pearson r", "mean |network - votes|"],
         ),
-        figure(png_data_uri(inputs["morphology_vs_votes"]), CAPTIONS["morphology_vs_votes"]),
-        figure(png_data_uri(inputs["morphology_by_votes"]), CAPTIONS["morphology_by_votes"]),
-        figure(png_data_uri(inputs["morphology_disagreements"]), CAPTIONS["morphology_disagreements"]),
-    ]
+        "vs_votes": render_figure(png_data_uri(inputs["morphology_vs_votes"]), CAPTIONS["morphology_vs_votes"]),
+        "by_votes": render_figure(png_data_uri(inputs["morphology_by_votes"]), CAPTIONS["morphology_by_votes"]),
+        "disagreements": render_figure(png_data_uri(inputs["morphology_disagreements"]), CAPTIONS["morphology_disagreements"]),
+    }
 
 
-def sky_section(inputs: dict, figures: dict, votes: str) -> list[str]:
+def sky_section(inputs: dict, figures: dict, votes: str) -> dict:
     labels = pd.read_csv(inputs["labels"], dtype={"objid": "int64"})
     test = pd.read_csv(inputs["predictions_test"], dtype={"objid": "int64"})
     uncertain = pd.read_csv(inputs["predictions_uncertain"], dtype={"objid": "int64"})
     predicted = pd.concat(
         [test[["objid", "predicted"]].assign(is_test=True), uncertain[["objid", "predicted"]].assign(is_test=False)], ignore_index=True
     )
-    return [
-        "<h2>On the sky</h2>",
-        figure(
+    return {
+        "map": render_figure(
             save_png(sky_map(labels, predicted), figures["sky_map"]),
             f"Where the {len(labels):,} galaxies are (ICRS), coloured by the network's class: the {len(test)} test galaxies ringed, "
             f"the {len(uncertain)} uncertain galaxies compared with the votes as dots, the galaxies trained on (and any without "
             "a cutout) in grey. Left: the whole sky, east to the left; right: the survey area.",
         ),
-        f"<details><summary>All {len(uncertain):,} uncertain galaxies: the human vote fractions ({html.escape(votes)}) beside the "
-        "network's probabilities, largest disagreement first (click a column to sort)</summary>",
-        uncertain_table(uncertain, labels),
-        "</details>",
-    ]
+        "uncertain_count": len(uncertain),
+        "votes": votes,
+        "uncertain": uncertain_table(uncertain, labels),
+    }
 
 
-def run_section(settings: dict) -> list[str]:
-    return [
-        "<h2>Run</h2>",
-        table([[k, v] for k, v in versions().items()], ["software", "version"]),
-        "<details><summary>Settings of this run</summary>",
-        f"<pre>{html.escape(json.dumps(settings, indent=2))}</pre></details>",
-        f"<h2>Credits</h2><p class='small'>{html.escape(CREDIT)}</p>",
-        SORTABLE,
-        SELF_CHECK,
-        "</body></html>",
-    ]
+def run_section(settings: dict) -> dict:
+    return {
+        "versions": render_table([[k, v] for k, v in versions().items()], ["software", "version"]),
+        "settings": json.dumps(settings, indent=2),
+        "credit": CREDIT,
+    }
 
 
 def run(*, inputs: dict, eval_figures: dict, figures: dict, out_html: str, settings: dict) -> None:
@@ -614,25 +538,15 @@ def run(*, inputs: dict, eval_figures: dict, figures: dict, out_html: str, setti
     votes = votes_phrase(settings["source"])
     metrics = json.loads(Path(inputs["metrics"]).read_text())
     summary = json.loads(Path(inputs["labels_summary"]).read_text())
-    result = [
-        "<h2>Result</h2>",
-        result_section(metrics, votes),
-        table(
-            [[CLASS_LABELS[c], v["precision"], v["recall"], v["f1"], v["support"]] for c, v in metrics["per_class"].items()],
-            ["class", "precision", "recall", "F1", "test galaxies"],
-        ),
-        "<p class='small'>Precision and recall here count a galaxy's most probable class; the merger candidates above use "
-        "their own, lower threshold on p_merger, so they find more of the mergers than the merger row's recall says.</p>",
-    ]
-    parts = [
-        *header_section(settings),
-        *result,
-        *data_section(inputs, summary, settings, votes, figures["examples"]),
-        *network_section(inputs, figures),
-        *evaluation_section(metrics, eval_figures, votes),
-        *catalog_section(inputs, votes),
-        *sky_section(inputs, figures, votes),
-        *run_section(settings),
-    ]
-    write_text_atomic(out_html, "\n".join(parts))
+    page = {
+        "header": header_section(settings),
+        "result": result_section(metrics, votes),
+        "data": data_section(inputs, summary, settings, votes, figures["examples"]),
+        "network": network_section(inputs, figures),
+        "evaluation": evaluation_section(metrics, eval_figures, votes),
+        "morphology": morphology_section(inputs, votes),
+        "sky": sky_section(inputs, figures, votes),
+        "run": run_section(settings),
+    }
+    write_text_atomic(out_html, render_page(page))
     log.info("wrote %s", out_html)
