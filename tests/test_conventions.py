@@ -258,6 +258,23 @@ def test_the_cutout_clients_settings_are_declared_once():
         assert f"{option.flag} {config['scrape'][option.key]:g} " in command + " ", (option.flag, command)
 
 
+def test_every_rule_file_is_passed_under_its_own_name():
+    """A rule's input or output key is the option it is passed as (``scrape_manifests`` as ``--scrape-manifests``,
+    as the stage's run() calls it), so one name follows a file from the rule to the code. The one exception is
+    ``--out``: a command's main output, whatever the rule calls it."""
+    import re
+
+    passed = re.compile(r"(--[a-z0-9-]+) \{(input|output)\.([a-z0-9_]+)(?::q)?\}")
+    found, wrong = 0, []
+    for path in sorted((REPO / "workflow/rules").glob("*.smk")):
+        for flag, _, key in passed.findall(path.read_text()):
+            found += 1
+            if flag != "--out" and flag != "--" + key.replace("_", "-"):
+                wrong.append(f"{path.name}: {flag} {{…{key}}}")
+    assert found > 40, found  # the pattern still reads the rules
+    assert not wrong, wrong
+
+
 def test_every_rules_command_line_gives_its_command_exactly_the_options_it_takes():
     """A rule's shell options, the `nightskynet` command's options and (by keyword) its stage's run() are one contract:
     every job of a full demo run passes each required option of its command and no option the command does not have."""

@@ -31,7 +31,7 @@ rule morphology_chunk:
 rule morphology:
     input:
         chunks=expand(results("morphology/chunk_{k}.csv"), k=CHUNKS),
-        tars=expand(results("images/chunk_{k}.tar"), k=CHUNKS),
+        chunk_tars=expand(results("images/chunk_{k}.tar"), k=CHUNKS),
     output:
         csv=results("morphology/catalog.csv"),
         fits=results("morphology/catalog.fits"),
@@ -61,6 +61,6 @@ rule morphology:
         code=code("morphology"),
         settings=settings("source", "morphology"),
     shell:
-        "nightskynet morphology --settings {params.settings:q} --chunks {input.chunks} --chunk-tars {input.tars}"
+        "nightskynet morphology --settings {params.settings:q} --chunks {input.chunks} --chunk-tars {input.chunk_tars}"
         " --csv {output.csv} --comparison {output.comparison} --vs-votes {output.vs_votes}"
         " --by-votes {output.by_votes} --disagreements {output.disagreements} > {log} 2>&1"

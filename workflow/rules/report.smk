@@ -3,8 +3,8 @@ rule report:
         catalog=results("catalog/gz1_votes.csv"),
         labels=results("labels/labels.csv"),
         labels_summary=results("labels/summary.json"),
-        manifests=expand(results("images/chunk_{k}.manifest.csv"), k=CHUNKS),
-        chunks=expand(results("images/chunk_{k}.tar"), k=CHUNKS),
+        scrape_manifests=expand(results("images/chunk_{k}.manifest.csv"), k=CHUNKS),
+        chunk_tars=expand(results("images/chunk_{k}.tar"), k=CHUNKS),
         shards_manifest=results("shards/manifest.json"),
         history=results("model/history.csv"),
         model=results("model/model.pt"),
@@ -63,7 +63,7 @@ rule report:
         ),
     shell:
         "nightskynet report --settings {params.settings:q} --catalog {input.catalog} --labels {input.labels}"
-        " --labels-summary {input.labels_summary} --scrape-manifests {input.manifests} --chunk-tars {input.chunks}"
+        " --labels-summary {input.labels_summary} --scrape-manifests {input.scrape_manifests} --chunk-tars {input.chunk_tars}"
         " --shards-manifest {input.shards_manifest} --history {input.history} --model {input.model}"
         " --metrics {input.metrics} --predictions-test {input.predictions_test}"
         " --predictions-uncertain {input.predictions_uncertain} --confusion {input.confusion} --roc-pr {input.roc_pr}"

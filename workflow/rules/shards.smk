@@ -1,8 +1,8 @@
 rule shards_train:
     input:
         labels=results("labels/labels.csv"),
-        manifests=expand(results("images/chunk_{k}.manifest.csv"), k=CHUNKS),
-        chunks=expand(results("images/chunk_{k}.tar"), k=CHUNKS),
+        scrape_manifests=expand(results("images/chunk_{k}.manifest.csv"), k=CHUNKS),
+        chunk_tars=expand(results("images/chunk_{k}.tar"), k=CHUNKS),
     output:
         results("shards/train_{k}.npz"),
     log:
@@ -18,15 +18,15 @@ rule shards_train:
         settings=settings("shards", "scrape.size"),
     shell:
         "nightskynet shards-train --settings {params.settings:q} --labels {input.labels}"
-        " --scrape-manifests {input.manifests} --chunk-tars {input.chunks} --shard {wildcards.k}"
+        " --scrape-manifests {input.scrape_manifests} --chunk-tars {input.chunk_tars} --shard {wildcards.k}"
         " --out {output} > {log} 2>&1"
 
 
 rule shards_eval:
     input:
         labels=results("labels/labels.csv"),
-        manifests=expand(results("images/chunk_{k}.manifest.csv"), k=CHUNKS),
-        chunks=expand(results("images/chunk_{k}.tar"), k=CHUNKS),
+        scrape_manifests=expand(results("images/chunk_{k}.manifest.csv"), k=CHUNKS),
+        chunk_tars=expand(results("images/chunk_{k}.tar"), k=CHUNKS),
     output:
         val=results("shards/val.npz"),
         test=results("shards/test.npz"),
@@ -42,16 +42,19 @@ rule shards_eval:
         settings=settings("shards.crop", "scrape.size"),
     shell:
         "nightskynet shards-eval --settings {params.settings:q} --labels {input.labels}"
-        " --scrape-manifests {input.manifests} --chunk-tars {input.chunks} --val {output.val}"
+        " --scrape-manifests {input.scrape_manifests} --chunk-tars {input.chunk_tars} --val {output.val}"
         " --test {output.test} --uncertain {output.uncertain} > {log} 2>&1"
 
 
 rule shards:
     input:
         labels=results("labels/labels.csv"),
-        manifests=expand(results("images/chunk_{k}.manifest.csv"), k=CHUNKS),
-        train=expand(results("shards/train_{k}.npz"), k=TRAIN_SHARDS),
-        eval=expand(results("shards/{split}.npz"), split=["val", "test", "uncertain"]),
+        scrape_manifests=expand(results("images/chunk_{k}.manifest.csv"), k=CHUNKS),
+        # every shard, training and evaluation, for the manifest to count
+        shards=[
+            *expand(results("shards/train_{k}.npz"), k=TRAIN_SHARDS),
+            *expand(results("shards/{split}.npz"), split=["val", "test", "uncertain"]),
+        ],
     output:
         manifest=results("shards/manifest.json"),
     log:
@@ -65,5 +68,5 @@ rule shards:
         settings=settings("shards", *geometry_keys()),
     shell:
         "nightskynet shards-manifest --settings {params.settings:q} --labels {input.labels}"
-        " --scrape-manifests {input.manifests} --shards {input.train} {input.eval}"
+        " --scrape-manifests {input.scrape_manifests} --shards {input.shards}"
         " --out {output.manifest} > {log} 2>&1"

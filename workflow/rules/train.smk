@@ -1,8 +1,8 @@
 rule train:
     input:
-        train=expand(results("shards/train_{k}.npz"), k=TRAIN_SHARDS),
+        train_shards=expand(results("shards/train_{k}.npz"), k=TRAIN_SHARDS),
         val=results("shards/val.npz"),
-        manifest=results("shards/manifest.json"),
+        shards_manifest=results("shards/manifest.json"),
     output:
         model=results("model/model.pt"),
         history=results("model/history.csv"),
@@ -21,7 +21,7 @@ rule train:
         code=code("train"),
         settings=settings(*train_keys()),
     shell:
-        "nightskynet train --settings {params.settings:q} --train-shards {input.train} --val {input.val}"
-        " --shards-manifest {input.manifest} --model {output.model} --history {output.history}"
+        "nightskynet train --settings {params.settings:q} --train-shards {input.train_shards} --val {input.val}"
+        " --shards-manifest {input.shards_manifest} --model {output.model} --history {output.history}"
         " --device {resources.device} --checkpoint-dir {resources.checkpoint_dir:q} --threads {threads}"
         " > {log} 2>&1"
