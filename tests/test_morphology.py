@@ -7,12 +7,14 @@ import shutil
 import tarfile
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
+from nightskynet.analysis import representations
 from nightskynet.analysis.votes_comparison import NVOTE_EDGES, SHOWN, Comparison
 from nightskynet.core.errors import InputError
 from nightskynet.images import sky_cases
@@ -150,6 +152,12 @@ def test_every_galaxy_of_the_query_gets_one_row_with_the_evaluate_stage_s_probab
     classified = table["status"] == "classified"
     assert classified.all()
     np.testing.assert_allclose(table[PROBS].sum(axis=1), 1, atol=1e-4)
+    # the catalog's representations: its rows, in its order, each the evaluate stage's galaxy's own
+    ids, features = representations.read(root / "morphology/representations.npy", table.index.to_numpy())
+    assert np.isfinite(features).all() and features.shape[0] == len(table)
+    chunk0 = pd.read_csv(root / "morphology/chunk_0.csv", usecols=["objid"], dtype={"objid": "int64"})["objid"].to_numpy()
+    _, chunk_features = representations.read(root / "morphology/chunk_0.representations.npy", chunk0)
+    np.testing.assert_array_equal(features[np.searchsorted(ids, chunk0)], chunk_features)
     twin = Table.read(root / "morphology/catalog.fits")
     assert twin["objid"].tolist() == table.index.tolist() and len(twin) == len(query)
     summary = json.loads((root / "morphology/comparison.json").read_text())
@@ -196,6 +204,7 @@ def run_chunk(files, out):
         manifest_path=files["manifest"],
         chunk=0,
         out_csv=out,
+        out_representations=Path(out).with_suffix(".representations.npy"),
         settings=settings,
         device="cpu",
         threads=2,
@@ -233,6 +242,11 @@ def test_blank_star_and_trail_cutouts_get_no_class_and_a_missing_one_a_row_sayin
     others = table.drop([first, *replaced])
     assert (others["status"] == "classified").all() and others[PROBS].notna().all().all()
     assert pd.read_csv(tmp_path / "out.csv").shape[0] == len(table)
+    # a representation per row, in the table's order: NaN exactly where there is no class
+    ids, features = representations.read(tmp_path / "out.representations.npy", table.index.to_numpy())
+    assert features.dtype == np.float32 and features.shape == (len(table), features.shape[1]) and features.shape[1] >= 8
+    unclassified = (table["status"] != "classified").to_numpy()
+    assert np.isnan(features[unclassified]).all() and np.isfinite(features[~unclassified]).all()
 
 
 @pytest.mark.slow

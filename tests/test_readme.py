@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -43,6 +44,10 @@ PLANS = {
     r"^(nightskynet|snakemake)$": "mention",
     r"^nightskynet predict$": "mention",
     r"^nightskynet demo-sky$": "mention",
+    r"^nightskynet similar --objid 587722952767439450$": "real",
+    r"^nightskynet similar --ra 166\.7098 --dec 21\.6105 -k 8 -o like\.csv$": "real",
+    r"^nightskynet similar --image my_cutout\.jpg --html like\.html$": "real",
+    r"^nightskynet similar( --objid N)?$": "mention",
 }
 
 
@@ -92,6 +97,8 @@ def workspace(tiny_run, tmp_path_factory):
     from astropy.table import Table
 
     Table.from_pandas(catalog).write(work / "my_catalog.fits")
+    with tarfile.open(work / "results/demo/images/chunk_0.tar") as tar:  # a cutout the run's own galaxies are like
+        (work / "my_cutout.jpg").write_bytes(tar.extractfile(next(m for m in tar if m.isfile())).read())
     return work
 
 
@@ -122,6 +129,14 @@ def test_documented_command_runs_as_written(workspace, command):
         assert len(pd.read_csv(workspace / "results/demo/predict/predictions.csv")) == 3
     if line.startswith("nightskynet predict results"):
         assert (workspace / shlex.split(line)[-1]).is_file()
+    if line.startswith("nightskynet similar"):
+        words = shlex.split(line)
+        if "-o" in words:
+            assert len(pd.read_csv(workspace / words[words.index("-o") + 1])) == int(words[words.index("-k") + 1])
+        elif "--html" in words:
+            assert "data:image/jpeg;base64," in (workspace / words[words.index("--html") + 1]).read_text()
+        else:
+            assert len(proc.stdout.strip().splitlines()) == 1 + 20, proc.stdout  # a header and 20 galaxies
 
 
 def test_a_kill_minus_9_then_unlock_then_the_same_command_finishes(workspace):

@@ -21,7 +21,18 @@ if why_not_available() is None:  # the executor plugin is an optional extra; wit
 
 CONFIG = {**TINY, "train": {**TINY["train"], "gpus": 0}}  # the test node has no GPU
 # query and scrape run on the submitting host
-SUBMITTED_RULES = {"labels", "shards_train", "shards_eval", "shards", "train", "evaluate", "morphology_chunk", "morphology", "report"}
+SUBMITTED_RULES = {
+    "labels",
+    "shards_train",
+    "shards_eval",
+    "shards",
+    "train",
+    "evaluate",
+    "morphology_chunk",
+    "morphology",
+    "similarity",
+    "report",
+}
 SUBMITTED_JOBS = len(SUBMITTED_RULES) + 1  # morphology_chunk: one job per scrape chunk (2)
 
 

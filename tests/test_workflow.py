@@ -47,6 +47,17 @@ OUTPUTS = [
     "results/demo/morphology/network_vs_votes.png",
     "results/demo/morphology/agreement_by_votes.png",
     "results/demo/morphology/disagreements.png",
+    "results/demo/morphology/chunk_0.representations.npy",
+    "results/demo/morphology/chunk_0.representations_objid.npy",
+    "results/demo/morphology/representations.npy",
+    "results/demo/morphology/representations_objid.npy",
+    "results/demo/similarity/index.faiss",
+    "results/demo/similarity/scores.csv",
+    "results/demo/similarity/summary.json",
+    "results/demo/similarity/unusual.png",
+    "results/demo/similarity/neighbours.png",
+    "results/demo/similarity/map.png",
+    "results/demo/similarity/merger_like.png",
     "results/demo/report/examples.png",
     "results/demo/report/network.png",
     "results/demo/report/training_curves.png",
@@ -69,7 +80,7 @@ def test_tiny_run_writes_every_declared_output_with_its_log_and_benchmark(tiny_r
     missing = [p for p in OUTPUTS if not (tiny_run / p).is_file()]
     assert not missing
     jobs = ("query", "labels", "scrape/chunk_0", "shards/train_0", "shards/eval", "shards/manifest", "train", "evaluate")
-    for job in (*jobs, "morphology/chunk_0", "morphology/merge", "report"):
+    for job in (*jobs, "morphology/chunk_0", "morphology/merge", "similarity", "report"):
         assert (tiny_run / f"results/demo/logs/{job}.log").is_file()
         assert (tiny_run / f"results/demo/benchmarks/{job}.tsv").is_file()
 
@@ -129,7 +140,7 @@ def test_evaluate_writes_its_metrics_and_predictions(tiny_run):
 @pytest.mark.slow
 def test_the_report_holds_every_figure(tiny_run):
     html = (tiny_run / "results/demo/report/report.html").read_text()
-    assert "simulated votes" in html and html.count("data:image/png;base64,") == 11
+    assert "simulated votes" in html and html.count("data:image/png;base64,") == 15
 
 
 @pytest.mark.slow
@@ -143,7 +154,7 @@ def test_changing_a_shards_parameter_reruns_exactly_shards_and_what_follows(tiny
     # max_shift moves the training crops only, so the centre-cropped eval sets stay as they are
     changed = {**TINY, "shards": {**TINY["shards"], "max_shift": 3}}
     (tiny_run / "changed.yaml").write_text(yaml.safe_dump(changed))
-    after_train = {"train", "evaluate", "morphology_chunk", "morphology", "report", "all"}
+    after_train = {"train", "evaluate", "morphology_chunk", "morphology", "similarity", "report", "all"}
     assert planned_jobs(tiny_run, "--configfile", "changed.yaml") == {"shards_train", "shards", *after_train}
     changed = {**TINY, "shards": {**TINY["shards"], "crop": 56}}
     (tiny_run / "changed.yaml").write_text(yaml.safe_dump(changed))
@@ -221,7 +232,7 @@ def test_the_report_renders_in_a_browser_with_every_figure_loaded(tiny_run, tmp_
     ).stdout
     loaded = re.search(r'data-images-loaded="(\d+)/(\d+)"', dom)
     assert loaded, "the page's own image check did not run"
-    assert loaded.group(1) == loaded.group(2) == "11", loaded.group(0)
+    assert loaded.group(1) == loaded.group(2) == "15", loaded.group(0)
     shot = tmp_path / "report.png"
     subprocess.run(
         [CHROMIUM, *flags, "--hide-scrollbars", "--window-size=1200,3000", f"--screenshot={shot}", html.as_uri()],
@@ -255,7 +266,7 @@ def test_snakemake_report_collects_the_figures(tiny_run):
 @pytest.mark.slow
 def test_reruns_are_exactly_what_is_stale(tiny_run):
     # the scrape fetches every galaxy of the query, so the labels do not reach it
-    after_train = {"train", "evaluate", "morphology_chunk", "morphology", "report", "all"}
+    after_train = {"train", "evaluate", "morphology_chunk", "morphology", "similarity", "report", "all"}
     everything_after_labels = {"shards_train", "shards_eval", "shards", *after_train}
     # a config key no stage reads: nothing
     (tiny_run / "unread.yaml").write_text(
@@ -283,6 +294,7 @@ def test_reruns_are_exactly_what_is_stale(tiny_run):
             "evaluate": 1,
             "morphology_chunk": 2,  # a new model: every chunk's probabilities
             "morphology": 1,
+            "similarity": 1,
             "report": 1,
             "all": 1,
         }

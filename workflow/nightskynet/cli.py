@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from .core.errors import NightSkyNetError
 from .sky.client_options import CLIENT_KEYS, CLIENT_OPTIONS
@@ -180,6 +181,7 @@ def cmd_morphology_chunk(args) -> None:
         manifest_path=args.manifest,
         chunk=args.chunk,
         out_csv=args.out,
+        out_representations=args.representations,
         settings=args.settings,
         device=args.device,
         batch_size=args.batch_size,
@@ -187,15 +189,72 @@ def cmd_morphology_chunk(args) -> None:
     )
 
 
-MORPHOLOGY_OUTPUTS = ("csv", "comparison", "vs_votes", "by_votes", "disagreements")
+MORPHOLOGY_OUTPUTS = ("csv", "representations", "comparison", "vs_votes", "by_votes", "disagreements")
 
 
 def cmd_morphology(args) -> None:
     from .stages import morphology
 
     morphology.run_merge(
-        chunk_csvs=args.chunks, chunk_tars=args.chunk_tars, out={k: getattr(args, k) for k in MORPHOLOGY_OUTPUTS}, settings=args.settings
+        chunk_csvs=args.chunks,
+        chunk_representations=args.chunk_representations,
+        chunk_tars=args.chunk_tars,
+        out={k: getattr(args, k) for k in MORPHOLOGY_OUTPUTS},
+        settings=args.settings,
     )
+
+
+SIMILARITY_OUTPUTS = ("index", "scores", "summary", "unusual", "neighbours", "map", "merger_like")
+
+
+def cmd_similarity(args) -> None:
+    from .stages import similarity
+
+    similarity.run(
+        catalog_csv=args.catalog,
+        representations_path=args.representations,
+        labels_csv=args.labels,
+        labels_summary=args.labels_summary,
+        chunk_tars=args.chunk_tars,
+        out={k: getattr(args, k) for k in SIMILARITY_OUTPUTS},
+        settings=args.settings,
+        threads=args.threads,
+    )
+
+
+def cmd_similar(args) -> None:
+    from .core.config import load_config
+    from .stages import similarity
+
+    if args.results:
+        run = Path(args.results)
+    else:
+        config = load_config(args.config)
+        run = Path("results") / (config["run"] or config["source"])
+    queries = [args.objid is not None, args.ra is not None or args.dec is not None, args.image is not None]
+    if sum(queries) != 1:
+        raise NightSkyNetError("give exactly one query: --objid N, --ra RA --dec DEC, or --image FILE")
+    if (args.ra is None) != (args.dec is None):
+        raise NightSkyNetError("--ra and --dec go together")
+    table = similarity.similar(
+        catalog_csv=str(run / "morphology" / "catalog.csv"),
+        representations_path=str(run / "morphology" / "representations.npy"),
+        index_path=str(run / "similarity" / "index.faiss"),
+        scores_csv=str(run / "similarity" / "scores.csv") if (run / "similarity" / "scores.csv").is_file() else None,
+        k=args.k,
+        objid=args.objid,
+        position=(args.ra, args.dec) if args.ra is not None else None,
+        image=args.image,
+        model_path=args.model or str(run / "model" / "model.pt"),
+        radius_arcsec=args.radius,
+        tta=not args.no_tta,
+        out_csv=args.output,
+        out_html=args.html,
+        chunk_tars=sorted(str(p) for p in (run / "images").glob("chunk_*.tar")),
+        threads=args.threads,
+    )
+    if not args.output:
+        print(table.to_string(index=False, float_format="{:.4f}".format))
 
 
 REPORT_INPUTS = (
@@ -212,6 +271,11 @@ REPORT_INPUTS = (
     "morphology_vs_votes",
     "morphology_by_votes",
     "morphology_disagreements",
+    "similarity_summary",
+    "similarity_unusual",
+    "similarity_neighbours",
+    "similarity_map",
+    "similarity_merger_like",
 )
 REPORT_FIGURES = ("examples", "network", "curves", "sky_map")
 
@@ -340,7 +404,7 @@ def add_learning_parsers(sub) -> None:
     add_device_options(stage_parser(sub, "train", "stage train: fit the network", cmd_train, files, ("train_shards",)))
     files = ("model", "test", "uncertain", "labels", *EVALUATE_OUTPUTS)
     add_device_options(stage_parser(sub, "evaluate", "stage evaluate: metrics, predictions, figures", cmd_evaluate, files), batch_size=True)
-    files = ("model", "catalog", "labels", "tar", "manifest", "out")
+    files = ("model", "catalog", "labels", "tar", "manifest", "out", "representations")
     s = stage_parser(sub, "morphology-chunk", "stage morphology: classify every galaxy of one scrape chunk", cmd_morphology_chunk, files)
     s.add_argument("--chunk", type=int, required=True)
     add_device_options(s)
@@ -351,8 +415,18 @@ def add_learning_parsers(sub) -> None:
         "stage morphology: merge the chunks into the catalog, compare with the votes",
         cmd_morphology,
         MORPHOLOGY_OUTPUTS,
-        ("chunks", "chunk_tars"),
+        ("chunks", "chunk_representations", "chunk_tars"),
     )
+    files = ("catalog", "representations", "labels", "labels_summary", *SIMILARITY_OUTPUTS)
+    s = stage_parser(
+        sub,
+        "similarity",
+        "stage similarity: the index of the representations, unusual and merger_likeness",
+        cmd_similarity,
+        files,
+        ("chunk_tars",),
+    )
+    s.add_argument("--threads", type=_positive_int, default=1)
     files = (*REPORT_INPUTS, *EVALUATE_FIGURES, *REPORT_FIGURES, "out")
     stage_parser(sub, "report", "stage report: the self-contained HTML page", cmd_report, files, ("scrape_manifests", "chunk_tars"))
 
@@ -399,6 +473,33 @@ def add_predict_parser(sub) -> None:
     s.set_defaults(func=cmd_predict)
 
 
+def add_similar_parser(sub) -> None:
+    s = sub.add_parser(
+        "similar",
+        help="the galaxies of a run's catalog most like one galaxy (by objid or position) or an image file",
+        description=(
+            "Search a run's similarity index (results/<run>/similarity/index.faiss, built by the workflow's similarity rule) "
+            "for the galaxies most like a query: a galaxy of the catalog by --objid or --ra/--dec, or an image file "
+            "(--image, represented on the fly by the run's model). Prints the table, or writes it with -o; --html writes a "
+            "page of their cutouts."
+        ),
+    )
+    s.add_argument("--objid", type=int, default=None, help="a galaxy of the catalog")
+    s.add_argument("--ra", type=float, default=None, help="with --dec: the catalog galaxy nearest this position (decimal degrees)")
+    s.add_argument("--dec", type=float, default=None)
+    s.add_argument("--radius", type=_positive_float, default=3.0, help="arcsec: how far from --ra/--dec a galaxy may be (default 3)")
+    s.add_argument("--image", default=None, help="a JPEG/PNG cutout at the model's scale, represented by --model")
+    s.add_argument("-k", type=_positive_int, default=20, help="how many galaxies (default 20)")
+    s.add_argument("-o", "--output", default=None, help="write the table to this CSV instead of printing it")
+    s.add_argument("--html", default=None, help="also write a page of their cutouts here")
+    s.add_argument("--results", default=None, help="the run's folder (default: results/<run> of config.yaml)")
+    s.add_argument("--model", default=None, help="for --image: the model (default: the run's model/model.pt)")
+    s.add_argument("--config", action="append", default=[], help="a YAML file merged over config.yaml (repeatable)")
+    s.add_argument("--no-tta", action="store_true", help="for --image: one view instead of the mean over the 8 D4 views")
+    s.add_argument("--threads", type=_positive_int, default=2)
+    s.set_defaults(func=cmd_similar)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nightskynet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -417,6 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_shard_parsers(sub)
     add_learning_parsers(sub)
     add_predict_parser(sub)
+    add_similar_parser(sub)
     return p
 
 

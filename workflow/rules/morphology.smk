@@ -6,7 +6,10 @@ rule morphology_chunk:
         tar=results("images/chunk_{k}.tar"),
         manifest=results("images/chunk_{k}.manifest.csv"),
     output:
-        results("morphology/chunk_{k}.csv"),
+        csv=results("morphology/chunk_{k}.csv"),
+        # each galaxy's representation, row for row; beside it their objids
+        representations=results("morphology/chunk_{k}.representations.npy"),
+        representations_objid=results("morphology/chunk_{k}.representations_objid.npy"),
     log:
         results("logs/morphology/chunk_{k}.log"),
     benchmark:
@@ -24,17 +27,24 @@ rule morphology_chunk:
         settings=settings("scrape.chunks", "morphology"),
     shell:
         "nightskynet morphology-chunk --settings {params.settings:q} --model {input.model} --catalog {input.catalog}"
-        " --labels {input.labels} --tar {input.tar} --manifest {input.manifest} --chunk {wildcards.k} --out {output}"
+        " --labels {input.labels} --tar {input.tar} --manifest {input.manifest} --chunk {wildcards.k} --out {output.csv}"
+        " --representations {output.representations}"
         " --device {resources.device} --batch-size {resources.batch_size} --threads {threads} > {log} 2>&1"
 
 
 rule morphology:
     input:
         chunks=expand(results("morphology/chunk_{k}.csv"), k=CHUNKS),
+        chunk_representations=expand(
+            results("morphology/chunk_{k}.representations.npy"), k=CHUNKS
+        ),
         chunk_tars=expand(results("images/chunk_{k}.tar"), k=CHUNKS),
     output:
         csv=results("morphology/catalog.csv"),
         fits=results("morphology/catalog.fits"),
+        # catalog.csv's rows' representations, row for row; beside it their objids
+        representations=results("morphology/representations.npy"),
+        representations_objid=results("morphology/representations_objid.npy"),
         comparison=results("morphology/comparison.json"),
         vs_votes=report(
             results("morphology/network_vs_votes.png"),
@@ -61,6 +71,7 @@ rule morphology:
         code=code("morphology"),
         settings=settings("source", "morphology"),
     shell:
-        "nightskynet morphology --settings {params.settings:q} --chunks {input.chunks} --chunk-tars {input.chunk_tars}"
-        " --csv {output.csv} --comparison {output.comparison} --vs-votes {output.vs_votes}"
+        "nightskynet morphology --settings {params.settings:q} --chunks {input.chunks}"
+        " --chunk-representations {input.chunk_representations} --chunk-tars {input.chunk_tars}"
+        " --csv {output.csv} --representations {output.representations} --comparison {output.comparison} --vs-votes {output.vs_votes}"
         " --by-votes {output.by_votes} --disagreements {output.disagreements} > {log} 2>&1"

@@ -19,6 +19,11 @@ rule report:
         morphology_vs_votes=rules.morphology.output.vs_votes,
         morphology_by_votes=rules.morphology.output.by_votes,
         morphology_disagreements=rules.morphology.output.disagreements,
+        similarity_summary=rules.similarity.output.summary,
+        similarity_unusual=rules.similarity.output.unusual,
+        similarity_neighbours=rules.similarity.output.neighbours,
+        similarity_map=rules.similarity.output.map,
+        similarity_merger_like=rules.similarity.output.merger_like,
     output:
         html=results("report/report.html"),
         examples=report(
@@ -59,6 +64,7 @@ rule report:
             *train_keys(),
             "evaluate",
             "morphology",
+            "similarity",
             "report",
         ),
     shell:
@@ -70,5 +76,8 @@ rule report:
         " --reliability {input.reliability} --mistakes {input.mistakes}"
         " --morphology-comparison {input.morphology_comparison} --morphology-vs-votes {input.morphology_vs_votes}"
         " --morphology-by-votes {input.morphology_by_votes} --morphology-disagreements {input.morphology_disagreements}"
+        " --similarity-summary {input.similarity_summary} --similarity-unusual {input.similarity_unusual}"
+        " --similarity-neighbours {input.similarity_neighbours} --similarity-map {input.similarity_map}"
+        " --similarity-merger-like {input.similarity_merger_like}"
         " --examples {output.examples}"
         " --network {output.network} --curves {output.curves} --sky-map {output.sky_map} --out {output.html} > {log} 2>&1"

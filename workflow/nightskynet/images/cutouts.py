@@ -8,13 +8,31 @@ a cutout's centre holds (a galaxy, or not) is ``nightskynet.sources``'s to say.
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from ..core.chunks import chunk_of
 from .augment import crop
+
+
+def tars_holding(tar_paths: list[str | Path], wanted: set[int]) -> list[str | Path]:
+    """Of every chunk tar of one run (``chunk_0.tar`` ... ``chunk_<n-1>.tar``, all of them), those that can hold the
+    wanted objids: a galaxy's chunk is ``chunk_of(objid, n)``, so a few galaxies of a million-galaxy run are read from
+    a few tars. Paths named otherwise, or not numbered 0 to n-1, are all returned."""
+    numbered = {}
+    for path in tar_paths:
+        match = re.search(r"chunk_(\d+)\.tar$", str(path))
+        if match is None:
+            return list(tar_paths)  # not the scrape's naming: look everywhere
+        numbered[int(match.group(1))] = path
+    if sorted(numbered) != list(range(len(numbered))):
+        return list(tar_paths)
+    needed = {chunk_of(objid, len(numbered)) for objid in wanted}
+    return [numbered[k] for k in sorted(needed)]
 
 
 def read_chunks(tar_paths: list[str | Path], wanted: set[int]) -> dict[int, bytes]:

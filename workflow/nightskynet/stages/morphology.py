@@ -14,12 +14,16 @@ mean over the 8 D4 views with ``morphology.tta``), and a ``status``:
 * ``missing``, ``rejected``, ``failed``: no cutout (the scrape manifest's status, reason in its log).
 
 A row without a classification has empty probabilities, an empty ``predicted`` and
-``merger_candidate`` false. Each image is checked against the scrape manifest's sha256 before it
+``merger_candidate`` false. Beside each chunk's table go its galaxies' representations (the network's
+penultimate features, averaged over the same views as the probabilities; NaN where not classified), in
+``analysis.representations``' pair of arrays, row for row. Each image is checked against the scrape manifest's sha256 before it
 is classified: an image that is not the one downloaded for that objid stops the job.
 
 The merge job (``run_merge``) joins the chunk tables into one, sorted by objid (a streamed k-way
 merge of the sorted chunk files), writes its FITS twin block by block, and compares network and
-volunteers on every galaxy the network never trained on (``morphology_comparison``).
+volunteers on every galaxy the network never trained on (``morphology_comparison``). The chunks'
+representations are merged into the catalog's order (``representations.npy`` and its objids), written
+through a memory map, so a catalog of a million galaxies never sits in memory twice.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from ..analysis import representations as representation_files
 from ..analysis.votes_comparison import COMPARED_SPLITS, Comparison, plot_agreement_by_votes, plot_disagreements, plot_network_vs_votes
 from ..core.architecture import model_geometry
 from ..core.chunks import chunk_of
@@ -122,11 +127,13 @@ def _batches(tar_path: str | Path, manifest: pd.DataFrame, geometry: dict, radii
 
 def classify_chunk(
     galaxies: pd.DataFrame, tar_path: str | Path, manifest: pd.DataFrame, engine: Engine, saved: dict, tta: bool, batch: int
-) -> pd.DataFrame:
-    """``galaxies`` with the network's columns and a status, classified straight from the chunk's tar."""
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """(``galaxies`` with the network's columns and a status, their representations (rows, F) float32, NaN where not
+    classified), classified straight from the chunk's tar."""
     geometry, crop = model_geometry(saved)
     n = len(galaxies)
     probs = np.full((n, len(CLASS_NAMES)), np.nan)
+    features: np.ndarray | None = None
     status = manifest["status"].reindex(galaxies["objid"]).to_numpy(dtype=object)
     unknown = pd.isna(status)
     if unknown.any():
@@ -142,6 +149,9 @@ def classify_chunk(
             if (rows < 0).any():
                 raise InputError(f"{tar_path}: holds {ids[rows < 0][0]}.jpg, a galaxy this chunk of the catalog does not have")
             probs[rows[found == "classified"]] = answers.probabilities
+            if features is None:
+                features = np.full((n, answers.features.shape[1]), np.nan, dtype=np.float32)
+            features[rows[found == "classified"]] = answers.features
             status[rows] = found
             bar.update(len(ids))
     lost = (status == "ok").sum()
@@ -150,7 +160,9 @@ def classify_chunk(
     columns = prediction_columns(probs, saved.get("merger_threshold"), classified=status == "classified")
     out = pd.concat([galaxies.drop(columns="petroR90_r").reset_index(drop=True), columns], axis=1)
     out["status"] = status
-    return out[list(COLUMNS)]
+    if features is None:  # nothing was classified: the width comes from the engine itself
+        features = np.full((n, engine.outputs(np.zeros((1, crop, crop, 3), np.uint8), 1)[1].shape[-1]), np.nan, dtype=np.float32)
+    return out[list(COLUMNS)], features
 
 
 def run_chunk(
@@ -162,18 +174,21 @@ def run_chunk(
     manifest_path: str,
     chunk: int,
     out_csv: str,
+    out_representations: str,
     settings: dict,
     device: str = "auto",
     batch_size: int = 0,
     threads: int = 1,
 ) -> pd.DataFrame:
-    """Stage ``morphology``, one chunk. ``settings``: ``scrape.chunks`` and ``morphology.tta``; ``device``,
+    """Stage ``morphology``, one chunk: its table and its representations. ``settings``: ``scrape.chunks`` and
+    ``morphology.tta``; ``device``,
     ``batch_size`` (0: ``CPU_BATCH`` on a CPU, 1,024 on a GPU) and ``threads``: how the job runs."""
     engine, saved = open_engine(model_path, device, threads)
     tta = bool(settings["morphology"]["tta"])
     batch = batch_size or (CPU_BATCH if engine.on_cpu else GPU_BATCH)
     galaxies = chunk_galaxies(catalog_csv, labels_csv, chunk, settings["scrape"]["chunks"])
-    table = classify_chunk(galaxies, tar_path, read_manifest(manifest_path), engine, saved, tta, batch)
+    table, features = classify_chunk(galaxies, tar_path, read_manifest(manifest_path), engine, saved, tta, batch)
+    representation_files.write(out_representations, table["objid"].to_numpy(), features)
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
     counts = table["status"].value_counts().to_dict()
@@ -212,10 +227,45 @@ def blocks(csv_path: str | Path):
     yield from pd.read_csv(csv_path, dtype=DTYPES, keep_default_na=False, na_values=empty_is_nan, chunksize=BLOCK_ROWS)
 
 
-def run_merge(*, chunk_csvs: list[str], chunk_tars: list[str], out: dict[str, str], settings: dict) -> dict:
-    """Stage ``morphology``, the merge: ``out`` has csv, comparison (JSON), vs_votes, by_votes, disagreements (PNGs).
-    ``settings``: ``source`` and ``catalog``."""
+def merge_representations(chunk_csvs: list[str], chunk_representations: list[str], catalog_csv: str | Path, out_path: str | Path) -> int:
+    """The chunks' representations in the merged catalog's row order, written through a memory map; returns the width."""
+    order = pd.read_csv(catalog_csv, usecols=["objid"], dtype={"objid": "int64"})["objid"].to_numpy()
+    if len(chunk_csvs) != len(chunk_representations):
+        raise InputError(f"{len(chunk_csvs)} chunk tables but {len(chunk_representations)} chunk representations")
+    width = None
+    with atomic_path(out_path) as tmp:
+        merged = None
+        filled = 0
+        for table, path in zip(chunk_csvs, chunk_representations, strict=True):
+            ids = pd.read_csv(table, usecols=["objid"], dtype={"objid": "int64"})["objid"].to_numpy()
+            _, features = representation_files.read(path, ids, mmap=True)
+            if merged is None:
+                width = features.shape[1]
+                merged = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(order), width))
+            elif features.shape[1] != width:
+                raise InputError(
+                    f"{path}: {features.shape[1]} features a galaxy, the chunks before it {width}; run the morphology stage again"
+                )
+            rows = np.searchsorted(order, ids)
+            merged[rows] = features
+            filled += len(ids)
+        if merged is None:
+            raise InputError("no chunk to merge")
+        if filled != len(order):
+            raise InputError(f"{filled} representations for a catalog of {len(order)} rows")
+        merged.flush()
+        del merged
+    representation_files.save_npy_atomic(representation_files.objid_path(out_path), order)
+    return int(width)
+
+
+def run_merge(
+    *, chunk_csvs: list[str], chunk_representations: list[str], chunk_tars: list[str], out: dict[str, str], settings: dict
+) -> dict:
+    """Stage ``morphology``, the merge: ``out`` has csv, representations (.npy, beside it its objids), comparison (JSON),
+    vs_votes, by_votes, disagreements (PNGs). ``settings``: ``source`` and ``morphology``."""
     n = merge_chunks(chunk_csvs, out["csv"])
+    width = merge_representations(chunk_csvs, chunk_representations, out["csv"], out["representations"])
     comparison = Comparison()
     counts: dict[str, dict[str, int]] = {}
 
@@ -233,6 +283,7 @@ def run_merge(*, chunk_csvs: list[str], chunk_tars: list[str], out: dict[str, st
         "galaxies": n,
         "tta": bool(settings["morphology"]["tta"]),
         "votes": votes,
+        "representation_features": width,
         "by_split_and_status": counts,
         "compared_splits": list(COMPARED_SPLITS),
         **comparison.summary(),

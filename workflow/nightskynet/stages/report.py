@@ -256,6 +256,24 @@ CAPTIONS = {
         "difference over the four classes (left, lower is closer) and the share whose top class agrees (right). "
         "Fractions from few votes are noisy, so agreement should grow with the number of votes."
     ),
+    "unusual": (
+        "The 16 most unusual classified galaxies: those whose 10th nearest other galaxy of the catalog is least like them "
+        "(unusual = 1 - that galaxy's cosine similarity), with the network's class, objid and position. Look here for "
+        "rare objects, and for what the source check let through."
+    ),
+    "neighbours": (
+        "A query galaxy of each class (framed: of the galaxies never trained on, the one the network is surest of) and its "
+        "8 nearest neighbours in the catalog, with their cosine similarity and the network's class."
+    ),
+    "map": (
+        "Every classified galaxy's representation on its first two principal axes (PCA): coloured by the network's class "
+        "(left) and by the volunteers' elliptical (middle) and merger (right) vote fractions. Neighbouring points are "
+        "galaxies the network sees as alike."
+    ),
+    "merger_like": (
+        "Of the galaxies never trained on (test, uncertain, none), the 16 most like the training mergers (merger_likeness): "
+        "the candidates a search for mergers by example would look at first, with p_merger, split and merger vote fraction."
+    ),
     "morphology_disagreements": (
         "The galaxies (never trained on) where the network and the volunteers differ most, in any class: that class, "
         "the vote fraction and the network's probability, the split and the number of votes, objid and position."
@@ -503,6 +521,44 @@ def morphology_section(inputs: dict, votes: str) -> dict:
     }
 
 
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def similarity_section(inputs: dict) -> dict:
+    """Galaxies like this one: the index, the most unusual galaxies, neighbours per class, the map, mergers by example."""
+    summary = json.loads(Path(inputs["similarity_summary"]).read_text())
+    test = summary["test_split"]
+    purity = test.get("neighbour_purity")
+    rows = []
+    for name, label in (("merger_likeness", "merger_likeness (by example)"), ("p_merger", "p_merger (the classifier)")):
+        if name in test:
+            rows.append([label, _share(test[name]["average_precision"]), _share(test[name]["precision_at_recall_0.7"])])
+    return {
+        "galaxies": summary["galaxies"],
+        "indexed": summary["indexed"],
+        "features": summary["features"],
+        "neighbour": summary["unusual"]["neighbour"],
+        "method": summary["merger_likeness"]["method"],
+        "merger_neighbours": summary["merger_likeness"]["neighbours"],
+        "reference_galaxies": summary["merger_likeness"]["reference_galaxies"],
+        "reference_mergers": summary["merger_likeness"]["reference_mergers"],
+        "test_galaxies": test.get("test_galaxies", 0),
+        "test_mergers": test.get("test_mergers", 0),
+        "purity": None
+        if purity is None
+        else {
+            "balanced": _share(purity["balanced"]),
+            "per_class": ", ".join(f"{CLASS_LABELS[c]} {_share(v)}" for c, v in purity["per_class"].items()),
+        },
+        "mergers": render_table(rows, ["ranking", "average precision", "precision at recall 0.7"]) if rows else None,
+        "unusual": render_figure(png_data_uri(inputs["similarity_unusual"]), CAPTIONS["unusual"]),
+        "neighbours": render_figure(png_data_uri(inputs["similarity_neighbours"]), CAPTIONS["neighbours"]),
+        "map": render_figure(png_data_uri(inputs["similarity_map"]), CAPTIONS["map"]),
+        "merger_like": render_figure(png_data_uri(inputs["similarity_merger_like"]), CAPTIONS["merger_like"]),
+    }
+
+
 def sky_section(inputs: dict, figures: dict, votes: str) -> dict:
     labels = pd.read_csv(inputs["labels"], dtype={"objid": "int64"})
     test = pd.read_csv(inputs["predictions_test"], dtype={"objid": "int64"})
@@ -545,6 +601,7 @@ def run(*, inputs: dict, eval_figures: dict, figures: dict, out_html: str, setti
         "network": network_section(inputs, figures),
         "evaluation": evaluation_section(metrics, eval_figures, votes),
         "morphology": morphology_section(inputs, votes),
+        "similarity": similarity_section(inputs),
         "sky": sky_section(inputs, figures, votes),
         "run": run_section(settings),
     }

@@ -1,0 +1,518 @@
+"""Stage ``similarity``: galaxies like this one, the unusual ones, and mergers by example.
+
+The rule (``run``) reads the morphology catalog and its representations (``analysis.representations``) and
+writes, under ``similarity/``:
+
+* ``index.faiss``: a faiss HNSW index of every classified galaxy's representation, its ids the objids
+  (``analysis.similarity``), that ``nightskynet similar`` searches;
+* ``scores.csv``: one row per catalog row (objid order): ``unusual`` (1 - the similarity of the galaxy's
+  k-th nearest other galaxy) and ``merger_likeness`` (its likeness to the training mergers, by example),
+  each with its rank (1: the most unusual, the most merger-like); empty where not classified;
+* ``summary.json``: what the index holds and how this run's test split scores (neighbour purity, the
+  mergers found by likeness beside those found by p_merger);
+* figures for the report: the 16 most unusual galaxies, a query galaxy of each class with its 8 nearest
+  neighbours, a 2-D map of the representations (PCA) by class and by vote fraction, and the galaxies most
+  like the training mergers that were not trained on as mergers.
+
+``similar`` (the command ``nightskynet similar``) answers one query: the k galaxies of the catalog most
+like a given one, by objid, by position or by an image file (represented on the fly by the model), as a
+table and, if asked, an HTML page of their images.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+from pathlib import Path
+
+import jinja2
+import numpy as np
+import pandas as pd
+
+from ..analysis import representations as representation_files
+from ..analysis.figures import galaxy_caption, plot_gallery, plt, save_figure
+from ..analysis.similarity import (
+    IndexSettings,
+    build_index,
+    merger_likeness,
+    neighbour_purity,
+    pca_2d,
+    read_index,
+    search,
+    unusual_scores,
+    write_index,
+)
+from ..core.classes import CLASS_LABELS, CLASS_NAMES, PROB_COLUMNS
+from ..core.errors import InputError
+from ..core.files import write_csv_atomic, write_json_atomic, write_text_atomic
+from ..images.cutouts import decode, read_chunks, tars_holding
+
+log = logging.getLogger(__name__)
+
+CLASS_COLOURS = {"elliptical": "#d62728", "face_on_spiral": "#1f77b4", "edge_on_spiral": "#2ca02c", "merger": "#9467bd"}
+CATALOG_COLUMNS = ("objid", "ra", "dec", "nvote", "split", "status", "predicted", *PROB_COLUMNS, *(f"human_{c}" for c in PROB_COLUMNS))
+TRAINED_ON = ("train", "val")
+HELD_OUT = ("test", "uncertain", "none")
+
+
+def read_catalog(catalog_csv: str | Path, representations_path: str | Path, mmap: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
+    """(the catalog's columns this stage reads, its representations row for row), checked to be the same galaxies."""
+    catalog = pd.read_csv(
+        catalog_csv,
+        usecols=lambda c: c in CATALOG_COLUMNS,
+        dtype={"objid": "int64", "split": str, "status": str, "predicted": str},
+        keep_default_na=False,
+        na_values={c: [""] for c in (*PROB_COLUMNS, *(f"human_{c}" for c in PROB_COLUMNS))},
+    )
+    _, features = representation_files.read(representations_path, catalog["objid"].to_numpy(), mmap=mmap)
+    return catalog, features
+
+
+def classified_rows(catalog: pd.DataFrame, features: np.ndarray) -> np.ndarray:
+    """Rows with a class and a finite representation: what the index holds."""
+    finite = np.isfinite(features).all(axis=1) if len(features) else np.zeros(0, bool)
+    return np.flatnonzero((catalog["status"].to_numpy() == "classified") & finite)
+
+
+def training_mergers(labels_csv: str | Path, threshold: float) -> pd.DataFrame:
+    """The labelled training galaxies (train and val splits, confident): objid, label, is_merger."""
+    labels = pd.read_csv(labels_csv, dtype={"objid": "int64"}, usecols=["objid", "label", "confidence", "split"])
+    known = labels[labels["split"].isin(TRAINED_ON) & (labels["confidence"] >= threshold - 1e-9)]
+    return known.assign(is_merger=known["label"] == "merger")[["objid", "label", "is_merger"]]
+
+
+def ranks(values: np.ndarray) -> np.ndarray:
+    """1 for the largest value, 2 for the next...; NaN stays NaN (ties: the lower objid row first)."""
+    out = np.full(len(values), np.nan)
+    finite = np.flatnonzero(np.isfinite(values))
+    order = finite[np.argsort(-values[finite], kind="stable")]
+    out[order] = np.arange(1, len(order) + 1)
+    return out
+
+
+def average_precision(scores: np.ndarray, positive: np.ndarray) -> float | None:
+    """Average precision of a ranking (the mean precision at each positive's rank); None without a positive."""
+    positive = np.asarray(positive, bool)
+    if not positive.any():
+        return None
+    order = np.argsort(-scores, kind="stable")
+    hits = positive[order]
+    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float(precision[hits].mean())
+
+
+def precision_at_recall(scores: np.ndarray, positive: np.ndarray, recall: float) -> float | None:
+    """The precision of the shortest top of the ranking that holds ``recall`` of the positives."""
+    positive = np.asarray(positive, bool)
+    if not positive.any():
+        return None
+    hits = np.cumsum(positive[np.argsort(-scores, kind="stable")])
+    top = int(np.searchsorted(hits, np.ceil(recall * positive.sum() - 1e-9))) + 1
+    return float(hits[top - 1] / top)
+
+
+def images_of(chunk_tars: list[str], objids: set[int]) -> dict[int, np.ndarray]:
+    """The cutouts of these galaxies, read from the tars of the run (all of them) that can hold them."""
+    return {objid: decode(jpeg, None) for objid, jpeg in read_chunks(tars_holding(chunk_tars, objids), objids).items()}
+
+
+def most_unusual(unusual: np.ndarray, n: int = 16) -> list[int]:
+    return [int(i) for i in np.argsort(-np.nan_to_num(unusual, nan=-np.inf), kind="stable")[:n] if np.isfinite(unusual[i])]
+
+
+def plot_unusual(catalog: pd.DataFrame, unusual: np.ndarray, found: dict[int, np.ndarray], path: str) -> list[int]:
+    rows = most_unusual(unusual)
+    rows = [i for i in rows if int(catalog["objid"].iat[i]) in found]
+    images = np.stack([found[int(catalog["objid"].iat[i])] for i in rows]) if rows else np.zeros((0, 1, 1, 3), np.uint8)
+    titles = [
+        f"unusual {unusual[i]:.3f}, network: {CLASS_LABELS.get(catalog['predicted'].iat[i], '?')}\n"
+        + galaxy_caption(int(catalog["objid"].iat[i]), catalog["ra"].iat[i], catalog["dec"].iat[i])
+        for i in rows
+    ]
+    plot_gallery(images, titles, path, f"The {len(rows)} most unusual of {np.isfinite(unusual).sum():,} classified galaxies")
+    return [int(catalog["objid"].iat[i]) for i in rows]
+
+
+def query_galaxies(catalog: pd.DataFrame, indexed: np.ndarray) -> dict[str, int]:
+    """A query galaxy per class: of the classified galaxies never trained on, the one the network is surest of."""
+    held = catalog.iloc[indexed]
+    held = held[held["split"].isin(HELD_OUT)] if held["split"].isin(HELD_OUT).any() else held
+    out = {}
+    for c in CLASS_NAMES:
+        mine = held[held["predicted"] == c]
+        if len(mine):
+            out[c] = int(mine.loc[mine[f"p_{c}"].idxmax(), "objid"])
+    return out
+
+
+def plot_neighbours(
+    catalog: pd.DataFrame, queries: dict[str, tuple[int, np.ndarray, np.ndarray]], found: dict[int, np.ndarray], path: str
+) -> None:
+    """Per class a row: the query galaxy (framed) and its 8 nearest neighbours with their similarity and class."""
+    by_id = catalog.set_index("objid")
+    columns = 1 + max((len(ids) for _, _, ids in queries.values()), default=8)
+    fig, axes = plt.subplots(max(1, len(queries)), columns, figsize=(1.3 * columns, 1.8 * max(1, len(queries))), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for r, (c, (query, sims, ids)) in enumerate(queries.items()):
+        cells = [(query, f"query: {CLASS_LABELS[c]}\n{query}", True)]
+        cells += [
+            (int(i), f"{s:.3f} {CLASS_LABELS.get(by_id.at[int(i), 'predicted'], '?')}\n{int(i)}", False)
+            for s, i in zip(sims, ids, strict=True)
+            if i >= 0
+        ]
+        for k, (objid, title, is_query) in enumerate(cells):
+            ax = axes[r][k]
+            if objid in found:
+                ax.imshow(found[objid])
+            ax.set_title(title, fontsize=7, linespacing=1.2)
+            if is_query:
+                ax.axis("on")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                for spine in ax.spines.values():
+                    spine.set_edgecolor(CLASS_COLOURS[c])
+                    spine.set_linewidth(3)
+    fig.suptitle(
+        "A galaxy of each class (framed) and its 8 nearest neighbours in the catalog: cosine similarity, network's class", fontsize=9
+    )
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_map(catalog: pd.DataFrame, indexed: np.ndarray, xy: np.ndarray, path: str) -> None:
+    """The representations on their first two principal axes: by the network's class, by two vote fractions."""
+    sub = catalog.iloc[indexed]
+    order = np.random.default_rng(0).permutation(len(sub))  # no class drawn entirely on top of another
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.9), layout="constrained")
+    size = float(np.clip(4000 / max(1, len(sub)), 0.3, 8))
+    predicted = sub["predicted"].to_numpy()
+    for c in CLASS_NAMES:  # the rare mergers last and larger, so that they show
+        mine = order[predicted[order] == c]
+        axes[0].scatter(xy[mine, 0], xy[mine, 1], s=size * (3 if c == "merger" else 1), c=CLASS_COLOURS[c], lw=0)
+        axes[0].scatter([], [], s=20, c=CLASS_COLOURS[c], label=f"{CLASS_LABELS[c]} ({len(mine):,})")
+    axes[0].legend(fontsize=8, markerscale=1.2, loc="best")
+    axes[0].set_title("coloured by the network's class", fontsize=10)
+    for ax, c in ((axes[1], "elliptical"), (axes[2], "merger")):
+        votes = sub[f"human_p_{c}"].to_numpy()
+        known = np.isfinite(votes)
+        ax.scatter(xy[~known, 0], xy[~known, 1], s=size, c="#dddddd", lw=0)
+        rising = np.flatnonzero(known)[np.argsort(votes[known], kind="stable")]  # the highest fractions drawn on top
+        points = ax.scatter(xy[rising, 0], xy[rising, 1], s=size, c=votes[rising], cmap="viridis", vmin=0, vmax=1, lw=0)
+        fig.colorbar(points, ax=ax, label=f"volunteers' {CLASS_LABELS[c]} vote fraction")
+        ax.set_title(f"coloured by the {CLASS_LABELS[c]} vote fraction (grey: no votes)", fontsize=10)
+    for ax in axes:
+        ax.set_xlabel("first principal axis")
+        ax.set_ylabel("second principal axis")
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"The {len(sub):,} classified galaxies' representations, projected on their first two principal axes (PCA)", fontsize=10)
+    save_figure(fig, path)
+
+
+def most_merger_like(catalog: pd.DataFrame, likeness: np.ndarray, n: int = 16) -> list[int]:
+    """Rows of the galaxies never trained on (split test, uncertain or none) most like the training mergers."""
+    held = catalog["split"].isin(HELD_OUT).to_numpy()
+    order = np.argsort(-np.nan_to_num(likeness, nan=-np.inf), kind="stable")
+    return [int(i) for i in order if np.isfinite(likeness[i]) and held[i]][:n]
+
+
+def plot_merger_like(catalog: pd.DataFrame, likeness: np.ndarray, found: dict[int, np.ndarray], path: str) -> None:
+    """The galaxies never trained on (split test, uncertain or none) most like the training mergers."""
+    objids = catalog["objid"].to_numpy()
+    held = catalog["split"].isin(HELD_OUT).to_numpy()
+    rows = most_merger_like(catalog, likeness)
+    rows = [i for i in rows if int(objids[i]) in found]
+    images = np.stack([found[int(objids[i])] for i in rows]) if rows else np.zeros((0, 1, 1, 3), np.uint8)
+    titles = []
+    for i in rows:
+        votes = catalog["human_p_merger"].iat[i]
+        titles.append(
+            f"likeness {likeness[i]:.3f}, p_merger {catalog['p_merger'].iat[i]:.2f}\n"
+            f"{catalog['split'].iat[i]}, merger votes {'n/a' if not np.isfinite(votes) else f'{votes:.2f}'}\n"
+            + galaxy_caption(int(objids[i]), catalog["ra"].iat[i], catalog["dec"].iat[i])
+        )
+    plot_gallery(images, titles, path, f"Of the {held.sum():,} galaxies never trained on, the {len(rows)} most like the training mergers")
+
+
+def test_split_scores(catalog: pd.DataFrame, features: np.ndarray, indexed: np.ndarray, likeness: np.ndarray, labels_csv: str) -> dict:
+    """This run's test split: 10-NN class purity among the training galaxies, and mergers by likeness vs by p_merger."""
+    labels = pd.read_csv(labels_csv, dtype={"objid": "int64"}, usecols=["objid", "label", "split"]).set_index("objid")
+    sub = catalog.iloc[indexed]
+    label = labels["label"].reindex(sub["objid"]).to_numpy()
+    split = sub["split"].to_numpy()
+    train = np.isin(split, TRAINED_ON) & pd.notna(label)
+    test = (split == "test") & pd.notna(label)
+    out: dict = {"test_galaxies": int(test.sum()), "reference_galaxies": int(train.sum())}
+    if not test.any() or not train.any():
+        return out
+    three = tuple(c for c in CLASS_NAMES if c != "merger")
+    mine = test & np.isin(label, three)
+    if mine.any():
+        purity = neighbour_purity(features[indexed][mine], label[mine], features[indexed][train], label[train], three, k=10)
+        out["neighbour_purity"] = purity
+    is_merger = label[test] == "merger"
+    out["test_mergers"] = int(is_merger.sum())
+    for name, score in (("merger_likeness", likeness[indexed][test]), ("p_merger", sub["p_merger"].to_numpy()[test])):
+        out[name] = {
+            "average_precision": average_precision(score, is_merger),
+            "precision_at_recall_0.7": precision_at_recall(score, is_merger, 0.7),
+        }
+    return out
+
+
+def run(
+    *,
+    catalog_csv: str,
+    representations_path: str,
+    labels_csv: str,
+    labels_summary: str,
+    chunk_tars: list[str],
+    out: dict[str, str],
+    settings: dict,
+    threads: int = 1,
+) -> dict:
+    """Stage ``similarity``: ``out`` has index, scores, summary, unusual, neighbours, map, merger_like. ``settings``:
+    the ``similarity`` section; ``threads``: how the job runs (faiss's threads)."""
+    import faiss
+
+    faiss.omp_set_num_threads(max(1, int(threads)))
+    section = settings["similarity"]
+    catalog, features = read_catalog(catalog_csv, representations_path, mmap=True)
+    indexed = classified_rows(catalog, features)
+    if len(indexed) < 2:
+        raise InputError(f"{catalog_csv}: {len(indexed)} classified galaxies; the similarity index needs two or more")
+    objids = catalog["objid"].to_numpy()[indexed]
+    x = np.ascontiguousarray(features[indexed], dtype=np.float32)
+    t0 = time.monotonic()
+    index = build_index(objids, x, IndexSettings.from_config(section["index"]))
+    t1 = time.monotonic()
+    log.info("index of %d galaxies x %d features built in %.1f s", len(objids), x.shape[1], t1 - t0)
+    k = int(section["neighbours"])
+    unusual = np.full(len(catalog), np.nan)
+    unusual[indexed] = unusual_scores(index, objids, x, k)
+    t2 = time.monotonic()
+    threshold = float(json.loads(Path(labels_summary).read_text())["threshold"])
+    reference = training_mergers(labels_csv, threshold)
+    row_of = pd.Series(np.arange(len(objids)), index=objids)
+    reference = reference[reference["objid"].isin(row_of.index)]
+    ref_rows = row_of[reference["objid"]].to_numpy()
+    likeness = np.full(len(catalog), np.nan)
+    merger = section["merger_likeness"]
+    if len(reference):
+        likeness[indexed] = merger_likeness(
+            x, objids, objids[ref_rows], x[ref_rows], reference["is_merger"].to_numpy(), merger["method"], int(merger["neighbours"])
+        )
+    t3 = time.monotonic()
+    scores = pd.DataFrame(
+        {
+            "objid": catalog["objid"],
+            "unusual": np.round(unusual, 6),
+            "unusual_rank": pd.array(ranks(unusual), dtype="Int64"),
+            "merger_likeness": np.round(likeness, 6),
+            "merger_likeness_rank": pd.array(ranks(likeness), dtype="Int64"),
+        }
+    )
+    write_index(index, out["index"])
+    write_csv_atomic(out["scores"], scores)
+    queries = {}
+    for c, query in query_galaxies(catalog, indexed).items():
+        sims, ids = search(index, x[row_of[query] : row_of[query] + 1], 8, exclude=np.array([query]))
+        queries[c] = (query, sims[0], ids[0])
+    all_objids = catalog["objid"].to_numpy()
+    wanted = {int(all_objids[i]) for i in (*most_unusual(unusual), *most_merger_like(catalog, likeness))}
+    wanted |= {q for q, _, _ in queries.values()} | {int(i) for _, _, ids in queries.values() for i in ids if i >= 0}
+    found = images_of(chunk_tars, wanted)  # one pass over the tars for every figure
+    shown = plot_unusual(catalog, unusual, found, out["unusual"])
+    plot_neighbours(catalog, queries, found, out["neighbours"])
+    plot_map(catalog, indexed, pca_2d(x), out["map"])
+    plot_merger_like(catalog, likeness, found, out["merger_like"])
+    summary = {
+        "galaxies": len(catalog),
+        "indexed": len(objids),
+        "features": int(x.shape[1]),
+        "index": {"kind": "faiss IndexHNSWFlat (inner product on L2-normalised representations)", **section["index"]},
+        "unusual": {"neighbour": k, "most_unusual": shown},
+        "merger_likeness": {**merger, "reference_galaxies": len(reference), "reference_mergers": int(reference["is_merger"].sum())},
+        "queries": {c: {"objid": q, "neighbours": [int(i) for i in ids if i >= 0]} for c, (q, _, ids) in queries.items()},
+        "test_split": test_split_scores(catalog, features, indexed, likeness, labels_csv),
+        "seconds": {"index": round(t1 - t0, 2), "unusual": round(t2 - t1, 2), "merger_likeness": round(t3 - t2, 2)},
+    }
+    write_json_atomic(out["summary"], summary)
+    log.info("similarity: %d galaxies indexed -> %s; scores -> %s", len(objids), out["index"], out["scores"])
+    return summary
+
+
+# ---- nightskynet similar ---------------------------------------------------------------------------
+
+
+def query_by_position(catalog: pd.DataFrame, ra: float, dec: float, radius_arcsec: float) -> int:
+    """The catalog row nearest (ra, dec), within ``radius_arcsec``; else an error naming the nearest."""
+    ra0, dec0 = np.radians(ra), np.radians(dec)
+    ras, decs = np.radians(catalog["ra"].to_numpy()), np.radians(catalog["dec"].to_numpy())
+    cos = np.sin(dec0) * np.sin(decs) + np.cos(dec0) * np.cos(decs) * np.cos(ras - ra0)
+    sep = np.degrees(np.arccos(np.clip(cos, -1, 1))) * 3600
+    row = int(np.argmin(sep))
+    if sep[row] > radius_arcsec:
+        raise InputError(
+            f"no galaxy of the catalog within {radius_arcsec:g} arcsec of RA {ra:.5f} Dec {dec:+.5f}; the nearest, "
+            f"{catalog['objid'].iat[row]}, is {sep[row]:.1f} arcsec away (--radius to widen)"
+        )
+    return row
+
+
+def represent_image(model_path: str | Path, image_path: str | Path, tta: bool, threads: int) -> tuple[np.ndarray, np.ndarray]:
+    """(representation (1, F), probabilities (1, 4)) of one image file, read and looked at as ``predict`` does; an image
+    without a galaxy at its centre is refused with the reason, never represented."""
+    from ..core.architecture import model_geometry
+    from ..images.augment import crop
+    from ..images.cutouts import UnusableImage, read_image
+    from ..images.sources import inspect, psf_fwhm_px
+    from ..net.inference import Calibration, answer, open_engine
+
+    engine, saved = open_engine(model_path, "cpu", threads)
+    geometry, crop_size = model_geometry(saved)
+    try:
+        image, _ = read_image(Path(image_path), geometry["size"])
+    except UnusableImage as err:
+        raise InputError(f"{image_path}: {err}") from None
+    verdict = inspect(image, psf_fwhm_px(geometry, None))
+    if not verdict.is_galaxy:
+        raise InputError(f"{image_path}: {verdict.status}: {verdict.reason}; no galaxy to compare")
+    answers = answer(engine, crop(image, crop_size)[None], Calibration.of(saved), tta)
+    return answers.features.astype(np.float32), answers.probabilities
+
+
+def similar(
+    *,
+    catalog_csv: str,
+    representations_path: str,
+    index_path: str,
+    scores_csv: str | None,
+    k: int,
+    objid: int | None = None,
+    position: tuple[float, float] | None = None,
+    image: str | None = None,
+    model_path: str | None = None,
+    radius_arcsec: float = 3.0,
+    tta: bool = True,
+    out_csv: str | None = None,
+    out_html: str | None = None,
+    chunk_tars: list[str] | None = None,
+    threads: int = 1,
+) -> pd.DataFrame:
+    """The k galaxies of the catalog most like the query (exactly one of ``objid``, ``position``, ``image``), most
+    similar first: objid, ra, dec, similarity, the network's p_*, the vote fractions, and ``unusual`` and
+    ``merger_likeness`` when ``scores_csv`` is given. The query galaxy itself is not among them."""
+    import faiss
+
+    faiss.omp_set_num_threads(max(1, int(threads)))
+    if sum(q is not None for q in (objid, position, image)) != 1:
+        raise InputError("give exactly one query: --objid, --ra with --dec, or --image")
+    if k < 1:
+        raise InputError(f"-k {k}: ask for one neighbour or more")
+    catalog, features = read_catalog(catalog_csv, representations_path, mmap=True)
+    index = read_index(index_path)
+    if index.ntotal and features.shape[1] != index.d:
+        raise InputError(f"{index_path}: an index of {index.d} features, the catalog's representations have {features.shape[1]}")
+    exclude = None
+    if image is not None:
+        if model_path is None:
+            raise InputError("--image needs --model: the image is represented by the model that represented the catalog")
+        query, _ = represent_image(model_path, image, tta, threads)
+        if query.shape[1] != index.d:
+            raise InputError(f"--model {model_path}: {query.shape[1]} features, the index {index.d}: not the model of this catalog")
+        about = f"the image {image}"
+    else:
+        row = (
+            int(np.flatnonzero(catalog["objid"].to_numpy() == objid)[0])
+            if objid is not None and (catalog["objid"] == objid).any()
+            else None
+        )
+        if objid is not None and row is None:
+            raise InputError(f"objid {objid} is not in {catalog_csv}")
+        if position is not None:
+            row = query_by_position(catalog, position[0], position[1], radius_arcsec)
+        status = catalog["status"].iat[row]
+        if status != "classified" or not np.isfinite(features[row]).all():
+            raise InputError(f"objid {catalog['objid'].iat[row]}: status {status}, so it has no representation to compare")
+        query = np.asarray(features[row : row + 1], dtype=np.float32)
+        exclude = np.array([catalog["objid"].iat[row]])
+        about = f"objid {catalog['objid'].iat[row]} (RA {catalog['ra'].iat[row]:.5f} Dec {catalog['dec'].iat[row]:+.5f})"
+    sims, ids = search(index, query, k, exclude=exclude)
+    found = ids[0] >= 0
+    table = pd.DataFrame({"objid": ids[0][found], "similarity": np.round(sims[0][found], 6)})
+    by_id = catalog.set_index("objid")
+    missing = ~table["objid"].isin(by_id.index)
+    if missing.any():
+        raise InputError(
+            f"{index_path}: names objid {table['objid'][missing].iat[0]}, which {catalog_csv} does not hold: not this catalog's index"
+        )
+    cols = ["ra", "dec", "predicted", *PROB_COLUMNS, *(f"human_{c}" for c in PROB_COLUMNS)]
+    table = table.join(by_id[cols], on="objid")
+    if scores_csv is not None:
+        scores = pd.read_csv(scores_csv, dtype={"objid": "int64"}).set_index("objid")
+        table = table.join(scores[["unusual", "merger_likeness"]], on="objid")
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    table = table[
+        ["rank", "objid", "ra", "dec", "similarity", *[c for c in table.columns if c not in ("rank", "objid", "ra", "dec", "similarity")]]
+    ]
+    if out_csv:
+        write_csv_atomic(out_csv, table)
+    if out_html:
+        query_objid = None if exclude is None else int(exclude[0])
+        write_text_atomic(out_html, similar_page(table, about, chunk_tars or [], image, query_objid))
+    return table
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("nightskynet", "stages/templates/similarity"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _jpeg_uri(data: bytes) -> str:
+    import base64
+
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode()
+
+
+def similar_page(table: pd.DataFrame, about: str, chunk_tars: list[str], image: str | None, query_objid: int | None) -> str:
+    """A self-contained HTML page: the query and its neighbours' cutouts (from the chunk tars) with their numbers."""
+    wanted = set(table["objid"].tolist()) | ({query_objid} if query_objid is not None else set())
+    jpegs = read_chunks(tars_holding(chunk_tars, wanted), wanted) if chunk_tars else {}
+    query_uri = _jpeg_uri(jpegs[query_objid]) if query_objid in jpegs else None
+    if image is not None:
+        import io
+
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        Image.open(image).convert("RGB").save(buffer, format="JPEG", quality=92)
+        query_uri = _jpeg_uri(buffer.getvalue())
+    galaxies = []
+    for r in table.itertuples(index=False):
+        votes = getattr(r, "human_p_merger", float("nan"))
+        galaxies.append(
+            {
+                "rank": r.rank,
+                "objid": r.objid,
+                "position": f"RA {r.ra:.5f} Dec {r.dec:+.5f}",
+                "similarity": f"{r.similarity:.3f}",
+                "predicted": CLASS_LABELS.get(r.predicted, r.predicted),
+                "p": ", ".join(f"{getattr(r, f'p_{c}'):.2f}" for c in CLASS_NAMES),
+                "merger_votes": "n/a" if not np.isfinite(votes) else f"{votes:.2f}",
+                "uri": _jpeg_uri(jpegs[r.objid]) if r.objid in jpegs else None,
+            }
+        )
+    return (
+        _environment()
+        .get_template("similar.html.j2")
+        .render(about=about, query_uri=query_uri, galaxies=galaxies, classes=", ".join(CLASS_LABELS[c] for c in CLASS_NAMES))
+    )
