@@ -12,7 +12,9 @@ real galaxies would be, each copy moved by Gaussian noise of --jitter times each
 * query latency for k = 20, one query at a time as ``nightskynet similar`` asks (median and 95th
   percentile of --queries), HNSW and exact, and the HNSW answers' recall of the exact 20;
 * the scores of every galaxy: ``unusual`` (one k-NN search per galaxy) and ``merger_likeness``
-  (the reference set: the run's share of confident training galaxies, with its share of mergers).
+  (the reference set: the run's share of confident training galaxies, with its share of mergers);
+* what the representations add to the morphology stage's merge job: placing 32 chunks' representations
+  (893,000 / 32 rows each) in the catalog's order through a memory map (``morphology.merge_representations``).
 
     .venv/bin/python benchmarks/similarity_scale.py                        # 893,000 galaxies, jitter 0.3 and 0
     .venv/bin/python benchmarks/similarity_scale.py --galaxies 100000 --jitter 0.3
@@ -127,6 +129,31 @@ def measure(base: np.ndarray, n: int, jitter: float, args, settings: IndexSettin
     }
 
 
+def merge_cost(base: np.ndarray, n: int, chunks: int = 32) -> dict:
+    """Seconds for the merge job to put ``chunks`` chunk files' representations in catalog order (no jitter: the
+    values do not matter, the bytes moved do)."""
+    from nightskynet.core.chunks import chunk_of
+    from nightskynet.stages.morphology import merge_representations
+
+    objids = np.arange(n, dtype=np.int64) * 3 + 587_722_000_000_000_000
+    which = np.fromiter((chunk_of(o, chunks) for o in objids), np.int64, n)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        tables, arrays = [], []
+        for k in range(chunks):
+            ids = objids[which == k]
+            tables.append(str(tmp / f"chunk_{k}.csv"))
+            pd.DataFrame({"objid": ids}).to_csv(tables[-1], index=False)
+            arrays.append(str(tmp / f"chunk_{k}.representations.npy"))
+            representations.write(arrays[-1], ids, base[np.arange(len(ids)) % len(base)])
+        pd.DataFrame({"objid": objids}).to_csv(tmp / "catalog.csv", index=False)
+        t0 = time.monotonic()
+        merge_representations(tables, arrays, tmp / "catalog.csv", tmp / "representations.npy")
+        seconds = time.monotonic() - t0
+        size = os.path.getsize(tmp / "representations.npy") / 2**20
+    return {"galaxies": n, "chunks": chunks, "merge_s": round(seconds, 1), "file_mb": round(size)}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default=str(REPO / "results" / "demo"), help="a finished run's folder")
@@ -146,6 +173,7 @@ def main() -> int:
     confident, merger_share = len(known) / len(catalog), float((known["label"] == "merger").mean())
     settings = IndexSettings.from_config(load_config()["similarity"]["index"])
     print(f"{len(base)} representations of {base.shape[1]} features from {run}; {settings}; {args.threads} threads", flush=True)
+    print("the merge job's representations:", merge_cost(base, args.galaxies), flush=True)
     rows = []
     for jitter in args.jitter:
         r = measure(base, args.galaxies, jitter, args, settings, confident, merger_share)

@@ -26,6 +26,7 @@ RULES = (
     "evaluate",
     "morphology_chunk",
     "morphology",
+    "similarity",
     "report",
 )
 
@@ -48,6 +49,7 @@ OTHER_VALUE = {
     "train.study.model.channels": [16, 32, 64, 128],
     "train.study.model.kernels": [5, 5, 3, 3],
     "train.study.model.dense": [256, 256, 256, 128],
+    "similarity.merger_likeness.method": "examples",
 }
 
 

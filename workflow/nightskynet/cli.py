@@ -254,7 +254,8 @@ def cmd_similar(args) -> None:
         threads=args.threads,
     )
     if not args.output:
-        print(table.to_string(index=False, float_format="{:.4f}".format))
+        degrees = {c: "{:.6f}".format for c in ("ra", "dec")}  # 0.004 arcsec: a position to follow up
+        print(table.to_string(index=False, float_format="{:.4f}".format, formatters=degrees))
 
 
 REPORT_INPUTS = (

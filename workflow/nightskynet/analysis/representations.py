@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import InputError
-from ..core.files import atomic_path
+from ..core.files import write_npy_atomic
 
 
 def objid_path(path: str | Path) -> Path:
@@ -28,20 +28,14 @@ def objid_path(path: str | Path) -> Path:
     return path.with_name(f"{path.stem}_objid.npy")
 
 
-def save_npy_atomic(path: str | Path, array: np.ndarray) -> None:
-    """``np.save`` through a temporary file renamed into place: a crash leaves no half-written array."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, array)
-
-
 def write(path: str | Path, objids: np.ndarray, features: np.ndarray) -> None:
     """The pair of arrays for a table whose rows have ``objids``; ``features`` (rows, F), NaN rows for the unclassified."""
     objids = np.asarray(objids, dtype=np.int64)
     features = np.asarray(features, dtype=np.float32)
     if features.ndim != 2 or len(features) != len(objids):
         raise ValueError(f"{len(objids)} objids but representations of shape {features.shape}")
-    save_npy_atomic(objid_path(path), objids)
-    save_npy_atomic(path, np.ascontiguousarray(features))
+    write_npy_atomic(objid_path(path), objids)
+    write_npy_atomic(path, np.ascontiguousarray(features))
 
 
 def read(path: str | Path, objids: np.ndarray | None = None, mmap: bool = False) -> tuple[np.ndarray, np.ndarray]:

@@ -100,6 +100,12 @@ def write_csv_atomic(path: str | os.PathLike, frame) -> None:
         frame.to_csv(tmp, index=False)
 
 
+def write_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> None:
+    """``np.save`` through a temporary file renamed into place: a crash leaves no half-written array."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
+
+
 def write_npz_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     """Write an uncompressed .npz that ``np.load`` reads, byte-identical for identical arrays.
 

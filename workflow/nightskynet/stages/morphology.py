@@ -43,7 +43,7 @@ from ..core.architecture import model_geometry
 from ..core.chunks import chunk_of
 from ..core.classes import CLASS_NAMES, PROB_COLUMNS
 from ..core.errors import InputError
-from ..core.files import atomic_path, write_json_atomic
+from ..core.files import atomic_path, write_json_atomic, write_npy_atomic
 from ..core.prediction_columns import prediction_columns
 from ..core.tables import PIPELINE_COLUMNS, ColumnInfo, fits_twin, write_fits_streamed
 from ..images.augment import crop as crop_centre
@@ -255,7 +255,7 @@ def merge_representations(chunk_csvs: list[str], chunk_representations: list[str
             raise InputError(f"{filled} representations for a catalog of {len(order)} rows")
         merged.flush()
         del merged
-    representation_files.save_npy_atomic(representation_files.objid_path(out_path), order)
+    write_npy_atomic(representation_files.objid_path(out_path), order)
     return int(width)
 
 

@@ -44,7 +44,7 @@ import pandas as pd
 from ..core.architecture import model_geometry
 from ..core.classes import CLASS_NAMES
 from ..core.errors import InputError
-from ..core.files import atomic_path
+from ..core.files import write_npy_atomic
 from ..core.prediction_columns import prediction_columns
 from ..core.tables import FORMAT_NAMES, ColumnInfo, table_format, write_table
 from ..images.augment import crop
@@ -318,9 +318,7 @@ def run(
     write_table(out_csv, out, column_info(positions is not None, tta, saved.get("merger_threshold")))
     if representations is not None:
         classified = (out["status"] == "classified").to_numpy()
-        with atomic_path(representations) as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, np.ascontiguousarray(features[classified], dtype=np.float32))
+        write_npy_atomic(representations, np.ascontiguousarray(features[classified], dtype=np.float32))
         log.info("representations of the %d classified rows (%d features each) -> %s", classified.sum(), features.shape[1], representations)
     counts = out["status"].value_counts()
     summary = ", ".join(f"{status} {counts[status]}" for status in STATUSES if status in counts)
