@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nightskynet.analysis.rankings import precision_recall
 from nightskynet.core.classes import CLASS_NAMES, PROB_COLUMNS
 from nightskynet.core.config import load_config, merge
 from nightskynet.sky.cutout_client import GEOMETRY_KEYS
@@ -225,7 +226,7 @@ def score(pred: pd.DataFrame, truth: pd.Series) -> dict:
     recall = {c: float((p[y == i] == i).mean()) for i, c in enumerate(CLASS_NAMES)}
     precision = {c: float((y[p == i] == i).mean()) if (p == i).any() else 0.0 for i, c in enumerate(CLASS_NAMES)}
     flagged, is_merger = pred["merger_candidate"].to_numpy(bool), y == 3
-    _, _, merger_ap = evaluate.precision_recall(probs[:, 3], is_merger)
+    _, _, merger_ap = precision_recall(probs[:, 3], is_merger)
     return {
         "n": int(len(y)),
         "accuracy": float((p == y).mean()),

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from nightskynet.stages.evaluate import calibration, classification_metrics, precision_recall, roc_curve
+from nightskynet.analysis.rankings import precision_recall, roc_curve
+from nightskynet.stages.evaluate import calibration, classification_metrics
 
 
 def test_per_class_metrics_and_balanced_accuracy_by_hand():

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.figures import galaxy_caption, plot_gallery, plt, save_figure
+from ..analysis.rankings import precision_recall, roc_curve
 from ..core.classes import CLASS_LABELS, CLASS_NAMES, PROB_COLUMNS
 from ..core.files import write_json_atomic
 from ..core.prediction_columns import MERGER, prediction_columns
@@ -55,35 +56,6 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
         "per_class": per_class,
         "confusion_matrix": cm.tolist(),
     }
-
-
-def _counts_at_thresholds(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """True and false positives at each distinct score threshold, highest first (ties move together)."""
-    order = np.argsort(-scores, kind="stable")
-    s, pos = scores[order], positive[order].astype(float)
-    last_of_each = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1] if len(s) else np.zeros(0, dtype=int)
-    tp = np.cumsum(pos)[last_of_each]
-    return tp, (last_of_each + 1) - tp
-
-
-def roc_curve(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """False/true positive rates over all thresholds and the area under the curve (one-vs-rest)."""
-    tp, fp = _counts_at_thresholds(scores, positive)
-    tp, fp = np.r_[0.0, tp], np.r_[0.0, fp]
-    if tp[-1] == 0 or fp[-1] == 0:
-        return fp, tp, float("nan")
-    tpr, fpr = tp / tp[-1], fp / fp[-1]
-    return fpr, tpr, float(np.trapezoid(tpr, fpr))
-
-
-def precision_recall(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Precision and recall over all thresholds and the average precision (one-vs-rest)."""
-    tp, fp = _counts_at_thresholds(scores, positive)
-    if not len(tp) or tp[-1] == 0:
-        return np.array([1.0]), np.array([0.0]), float("nan")
-    precision, recall = tp / (tp + fp), tp / tp[-1]
-    ap = float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
-    return precision, recall, ap
 
 
 def calibration(probs: np.ndarray, y_true: np.ndarray, bins: int = 10) -> dict:

@@ -33,6 +33,7 @@ import pandas as pd
 
 from ..analysis import representations as representation_files
 from ..analysis.figures import galaxy_caption, plot_gallery, plt, save_figure
+from ..analysis.rankings import precision_recall
 from ..analysis.similarity import (
     IndexSettings,
     build_index,
@@ -93,14 +94,10 @@ def ranks(values: np.ndarray) -> np.ndarray:
 
 
 def average_precision(scores: np.ndarray, positive: np.ndarray) -> float | None:
-    """Average precision of a ranking (the mean precision at each positive's rank); None without a positive."""
+    """Average precision of a ranking (``rankings.precision_recall``'s, as the evaluate stage scores); None without a
+    positive."""
     positive = np.asarray(positive, bool)
-    if not positive.any():
-        return None
-    order = np.argsort(-scores, kind="stable")
-    hits = positive[order]
-    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-    return float(precision[hits].mean())
+    return precision_recall(np.asarray(scores, float), positive)[2] if positive.any() else None
 
 
 def precision_at_recall(scores: np.ndarray, positive: np.ndarray, recall: float) -> float | None:
