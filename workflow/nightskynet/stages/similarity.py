@@ -233,8 +233,9 @@ def plot_merger_like(catalog: pd.DataFrame, likeness: np.ndarray, found: dict[in
     plot_gallery(images, titles, path, f"Of the {held.sum():,} galaxies never trained on, the {len(rows)} most like the training mergers")
 
 
-def test_split_scores(catalog: pd.DataFrame, features: np.ndarray, indexed: np.ndarray, likeness: np.ndarray, labels_csv: str) -> dict:
-    """This run's test split: 10-NN class purity among the training galaxies, and mergers by likeness vs by p_merger."""
+def test_split_scores(catalog: pd.DataFrame, x: np.ndarray, indexed: np.ndarray, likeness: np.ndarray, labels_csv: str) -> dict:
+    """This run's test split: 10-NN class purity among the training galaxies, and mergers by likeness vs by p_merger.
+    ``x``: the representations of the rows ``indexed`` (what the index holds, already in memory)."""
     labels = pd.read_csv(labels_csv, dtype={"objid": "int64"}, usecols=["objid", "label", "split"]).set_index("objid")
     sub = catalog.iloc[indexed]
     label = labels["label"].reindex(sub["objid"]).to_numpy()
@@ -247,7 +248,7 @@ def test_split_scores(catalog: pd.DataFrame, features: np.ndarray, indexed: np.n
     three = tuple(c for c in CLASS_NAMES if c != "merger")
     mine = test & np.isin(label, three)
     if mine.any():
-        purity = neighbour_purity(features[indexed][mine], label[mine], features[indexed][train], label[train], three, k=10)
+        purity = neighbour_purity(x[mine], label[mine], x[train], label[train], three, k=10)
         out["neighbour_purity"] = purity
     is_merger = label[test] == "merger"
     out["test_mergers"] = int(is_merger.sum())
@@ -333,7 +334,7 @@ def run(
         "unusual": {"neighbour": k, "most_unusual": shown},
         "merger_likeness": {**merger, "reference_galaxies": len(reference), "reference_mergers": int(reference["is_merger"].sum())},
         "queries": {c: {"objid": q, "neighbours": [int(i) for i in ids if i >= 0]} for c, (q, _, ids) in queries.items()},
-        "test_split": test_split_scores(catalog, features, indexed, likeness, labels_csv),
+        "test_split": test_split_scores(catalog, x, indexed, likeness, labels_csv),
         "seconds": {"index": round(t1 - t0, 2), "unusual": round(t2 - t1, 2), "merger_likeness": round(t3 - t2, 2)},
     }
     write_json_atomic(out["summary"], summary)
