@@ -19,14 +19,18 @@ recipes are made on these numbers, never on the demo test split.
     .venv/bin/python benchmarks/accuracy.py --recipes default study  # some of them
     .venv/bin/python benchmarks/accuracy.py --list                   # the recipes and what they change
 
-Results are cached per (recipe, fold) under --work (default results/benchmarks/accuracy/), so an
-interrupted run picks up where it stopped; --fresh starts over. The table goes to stdout and, as
-markdown and JSON, to --work.
+Results are cached per (recipe, fold) under --work (default results/benchmarks/accuracy/), in a
+folder named by a digest of the recipe's effective settings (config.yaml with the recipe's
+overrides, keys that only say how a job runs left out) and of the training mode the CPU picks
+(bf16 or fp32, ``train.training_mode_for``), so an interrupted run picks up where it stopped and an
+edited config.yaml never reuses another setting's folds; --fresh starts over. The table goes to
+stdout and, as markdown and JSON, to --work.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import shutil
@@ -36,10 +40,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from nightskynet.analysis.rankings import precision_recall
 from nightskynet.core.classes import CLASS_NAMES, PROB_COLUMNS
-from nightskynet.core.config import load_config, merge
+from nightskynet.core.config import load_config, merge, runtime_keys
 from nightskynet.sky.cutout_client import GEOMETRY_KEYS
 from nightskynet.stages import evaluate, query, scrape, shards, train
 from nightskynet.stages.labels import make_labels, stratified_split
@@ -62,14 +67,46 @@ RECIPES: dict[str, tuple[str, dict]] = {
     "resnet-mergers-25": ("default with mergers at 25% of each batch", {"train": {"resnet": {"merger_share": 0.25}}}),
     "resnet-no-fresh-views": ("default without the fresh D4 element and shift per step", {"train": {"resnet": {"shift": 0}}}),
     "resnet-wide": ("default with width 24", {"train": {"resnet": {"width": 24}}}),
-    "resnet-longer": ("default trained twice as long", {"train": {"resnet": {"epochs": 12}}}),
+    # The training budget: passes over the stored training images (shards.total each)
+    **{f"epochs-{n}": (f"default trained for {n} epochs", {"train": {"resnet": {"epochs": n}}}) for n in (6, 12, 18, 36)},
     "scale-0.2": ('default on 2x magnified cutouts (0.2"/px: the 60 px crop spans 12")', {"scrape": {"scale": 0.2}}),
     "crop-48": ('default on 48 px crops (19" instead of 24")', {"shards": {"crop": 48}}),
-    # The learning curve: the default trained on a share of each fold's training galaxies (val and test as they are).
-    "default-train-25": ("default trained on 25% of each fold's training galaxies (learning curve)", {}),
-    "default-train-50": ("default trained on 50% of each fold's training galaxies (learning curve)", {}),
+    # The learning curve: the default trained on a share of each fold's training galaxies (val and test as they are),
+    # with the same number of augmented images (so each galaxy is seen more often) ...
+    "default-train-25": ("default trained on 25% of each fold's training galaxies, as many images (learning curve)", {}),
+    "default-train-50": ("default trained on 50% of each fold's training galaxies, as many images (learning curve)", {}),
+    # ... or with as many presentations per galaxy as the default (shards.total scaled by the share)
+    "per-galaxy-25": ("default trained on 25% of each fold's training galaxies, shards.total x 0.25 (learning curve)", {}),
+    "per-galaxy-50": ("default trained on 50% of each fold's training galaxies, shards.total x 0.5 (learning curve)", {}),
 }
-TRAIN_FRACTION = {"default-train-25": 0.25, "default-train-50": 0.5}
+TRAIN_FRACTION = {"default-train-25": 0.25, "default-train-50": 0.5, "per-galaxy-25": 0.25, "per-galaxy-50": 0.5}
+PER_GALAXY = {"per-galaxy-25", "per-galaxy-50"}
+
+
+def recipe_config(name: str) -> dict:
+    """config.yaml with the recipe's overrides (and, for the per-galaxy learning curve, shards.total scaled by its share)."""
+    config = merge(load_config(), RECIPES[name][1])
+    if name in PER_GALAXY:
+        config["shards"]["total"] = round(config["shards"]["total"] * TRAIN_FRACTION[name])
+    return config
+
+
+def settings_digest(name: str, config: dict, mode: train.TrainingMode | None) -> str:
+    """What decides a recipe's folds: its settings without the keys that only say how a job runs, its share of the
+    training galaxies, and the CPU's training mode (bf16 or fp32)."""
+    runtime = runtime_keys()
+    kept = {
+        section: {k: v for k, v in values.items() if f"{section}.{k}" not in runtime} if isinstance(values, dict) else values
+        for section, values in config.items()
+        if section not in ("sdss", "predict", "cluster", "report", "similarity", "run")
+    }
+    trained_in = (mode or train.training_mode_for(torch.device("cpu"))).name
+    blob = json.dumps({"config": kept, "train_fraction": TRAIN_FRACTION.get(name, 1.0), "mode": trained_in}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def recipe_dir(work: Path, name: str, config: dict, mode: train.TrainingMode | None) -> Path:
+    return work / name / settings_digest(name, config, mode)
 
 
 def setup_logging(verbose: bool) -> None:
@@ -152,8 +189,9 @@ def run_fold(
     k: int,
     truth: pd.Series,
     threads: int,
+    mode: train.TrainingMode | None,
 ) -> dict:
-    out = work / name / f"fold{k}"
+    out = recipe_dir(work, name, config, mode) / f"fold{k}"
     done = out / "scores.json"
     if done.exists():
         return json.loads(done.read_text())
@@ -187,6 +225,7 @@ def run_fold(
         device="cpu",
         checkpoint_dir=out / "checkpoint",
         threads=threads,
+        mode=mode,
     )
     t2 = time.monotonic()
     figs = {n: str(out / f"{n}.png") for n in ("confusion", "roc_pr", "reliability", "mistakes")}
@@ -207,7 +246,12 @@ def run_fold(
         threads=threads,
     )
     scores = score(pd.read_csv(files["predictions_test"], dtype={"objid": "int64"}), truth)
-    scores.update(fold=k, train_seconds=round(t2 - t1, 1), shard_seconds=round(t1 - t0, 1))
+    scores.update(
+        fold=k,
+        train_seconds=round(t2 - t1, 1),
+        shard_seconds=round(t1 - t0, 1),
+        trained_in=train.training_mode_for(torch.device("cpu")).name,
+    )
     done.write_text(json.dumps(scores, indent=1))
     for path in train_paths:
         Path(path).unlink()  # keep the model, its val and test sets, metrics and predictions; the training shards are rebuilt in seconds
@@ -268,9 +312,9 @@ def calibration_floor(probs: np.ndarray, draws: int = 200, seed: int = 0) -> flo
     return float(np.mean([ece(probs, (rng.random((len(probs), 1)) > cum).sum(axis=1).clip(0, 3)) for _ in range(draws)]))
 
 
-def pooled(work: Path, name: str, folds: list[dict], truth: pd.Series) -> dict:
+def pooled(folder: Path, folds: list[dict], truth: pd.Series) -> dict:
     """Scores of all held-out predictions together (every demo galaxy once), and the ECE noise floors."""
-    frames = [pd.read_csv(work / name / f"fold{f['fold']}" / "predictions_test.csv", dtype={"objid": "int64"}) for f in folds]
+    frames = [pd.read_csv(folder / f"fold{f['fold']}" / "predictions_test.csv", dtype={"objid": "int64"}) for f in folds]
     pred = pd.concat(frames, ignore_index=True)
     out = score(pred, truth)
     probs = pred[list(PROB_COLUMNS)].to_numpy(float)
@@ -279,7 +323,31 @@ def pooled(work: Path, name: str, folds: list[dict], truth: pd.Series) -> dict:
     return out
 
 
-def summarise(work: Path, results: dict[str, list[dict]], truth: pd.Series) -> tuple[str, dict]:
+PAIRED = [("bal3", "bal. acc. (3)"), ("accuracy", "accuracy"), ("merger_ap", "merger AP"), ("ece", "ECE")]
+
+
+def paired(results: dict[str, list[dict]], baseline: str) -> list[str]:
+    """Each recipe against ``baseline``, fold by fold: mean ± sd of the differences and in how many folds it is higher."""
+    base = {f["fold"]: f for f in results[baseline]}
+    rows = [
+        f"Paired over the folds, against `{baseline}` (mean ± sd of the per-fold differences; folds where the recipe is higher):",
+        "",
+        "| recipe | " + " | ".join(f"Δ {label}" for _, label in PAIRED) + " |",
+        "|" + "---|" * (len(PAIRED) + 1),
+    ]
+    for name, folds in results.items():
+        if name == baseline:
+            continue
+        common = [f for f in folds if f["fold"] in base]
+        cells = []
+        for key, _ in PAIRED:
+            d = np.array([f[key] - base[f["fold"]][key] for f in common], float)
+            cells.append(f"{d.mean():+.3f} ± {d.std():.3f} ({int((d > 0).sum())} of {len(d)})")
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def summarise(folders: dict[str, Path], results: dict[str, list[dict]], truth: pd.Series, baseline: str | None) -> tuple[str, dict]:
     rows, summary = [], {}
     header = "| recipe | " + " | ".join(label for _, label in COLUMNS) + " |"
     rows += [header, "|" + "---|" * (len(COLUMNS) + 1)]
@@ -294,7 +362,7 @@ def summarise(work: Path, results: dict[str, list[dict]], truth: pd.Series) -> t
         summary[name] = {
             "folds": len(folds),
             **stats,
-            "pooled": {k: round(v, 4) if isinstance(v, float) else v for k, v in pooled(work, name, folds, truth).items()},
+            "pooled": {k: round(v, 4) if isinstance(v, float) else v for k, v in pooled(folders[name], folds, truth).items()},
         }
         rows.append(f"| {name} ({len(folds)} folds) | " + " | ".join(cells) + " |")
     rows += [
@@ -316,6 +384,11 @@ def summarise(work: Path, results: dict[str, list[dict]], truth: pd.Series) -> t
     rows += ["| recipe | " + " | ".join(label for _, label in keys) + " |", "|" + "---|" * (len(keys) + 1)]
     for name in results:
         rows.append(f"| {name} | " + " | ".join(f"{summary[name]['pooled'][k]:.3f}" for k, _ in keys) + " |")
+    per_fold = ["", "Per fold, bal. acc. (3):", ""]
+    per_fold += [f"- {name}: " + " / ".join(f"{f['bal3']:.3f}" for f in folds) for name, folds in results.items()]
+    rows += per_fold
+    if baseline is not None and baseline in results:
+        rows += ["", *paired(results, baseline)]
     return "\n".join(rows), summary
 
 
@@ -327,7 +400,11 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=1, help="seed of the fold assignment")
     p.add_argument("--work", default=str(REPO / "results" / "benchmarks" / "accuracy"))
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--cpu-mode", choices=["auto", "fp32"], default="auto", help="auto: what the train stage picks here (bf16 where the CPU has it)"
+    )
     p.add_argument("--fresh", action="store_true", help="forget cached folds")
+    p.add_argument("--baseline", default=None, help="a recipe of --recipes to compare the others with, fold by fold (default: the first)")
     p.add_argument("--list", action="store_true")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args()
@@ -344,14 +421,17 @@ def main() -> int:
         shutil.rmtree(work)
     truth = pd.read_csv(SKY / "labels.csv", dtype={"objid_dr7": "int64"}).set_index("objid_dr7")["class4"]
     fold = folds_of(truth, args.folds, args.seed)
+    mode = train.FP32_NCHW if args.cpu_mode == "fp32" else None
     results: dict[str, list[dict]] = {}
+    folders: dict[str, Path] = {}
     for name in args.recipes:
-        config = merge(load_config(), RECIPES[name][1])
+        config = recipe_config(name)
+        folders[name] = recipe_dir(work, name, config, mode)
         everything, manifests, tars = prepare_sky(work, config)
         results[name] = []
         for k in args.only_folds if args.only_folds is not None else range(args.folds):
             t0 = time.monotonic()
-            s = run_fold(work, name, config, everything, manifests, tars, fold, k, truth, args.threads)
+            s = run_fold(work, name, config, everything, manifests, tars, fold, k, truth, args.threads, mode)
             results[name].append(s)
             print(
                 f"{name} fold {k}: bal3 {s['bal3']:.3f} accuracy {s['accuracy']:.3f} merger recall/precision @thr "
@@ -359,7 +439,7 @@ def main() -> int:
                 f"ECE {s['ece']:.3f} ({time.monotonic() - t0:.0f} s)",
                 flush=True,
             )
-    table, summary = summarise(work, results, truth)
+    table, summary = summarise(folders, results, truth, args.baseline or args.recipes[0])
     print("\n" + table)
     (work / "summary.md").write_text(table + "\n")
     (work / "summary.json").write_text(

@@ -7,13 +7,17 @@ loop should reach >= 90% of the step alone: if it does not, the data path thrott
 Image content does not change the speed, so the set is random pixels of the study's shape
 (60 x 60 x 3). Settings of the recipe come from config.yaml.
 
-Each layout of ``--layouts`` (network and batches in PyTorch's default NCHW or in channels_last;
-``auto`` is what the train stage picks for the device, ``train.memory_format_for``) is measured on
-a fresh trainer, the layouts in turns, ``--rounds`` times, and the median is printed: a shared
-machine's speed drifts between minutes, so layouts are compared within one run.
+Each mode of ``--modes`` (precision fp32 or bf16 autocast, network and batches in PyTorch's
+default NCHW or in channels_last; ``auto`` is what the train stage picks for the device,
+``train.training_mode_for``; a ``+compile`` suffix runs the network through ``torch.compile``, its
+compilation inside the first, warm-up epoch) is measured on a fresh trainer, the modes in turns,
+``--rounds`` times, and the median is printed: a shared machine's speed drifts between minutes, so
+modes are compared within one run. fp32 channels_last crashes oneDNN on narrow networks (width 4
+or 8 on AVX-512): it is measured at the default width only, as a figure, never trained in.
 
-    .venv/bin/python benchmarks/train_throughput.py                          # CPU, both recipes, NCHW and channels_last
-    python benchmarks/train_throughput.py --images 105000 --epochs 3         # on a GPU: the study's epoch
+    .venv/bin/python benchmarks/train_throughput.py                          # CPU, both recipes, every mode
+    .venv/bin/python benchmarks/train_throughput.py --modes fp32-nchw auto bf16-nchw+compile
+    python benchmarks/train_throughput.py --images 105000 --epochs 3 --modes auto   # on a GPU: the study's epoch
 """
 
 from __future__ import annotations
@@ -28,20 +32,31 @@ import torch
 from nightskynet.core.config import load_config
 from nightskynet.core.recipes import Recipe
 from nightskynet.net.torch_inference import pick_device
-from nightskynet.stages.train import Trainer, memory_format_for, place
+from nightskynet.stages.train import Trainer, TrainingMode, place, training_mode_for
 
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
+MODES = [f"{precision}-{layout}" for precision in ("fp32", "bf16") for layout in LAYOUTS]
 
 
-def layout_format(layout: str, device: torch.device) -> torch.memory_format:
-    """The memory format of a ``--layouts`` name on ``device``."""
-    return memory_format_for(device) if layout == "auto" else LAYOUTS[layout]
+def parse_mode(name: str, device: torch.device) -> tuple[TrainingMode, bool]:
+    """(the training mode, whether compiled) of a ``--modes`` name on ``device``."""
+    base, compiled = name.removesuffix("+compile"), name.endswith("+compile")
+    if base == "auto":
+        return training_mode_for(device), compiled
+    precision, layout = base.split("-", 1)
+    return TrainingMode(LAYOUTS[layout], bf16=precision == "bf16"), compiled
+
+
+def mode_name(value: str) -> str:
+    if value.removesuffix("+compile") not in ["auto", *MODES]:
+        raise argparse.ArgumentTypeError(f"{value!r}: one of auto, {', '.join(MODES)}, each with an optional +compile")
+    return value
 
 
 def measure(
-    recipe_name: str, args: argparse.Namespace, device: torch.device, memory_format: torch.memory_format
+    recipe_name: str, args: argparse.Namespace, device: torch.device, mode: TrainingMode, compiled: bool
 ) -> tuple[float, float, int]:
-    """(step-alone img/s, full-loop img/s, batch size) of a fresh trainer of the recipe in ``memory_format``."""
+    """(step-alone img/s, full-loop img/s, batch size) of a fresh trainer of the recipe in ``mode``."""
     cfg = load_config()["train"]
     cfg["recipe"] = recipe_name
     if args.batch_size:
@@ -58,7 +73,9 @@ def measure(
         "targets": np.eye(4, dtype=np.float32)[labels],
     }
     data = place(arrays, device)
-    trainer = Trainer(recipe, 60, device, steps_per_epoch=-(-args.images // bs), memory_format=memory_format)
+    trainer = Trainer(recipe, 60, device, steps_per_epoch=-(-args.images // bs), mode=mode)
+    if compiled:
+        trainer.model = torch.compile(trainer.model)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     # the step alone: one batch, already converted and on the device
@@ -98,30 +115,31 @@ def main() -> None:
     p.add_argument("--recipes", nargs="+", default=["resnet", "study"])
     p.add_argument("--batch-size", type=int, default=None, help="default: the recipe's batch_size in config.yaml")
     p.add_argument("--width", type=int, default=None, help="the resnet's first-stage width; default: config.yaml's")
-    p.add_argument("--layouts", nargs="+", choices=["auto", *LAYOUTS], default=list(LAYOUTS), help="auto: the train stage's choice")
-    p.add_argument("--rounds", type=int, default=1, help="measurements of each layout, in turns; the median is printed")
+    p.add_argument("--modes", nargs="+", type=mode_name, default=MODES, help="auto: the train stage's choice; +compile: torch.compile")
+    p.add_argument("--rounds", type=int, default=1, help="measurements of each mode, in turns; the median is printed")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = p.parse_args()
     device = pick_device(args.device)
     torch.set_num_threads(args.threads)
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {args.threads} threads"
-    print(f"device: {name}; {args.images} images of 60 x 60 x 3; torch {torch.__version__}; the train stage's layout here: ", end="")
-    print(next(k for k, v in LAYOUTS.items() if v == memory_format_for(device)))
-    print("\n| recipe | layout | batch | measure | img/s | seconds per 105,000-image epoch |")
+    flags = " ".join(k for k in ("avx2", "avx512_f", "avx512_bf16", "amx_bf16") if getattr(torch.cpu, "get_capabilities", dict)().get(k))
+    print(f"device: {name} ({flags}); {args.images} images of 60 x 60 x 3; torch {torch.__version__}; ", end="")
+    print(f"the train stage's mode here: {training_mode_for(device).name}")
+    print("\n| recipe | mode | batch | measure | img/s | seconds per 105,000-image epoch |")
     print("|---|---|---|---|---|---|")
     for recipe in args.recipes:
-        runs: dict[str, list[tuple[float, float]]] = {layout: [] for layout in args.layouts}
+        runs: dict[str, list[tuple[float, float]]] = {mode: [] for mode in args.modes}
         for _ in range(args.rounds):
-            for layout in args.layouts:
-                step_rate, loop_rate, bs = measure(recipe, args, device, layout_format(layout, device))
-                runs[layout].append((step_rate, loop_rate))
-        for layout, rates in runs.items():
+            for mode in args.modes:
+                step_rate, loop_rate, bs = measure(recipe, args, device, *parse_mode(mode, device))
+                runs[mode].append((step_rate, loop_rate))
+        for mode, rates in runs.items():
             step_rate, loop_rate = (statistics.median(r[i] for r in rates) for i in (0, 1))
             each = ", ".join(f"{r[1]:.0f}" for r in rates)
-            print(f"| {recipe} | {layout} | {bs} | step alone (batch on device) | {step_rate:.0f} | {105000 / step_rate:.1f} |")
+            print(f"| {recipe} | {mode} | {bs} | step alone (batch on device) | {step_rate:.0f} | {105000 / step_rate:.1f} |")
             print(
-                f"| {recipe} | {layout} | {bs} | full training loop ({100 * loop_rate / step_rate:.0f}% of the step; goal >= 90%; "
+                f"| {recipe} | {mode} | {bs} | full training loop ({100 * loop_rate / step_rate:.0f}% of the step; goal >= 90%; "
                 f"rounds: {each}) | {loop_rate:.0f} | {105000 / loop_rate:.1f} |",
                 flush=True,
             )

@@ -72,20 +72,34 @@ def test_the_residual_network_learns_on_real_galaxies(shard_files, tmp_path):
     assert losses[-1] < 0.85 * losses[0], f"training loss did not fall: {np.round(losses, 3)}"
 
 
-@pytest.mark.parametrize("width", [1, 4, 8])  # 1: the narrowest the schema allows; 1 and 4 crash oneDNN's channels_last backward here
-def test_the_narrowest_residual_networks_train_on_the_cpu(shard_files, tmp_path, width):
-    """A CPU trains in PyTorch's default layout, network and batches alike: narrow channels_last convolutions crash oneDNN."""
+CPU_MODES = [
+    pytest.param(train.FP32_NCHW, id="fp32-nchw"),
+    pytest.param(
+        train.BF16_CHANNELS_LAST,
+        id="bf16-channels_last",
+        marks=pytest.mark.skipif(not train.cpu_computes_bf16(), reason="this CPU has no bf16 hardware (AVX512-BF16 or AMX)"),
+    ),
+]
+
+
+@pytest.mark.parametrize("mode", CPU_MODES)
+@pytest.mark.parametrize("width", [1, 4, 8])  # 1: the narrowest the schema allows; 4 and 8 crash oneDNN's fp32 channels_last backward
+def test_the_narrowest_residual_networks_train_on_the_cpu_in_each_mode_it_can_pick(shard_files, tmp_path, width, mode):
+    """fp32 trains in PyTorch's default layout (narrow fp32 channels_last convolutions crash oneDNN); bf16 hardware in channels_last."""
     train_paths, val, _ = shard_files
-    trainer, history, _ = train.fit(train_paths, val, train_cfg("resnet", epochs=1, width=width), 60, tmp_path, "cpu", threads=2)
+    cfg = train_cfg("resnet", epochs=1, width=width)
+    trainer, history, _ = train.fit(train_paths, val, cfg, 60, tmp_path, "cpu", threads=2, mode=mode)
     assert np.isfinite(history["train_loss"]).all() and history["epoch"].tolist() == [1]
-    assert train.memory_format_for(torch.device("cpu")) == torch.contiguous_format == trainer.memory_format
-    assert all(p.is_contiguous() for p in trainer.model.parameters())
+    assert trainer.memory_format == mode.memory_format and trainer.amp == mode.bf16
+    assert all(p.is_contiguous(memory_format=mode.memory_format) for p in trainer.model.parameters() if p.dim() == 4)
     images = torch.from_numpy(train.load_shards(train_paths)["images"][:4])
-    assert trainer._input(images, torch.arange(4)).is_contiguous()  # to_input's permuted view alone would be channels_last
+    assert trainer._input(images, torch.arange(4)).is_contiguous(memory_format=mode.memory_format)
 
 
-def test_cuda_trains_in_channels_last():
-    assert train.memory_format_for(torch.device("cuda")) == torch.channels_last
+def test_each_device_trains_in_its_own_mode():
+    cpu = train.BF16_CHANNELS_LAST if train.cpu_computes_bf16() else train.FP32_NCHW
+    assert train.training_mode_for(torch.device("cpu")) == cpu
+    assert train.training_mode_for(torch.device("cuda")) == train.BF16_CHANNELS_LAST
 
 
 def test_a_checkpoint_from_other_settings_is_not_resumed(shard_files, tmp_path):
@@ -129,6 +143,7 @@ def test_the_train_stage_writes_a_calibrated_model_that_knows_its_cutouts(shard_
     )
     model, saved = load_model(tmp_path / "model.pt")
     assert saved["cutout"] == json.loads(open(manifest).read())["cutout"] and saved["input_size"] == 60
+    assert saved["trained_in"] == f"cpu, {train.training_mode_for(torch.device('cpu')).name}"
     cal = saved["calibration"]
     assert cal["fitted"] and cal["temperature"] > 0 and len(cal["logit_bias"]) == 4
     assert float(model.calibration.temperature) == pytest.approx(cal["temperature"])

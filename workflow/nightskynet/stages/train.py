@@ -16,8 +16,9 @@ renormalised vote fractions (the soft cross-entropy). Then ``calibrate.calibrate
 correction, the temperature and the merger threshold on the validation galaxies.
 
 CUDA when present (bf16 autocast, channels_last, the whole uint8 set on the GPU once), CPU
-otherwise (``threads``, PyTorch's default NCHW layout); ``memory_format_for`` is the one place the
-layout is chosen. A checkpoint is written after every epoch to ``checkpoint_dir`` (outside
+otherwise (``threads``): bf16 autocast and channels_last where the CPU computes bf16 natively
+(AVX512-BF16 or AMX), PyTorch's default NCHW layout in fp32 elsewhere; ``training_mode_for`` is
+the one place the layout and precision are chosen. A checkpoint is written after every epoch to ``checkpoint_dir`` (outside
 Snakemake's outputs, which a failed job loses); a restarted training with the same inputs and
 settings resumes from it, bit for bit on the CPU: batch order and augmentation come from (seed,
 epoch), and the dropout RNG state is saved with the checkpoint.
@@ -78,25 +79,50 @@ def load_shards(paths: list[str]) -> dict[str, np.ndarray]:
     return out
 
 
-def run_key(shard_paths: list[str], recipe: Recipe, input_size: int) -> str:
-    """Identifies a training run: a checkpoint is resumed only by a run with the same key."""
-    h = hashlib.sha256(json.dumps({**recipe.settings, "input_size": input_size}, sort_keys=True).encode())
+def run_key(shard_paths: list[str], recipe: Recipe, input_size: int, mode_name: str) -> str:
+    """Identifies a training run: a checkpoint is resumed only by a run with the same key (a bf16 run never resumes an fp32 one)."""
+    h = hashlib.sha256(json.dumps({**recipe.settings, "input_size": input_size, "mode": mode_name}, sort_keys=True).encode())
     for path in shard_paths:
         h.update(f"{Path(path).name}:{sha256_file(path)}".encode())
     return h.hexdigest()[:16]
 
 
-def memory_format_for(device: torch.device) -> torch.memory_format:
-    """The layout the network and its inputs are trained in on ``device``: channels_last on CUDA, NCHW elsewhere.
+def cpu_computes_bf16() -> bool:
+    """Whether this CPU has bf16 arithmetic in hardware (AVX512-BF16 or AMX), where oneDNN's bf16 kernels are fast."""
+    capabilities = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+    return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
 
-    On a CPU, oneDNN's channels_last backward pass of narrow convolutions corrupts memory: on AVX2
-    (AMD EPYC) the weight gradient of the 1x1 stride-2 shortcuts segfaults, aborts or hangs at
-    first-stage width 1 or 4, on AVX-512 (Intel Xeon) training crashes at width 4 or 8. NCHW is safe
-    at every width, at a measured cost of a quarter to a third of the CPU training speed
-    (docs/benchmarks.md, "Training (train)"). On CUDA channels_last is the layout of bf16
-    tensor-core convolutions.
+
+@dataclass(frozen=True)
+class TrainingMode:
+    """How a device trains: the layout of the network and of every batch, and whether under bf16 autocast."""
+
+    memory_format: torch.memory_format
+    bf16: bool
+
+    @property
+    def name(self) -> str:
+        layout = "channels_last" if self.memory_format == torch.channels_last else "NCHW"
+        return f"{'bf16' if self.bf16 else 'fp32'} {layout}"
+
+
+FP32_NCHW = TrainingMode(torch.contiguous_format, bf16=False)
+BF16_CHANNELS_LAST = TrainingMode(torch.channels_last, bf16=True)
+
+
+def training_mode_for(device: torch.device) -> TrainingMode:
+    """bf16 autocast in channels_last on CUDA and on CPUs that compute bf16 in hardware; fp32 NCHW on other CPUs.
+
+    On a CPU, oneDNN's fp32 channels_last backward pass of narrow convolutions corrupts memory: on
+    AVX2 (AMD EPYC) the weight gradient of the 1x1 stride-2 shortcuts segfaults, aborts or hangs at
+    first-stage width 1 or 4, on AVX-512 (Intel Xeon) training crashes at width 4 or 8. Its bf16
+    kernels (AVX512-BF16, AMX) train every width, and 2.4x faster than fp32 NCHW; fp32 NCHW is safe
+    at every width and is what a CPU without bf16 hardware trains in (docs/benchmarks.md, "Training
+    (train)"). On CUDA channels_last is the layout of bf16 tensor-core convolutions.
     """
-    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    if device.type == "cuda" or cpu_computes_bf16():
+        return BF16_CHANNELS_LAST
+    return FP32_NCHW
 
 
 def random_views(x: torch.Tensor, shift: int, generator: torch.Generator) -> torch.Tensor:
@@ -150,12 +176,13 @@ class Trainer:
         input_size: int,
         device: torch.device,
         steps_per_epoch: int,
-        memory_format: torch.memory_format | None = None,
+        mode: TrainingMode | None = None,
     ):
-        """``memory_format``: the layout of the network and of every batch; ``memory_format_for(device)`` unless given (benchmarks)."""
+        """``mode``: the layout and precision of the training; ``training_mode_for(device)`` unless given (benchmarks, tests)."""
         self.recipe, self.device = recipe, device
         self.checkpoint: Path | None = None  # set by ``fit``: where this training's checkpoint lives
-        self.memory_format = memory_format_for(device) if memory_format is None else memory_format
+        self.mode = training_mode_for(device) if mode is None else mode
+        self.memory_format = self.mode.memory_format
         torch.manual_seed(recipe.seed)
         self.model = GalaxyClassifier(recipe.name, recipe.architecture, input_size).to(device).to(memory_format=self.memory_format)
         if recipe.is_study:
@@ -172,7 +199,7 @@ class Trainer:
             if ema
             else None
         )
-        self.amp = device.type == "cuda"
+        self.amp = self.mode.bf16
 
     @property
     def final_model(self) -> GalaxyClassifier:
@@ -309,9 +336,9 @@ def load_training_data(train_paths: list[str], val_path: str, recipe: Recipe, de
     return train, val, place(train, device), place(val, device)
 
 
-def build_trainer(recipe: Recipe, train: dict, input_size: int, device: torch.device) -> Trainer:
+def build_trainer(recipe: Recipe, train: dict, input_size: int, device: torch.device, mode: TrainingMode | None = None) -> Trainer:
     """The recipe's trainer, its input standardisation set from the training images."""
-    trainer = Trainer(recipe, input_size, device, steps_per_epoch=-(-len(train["labels"]) // recipe.batch_size))
+    trainer = Trainer(recipe, input_size, device, steps_per_epoch=-(-len(train["labels"]) // recipe.batch_size), mode=mode)
     statistics = channel_statistics(train["images"])
     for model in (trainer.model, trainer.ema.module if trainer.ema is not None else None):
         if model is not None:
@@ -381,8 +408,9 @@ def fit(
     device: str = "auto",
     threads: int = 1,
     stop_after_epochs: int | None = None,
+    mode: TrainingMode | None = None,
 ) -> tuple[Trainer, pd.DataFrame, dict]:
-    """Train (resuming from a matching checkpoint in ``checkpoint_dir``).
+    """Train (resuming from a matching checkpoint in ``checkpoint_dir``); ``mode``: the device's own (``training_mode_for``) unless given.
 
     Returns the trainer with the final weights loaded, the history and the best epoch.
     """
@@ -391,8 +419,9 @@ def fit(
     if torch_device.type == "cpu":
         torch.set_num_threads(max(1, threads))
     train, _, train_t, val_t = load_training_data(train_paths, val_path, recipe, torch_device)
-    trainer = build_trainer(recipe, train, input_size, torch_device)
-    key = run_key(train_paths + [val_path], recipe, input_size)
+    trainer = build_trainer(recipe, train, input_size, torch_device, mode)
+    log.info("training in %s on %s", trainer.mode.name, torch_device)
+    key = run_key(train_paths + [val_path], recipe, input_size, trainer.mode.name)
     ckpt_path = trainer.checkpoint = Path(checkpoint_dir) / f"checkpoint-{key}.pt"  # one per training: runs side by side never share one
     progress = resume(trainer, ckpt_path, key)
     early_stopping = recipe.early_stopping
@@ -427,15 +456,17 @@ def run(
     device: str = "auto",
     checkpoint_dir: str | Path = "results/cache/train",
     threads: int = 1,
+    mode: TrainingMode | None = None,
 ) -> pd.DataFrame:
     """Stage ``train``. ``settings``: the ``train`` settings that decide the weights; ``device``,
     ``checkpoint_dir`` and ``threads``: how the job runs. The model file records the cutout
     geometry and crop of the shards it was trained on (from their manifest), so ``predict`` frames
-    new images the same way, and the calibration fitted on the val split."""
+    new images the same way, and the calibration fitted on the val split. ``mode``: the device's own
+    training mode unless given (the yardstick's fp32 comparison)."""
     cfg = settings["train"]
     manifest = json.loads(Path(shards_manifest).read_text())
     input_size = int(manifest["settings"]["crop"])
-    trainer, history, best = fit(train_paths, val_path, cfg, input_size, checkpoint_dir, device, threads)
+    trainer, history, best = fit(train_paths, val_path, cfg, input_size, checkpoint_dir, device, threads, mode=mode)
     model = trainer.final_model
     recipe = Recipe.from_config(cfg)
     trained_prior, real_prior = class_priors(load_shards(train_paths), recipe)
@@ -448,6 +479,7 @@ def run(
         "recipe": recipe.settings,
         "best_epoch": best["epoch"],
         "epochs_run": len(history),
+        "trained_in": f"{trainer.device.type}, {trainer.mode.name}",
         "cutout": manifest["cutout"],
         "calibration": result,
         "merger_threshold": result["merger_threshold"],
