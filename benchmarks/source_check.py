@@ -11,6 +11,13 @@ at the default cutout's seeing (1.4" at 0.40"/px) and through the baseline, the 
 source is 12 central-ninth pixels 5 sigma above the median of the outer frame, on the 60 px crop).
 The table counts galaxies refused (goal 0) and non-galaxies classified (goal 0) by each, and the
 time per image; ``--montage`` draws every wrong answer of the new check, labelled.
+
+``--verdicts`` writes every image's verdict (case, what it is, status, rule) to a CSV, and
+``--against`` compares this run's verdicts with such a file from another version of the check (the
+same seed and sets), counting and drawing (``--disagreements``) every image the two call differently:
+
+    python benchmarks/source_check.py --verdicts before.csv                 # on the earlier commit
+    python benchmarks/source_check.py --against before.csv --disagreements changed.png
 """
 
 from __future__ import annotations
@@ -105,24 +112,30 @@ def table(cases: list[str], truth: list[str], new: list[str], old: list[bool]) -
     return pd.DataFrame(rows)
 
 
-def montage(images: np.ndarray, cases: list[str], truth: list[str], new: list[str], rules: list[str], path: Path, per_row: int = 8) -> int:
+def montage(images: np.ndarray, cases: list[str], truth: list[str], new: list[str], rules: list[str], path: Path) -> int:
+    """Draw every image the check gets wrong, labelled (case, verdict, rule); the number drawn."""
     wrong = [i for i in range(len(images)) if (new[i] != "galaxy") == (truth[i] == "galaxy")]
-    if not wrong:
-        return 0
+    draw_tiles(images[wrong], [(cases[i], f"-> {new[i]}", rules[i]) for i in wrong], path)
+    return len(wrong)
+
+
+def draw_tiles(images: np.ndarray, captions: list[tuple[str, str, str]], path: Path, per_row: int = 8) -> None:
+    """The images side by side, 200 px each, with three lines of caption on each."""
+    if not len(images):
+        return
     tiles = []
-    for i in wrong:
-        tile = Image.fromarray(images[i]).resize((200, 200), Image.Resampling.NEAREST)
+    for image, (first, second, third) in zip(images, captions, strict=True):
+        tile = Image.fromarray(image).resize((200, 200), Image.Resampling.NEAREST)
         draw = ImageDraw.Draw(tile)
         draw.rectangle((0, 0, 200, 36), fill=(0, 0, 0))
-        draw.text((3, 1), cases[i][:32], fill=(255, 255, 0))
-        draw.text((3, 12), f"-> {new[i]}", fill=(255, 120, 120))
-        draw.text((3, 23), rules[i][:34], fill=(200, 200, 200))
+        draw.text((3, 1), first[:32], fill=(255, 255, 0))
+        draw.text((3, 12), second[:34], fill=(255, 120, 120))
+        draw.text((3, 23), third[:34], fill=(200, 200, 200))
         tiles.append(np.asarray(tile))
     while len(tiles) % per_row:
         tiles.append(np.zeros_like(tiles[0]))
     rows = [np.concatenate(tiles[k : k + per_row], axis=1) for k in range(0, len(tiles), per_row)]
     Image.fromarray(np.concatenate(rows, axis=0)).save(path)
-    return len(wrong)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=2)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--montage", type=Path, default=None, help="PNG of every image the new check gets wrong")
+    p.add_argument("--verdicts", type=Path, default=None, help="CSV of every image's verdict")
+    p.add_argument("--against", type=Path, default=None, help="a --verdicts CSV of another version to compare with")
+    p.add_argument("--disagreements", type=Path, default=None, help="PNG of every image --against calls differently")
     args = p.parse_args(argv)
     images, cases, truth = build_sets(args.sky_dir, args.per_case, args.every, args.seed)
     new, rules, old, t_new, t_old = run_all(images, args.workers)
@@ -146,7 +162,27 @@ def main(argv: list[str] | None = None) -> int:
     print(f"time per image, one core: {1000 * t_new / len(images):.2f} ms (baseline {1000 * t_old / len(images):.2f} ms)")
     if args.montage:
         print(f"{montage(images, cases, truth, new, rules, args.montage)} wrong answers drawn in {args.montage}")
+    verdicts = pd.DataFrame({"case": cases, "truth": truth, "status": new, "rule": rules})
+    if args.verdicts:
+        verdicts.to_csv(args.verdicts, index_label="image")
+    if args.against:
+        compare(images, verdicts, pd.read_csv(args.against, index_col="image", keep_default_na=False), args.disagreements)
     return 0
+
+
+def compare(images: np.ndarray, now: pd.DataFrame, before: pd.DataFrame, path: Path | None) -> None:
+    """Count (and draw, to ``path``) the images this run calls differently from ``before``."""
+    if list(before["case"]) != list(now["case"]):
+        raise SystemExit("--against: that file holds other sets (another --seed, --per-case or --every)")
+    changed = np.flatnonzero(before["status"].to_numpy() != now["status"].to_numpy())
+    better = sum((now.at[i, "status"] == "galaxy") == (now.at[i, "truth"] == "galaxy") for i in changed)
+    print(f"\nagainst {len(before)} earlier verdicts: {len(changed)} differ ({better} now right, {len(changed) - better} now wrong)")
+    for i in changed:
+        print(f"  image {i} ({now.at[i, 'case']}): {before.at[i, 'status']} -> {now.at[i, 'status']} ({now.at[i, 'rule']})")
+    if path is not None and len(changed):
+        captions = [(now.at[i, "case"], f"{before.at[i, 'status']} -> {now.at[i, 'status']}", now.at[i, "rule"]) for i in changed]
+        draw_tiles(images[changed], captions, path)
+        print(f"drawn in {path}")
 
 
 if __name__ == "__main__":
