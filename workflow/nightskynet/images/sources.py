@@ -35,6 +35,7 @@ measures them (docs/benchmarks.md, "What is at the centre").
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -222,9 +223,11 @@ def _sky(grey: np.ndarray, sigma: float, fine: bool = False) -> tuple[np.ndarray
 
 def _extract(data: np.ndarray, sigma: float, deblend_nthresh: int = 1, deblend_cont: float = 1.0):
     """sep.extract at DETECT_SIGMA with its segmentation map; no deblending unless asked (one threshold: with 32
-    levels and nothing to deblend it costs 7 times as long). Its pixel stack is sized to the image: the default
-    300,000 makes every call allocate for a much larger one."""
-    sep.set_extract_pixstack(max(20_000, 2 * data.size))
+    levels and nothing to deblend it costs 7 times as long). Its pixel stack is sized to the image (no more pixels
+    than it has can be above the threshold; twice that when deblending): the default 300,000 makes every call
+    allocate for a much larger one, and sep's time grows with it. (sep stops when the stack is full, so a frame
+    that is all above the threshold needs more than its own size.)"""
+    sep.set_extract_pixstack(max(20_000, 2 * data.size) if deblend_nthresh > 1 else data.size + 1024)
     return sep.extract(
         data, DETECT_SIGMA, err=sigma, minarea=MIN_AREA, segmentation_map=True, deblend_nthresh=deblend_nthresh, deblend_cont=deblend_cont
     )
@@ -251,13 +254,17 @@ def _is_prominent(smooth: np.ndarray, y: int, x: int, floor: float, ridge: float
     ``needed`` below the peak, its island holds no higher ground: one labelling of the image, not a search for the
     saddle."""
     h = smooth[y, x]
-    labels, _ = ndi.label(smooth >= h - 1e-3)
-    ys, xs = np.nonzero(labels == labels[y, x])
-    if max(np.ptp(ys), np.ptp(xs)) > ridge:
-        return False  # a flat top a quarter of the frame long: a saturated line, not a peak
     level = h - needed
     if level < floor:
         return False
+    # the flat top it stands on, looked for in a window: one that reaches the window's edge is longer than the ridge
+    reach = int(ridge) + 2
+    window = (slice(max(0, y - reach), y + reach + 1), slice(max(0, x - reach), x + reach + 1))
+    top = smooth[window]
+    labels, _ = ndi.label(top >= h - 1e-3)
+    ys, xs = np.nonzero(labels == labels[y - window[0].start, x - window[1].start])
+    if max(np.ptp(ys), np.ptp(xs)) > ridge:
+        return False  # a flat top a quarter of the frame long: a saturated line, not a peak
     if not (smooth > h + 1e-3).any():
         return True
     labels, _ = ndi.label(smooth > level)
@@ -280,7 +287,8 @@ class _Source:
     box: tuple[int, int, int, int]  # top, left, bottom, right (exclusive)
     reach: tuple[float, float]  # px from the centre to its farthest pixel along its major axis, either way
     isophote_radius: float  # px: the radius of a disc of its area
-    pixels: np.ndarray  # (H, W) bool: its pixels
+    ys: np.ndarray  # its pixels' rows and columns, in row-major order
+    xs: np.ndarray
 
     @property
     def elongation(self) -> float:
@@ -373,6 +381,8 @@ class _Inspection:
 
     def _saturated_core(self) -> tuple[np.ndarray, np.ndarray] | None:
         """(ys, xs) of the connected saturated pixels with most pixels within ``near`` of the centre; None if none."""
+        if not self.saturated[self.radius <= self.near].any():
+            return None  # nothing saturated near the centre (most images): no labelling of the frame
         labels, _ = ndi.label(self.saturated)
         ids = labels[(self.radius <= self.near) & (labels > 0)]
         if not len(ids):
@@ -397,16 +407,18 @@ class _Inspection:
         central, others = found
         return self._stellar(central) and all(self._stellar(p) or p.is_line(self.n) for p in others)
 
-    def _deblended(self, blend: _Source) -> tuple[_Source, list[_Source]] | None:
-        """(the part of ``blend`` at the centre, its other parts), deblended by sep within the blend's box; None if none."""
-        top, left = blend.box[0], blend.box[1]
-        window = (slice(blend.box[0], blend.box[2]), slice(blend.box[1], blend.box[3]))
-        data = np.ascontiguousarray(np.where(blend.pixels[window], self.data[window], 0.0))
+    def _deblended(self, blend: _Source) -> tuple[_Source, Iterator[_Source]] | None:
+        """(the part of ``blend`` at the centre, its other parts, described as they are asked for), deblended by sep within
+        the blend's box; None if none."""
+        top, left, bottom, right = blend.box
+        inside = np.zeros((bottom - top, right - left), dtype=bool)
+        inside[blend.ys - top, blend.xs - left] = True
+        data = np.ascontiguousarray(np.where(inside, self.data[top:bottom, left:right], 0.0))
         objects, seg = _extract(data, self.sigma, deblend_nthresh=DEBLEND_LEVELS, deblend_cont=DEBLEND_CONTRAST)
         if not len(objects):
             return None
         full = np.zeros(self.data.shape, dtype=seg.dtype)
-        full[window] = seg
+        full[top:bottom, left:right] = seg
         centre = (int(round(self.cy)), int(round(self.cx)))
         k = _central_label(full, self.radius, max(3.0, 0.05 * self.n), centre)
         if k is None:
@@ -416,19 +428,19 @@ class _Inspection:
         objects["y"] += top
         objects["xpeak"] += left
         objects["ypeak"] += top
-        parts = [self._describe(objects[j], ys, xs) for j, (ys, xs) in enumerate(_pixels_by_label(seg, len(objects), top, left))]
-        return parts[k], parts[:k] + parts[k + 1 :]
+        pixels = _pixels_by_label(seg, len(objects), top, left)
+        others = (self._describe(objects[j], *pixels[j]) for j in range(len(objects)) if j != k)
+        return self._describe(objects[k], *pixels[k]), others
 
     def _describe(self, obj, ys: np.ndarray, xs: np.ndarray) -> _Source:
         """The sep object ``obj`` whose pixels are (ys, xs), in row-major order."""
-        pixels = np.zeros(self.data.shape, dtype=bool)
-        pixels[ys, xs] = True
         r = self.radius[ys, xs]
         values = self.data[ys, xs]
         inner, outer = values[r <= 0.1 * self.n], values[r >= 0.25 * self.n]
         concentration = inner.mean() / max(outer.mean(), 1e-3) if len(inner) and len(outer) else np.inf
         sat = self.saturated[ys, xs]
         h, w = self.grey.shape
+        top, bottom, left, right = int(ys[0]), int(ys[-1]), int(xs.min()), int(xs.max())  # row-major: ys is sorted
         return _Source(
             a=float(obj["a"]),
             b=float(obj["b"]),
@@ -437,12 +449,13 @@ class _Inspection:
             n_saturated=int(sat.sum()),
             saturated_offset=float(np.hypot(xs[sat].mean() - self.cx, ys[sat].mean() - self.cy)) if sat.any() else np.inf,
             concentration=float(concentration),
-            edges=int(xs.min() == 0) + int(xs.max() == w - 1) + int(ys.min() == 0) + int(ys.max() == h - 1),
-            extent=float(max(np.ptp(xs), np.ptp(ys)) + 1),
-            box=(int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1),
+            edges=int(left == 0) + int(right == w - 1) + int(top == 0) + int(bottom == h - 1),
+            extent=float(max(right - left, bottom - top) + 1),
+            box=(top, left, bottom + 1, right + 1),
             reach=self._reach(obj, ys, xs),
             isophote_radius=float(np.sqrt(len(xs) / np.pi)),
-            pixels=pixels,
+            ys=ys,
+            xs=xs,
         )
 
     def _reach(self, obj, ys: np.ndarray, xs: np.ndarray) -> tuple[float, float]:
