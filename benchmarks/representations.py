@@ -44,7 +44,7 @@ from nightskynet.core.classes import CLASS_NAMES  # noqa: E402
 from nightskynet.core.config import load_config, merge  # noqa: E402
 from nightskynet.images.augment import crop  # noqa: E402
 from nightskynet.images.cutouts import decode, iter_chunk  # noqa: E402
-from nightskynet.net.inference import Calibration, answer, open_engine  # noqa: E402
+from nightskynet.net.inference import VIEWS, Calibration, answer, open_engine  # noqa: E402
 from nightskynet.stages.similarity import average_precision, precision_at_recall  # noqa: E402
 
 THREE = tuple(c for c in CLASS_NAMES if c != "merger")
@@ -62,7 +62,7 @@ def represent_all(model_path: Path, tar: str, threads: int) -> tuple[np.ndarray,
         crops.append(crop(decode(jpeg, geometry["size"]), crop_size))
     features, probs = [], []
     for start in range(0, len(crops), 256):
-        a = answer(engine, np.stack(crops[start : start + 256]), calibration, tta=True)
+        a = answer(engine, np.stack(crops[start : start + 256]), calibration, VIEWS)
         features.append(a.features)
         probs.append(a.probabilities)
     return np.array(ids, np.int64), np.concatenate(features), np.concatenate(probs), saved

@@ -57,15 +57,15 @@ def test_crops(tiny_run):
 
 
 @pytest.mark.parametrize("network", ["resnet", "study"])
-@pytest.mark.parametrize("tta", [True, False])
-def test_onnx_runtime_gives_pytorch_s_probabilities_and_features(tmp_path, test_crops, network, tta):
+@pytest.mark.parametrize("views", [8, 4, 1])
+def test_onnx_runtime_gives_pytorch_s_probabilities_and_features(tmp_path, test_crops, network, views):
     model = classifier(network)
     save_model(tmp_path / "model.pt", model, extra(model))
     onnx, info = open_engine(tmp_path / "model.pt", "cpu", threads=2)
     assert isinstance(onnx, OnnxEngine)
     torch_engine = TorchEngine(model, torch.device("cpu"))
     calibration = Calibration.of(info)
-    a, b = answer(onnx, test_crops, calibration, tta), answer(torch_engine, test_crops, calibration, tta)
+    a, b = answer(onnx, test_crops, calibration, views), answer(torch_engine, test_crops, calibration, views)
     np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-4)
     assert np.abs(a.probabilities - b.probabilities).max() < 1e-5
     np.testing.assert_allclose(a.features, b.features, atol=1e-4)
@@ -74,7 +74,7 @@ def test_onnx_runtime_gives_pytorch_s_probabilities_and_features(tmp_path, test_
     with torch.no_grad():
         x = torch.from_numpy(test_crops[:5]).permute(0, 3, 1, 2).float() / 255
         direct = torch.softmax(model(x), dim=1).numpy()
-    np.testing.assert_allclose(answer(onnx, test_crops[:5], calibration, tta=False).probabilities, direct, atol=1e-5)
+    np.testing.assert_allclose(answer(onnx, test_crops[:5], calibration, views=1).probabilities, direct, atol=1e-5)
 
 
 def test_the_trained_tiny_model_agrees_on_its_test_split(tiny_run, test_crops):

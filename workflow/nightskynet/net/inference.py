@@ -13,8 +13,8 @@ The engine that computes the logits:
 
 ``open_engine`` picks one for a device setting: ``cpu`` ONNX Runtime; ``cuda`` PyTorch; ``auto``
 PyTorch where a GPU is visible, else ONNX Runtime. Both give the same probabilities to ~1e-7
-(tests/test_inference.py). ``classify_stream`` runs an engine over batches a background thread
-reads, decodes and checks while the engine works on the batch before (the catalog stage, predict).
+(tests/test_inference.py). ``looking.classify_cutouts`` runs an engine over batches that worker processes read,
+decode and look at while the engine works on the batch before (the morphology stage, predict, similar).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import queue
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Protocol, TypeVar
+from typing import Iterable, Iterator, Protocol, TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -103,6 +103,9 @@ class OnnxEngine:
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only: its notes go to stderr otherwise
+        # its threads sleep between operators instead of spinning: the reading and looking need those cycles
+        # (the morphology stage 4% faster here, the engine alone the same; docs/benchmarks.md)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
 
@@ -114,9 +117,12 @@ class OnnxEngine:
         return logits.reshape(views, n, -1).transpose(1, 0, 2).astype(np.float64), features.reshape(views, n, -1).transpose(1, 0, 2)
 
 
-def answer(engine: Engine, images: np.ndarray, calibration: Calibration, tta: bool = True) -> Answers:
-    """The calibrated probabilities and features of one batch of (N, H, W, 3) uint8 crops, averaged over 8 views (or 1)."""
-    logits, features = engine.outputs(images, VIEWS if tta else 1)
+def answer(engine: Engine, images: np.ndarray, calibration: Calibration, views: int = VIEWS) -> Answers:
+    """The calibrated probabilities and features of one batch of (N, H, W, 3) uint8 crops, averaged over the first ``views``
+    D4 views (``d4_views``)."""
+    if isinstance(views, bool) or not 1 <= views <= VIEWS:
+        raise SettingsError(f"views {views}: a galaxy has 1 to {VIEWS} D4 views")
+    logits, features = engine.outputs(images, views)
     return Answers(averaged_probabilities(logits, calibration.bias, calibration.temperature), features.mean(axis=1))
 
 
@@ -199,15 +205,6 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
                 slots.get_nowait()
             except queue.Empty:
                 worker.join(timeout=0.1)
-
-
-def classify_stream(
-    engine: Engine, batches_of: Iterable[T], pixels: Callable[[T], np.ndarray], calibration: Calibration, tta: bool = True
-) -> Iterator[tuple[T, Answers]]:
-    """(batch, its Answers) for each batch a producer makes (in a background thread, while the engine works on the one
-    before); ``pixels(batch)`` is its (N, H, W, 3) uint8 crops. Memory: two batches, however many there are."""
-    for batch in prefetch(batches_of):
-        yield batch, answer(engine, pixels(batch), calibration, tta)
 
 
 def batches(n: int, batch_size: int, show: bool | None = None):

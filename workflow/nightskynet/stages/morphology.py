@@ -1,8 +1,8 @@
 """Stage ``morphology``: the network's calibrated class probabilities for every galaxy the query returned.
 
 One job per scrape chunk (``run_chunk``) classifies the chunk's cutouts straight from its tar:
-a background thread reads and decodes batches of JPEGs while the model works on the batch before
-(``inference.classify_stream``), so memory holds two batches however large the chunk, and a new
+worker processes decode and look at batches of JPEGs while the model works on the batch before
+(``looking.classify_cutouts``), so memory holds a few batches however large the chunk, and a new
 model reruns these jobs, never the scrape. Every galaxy of the chunk gets a row, confident or not,
 with its split (``train``, ``val``, ``test``, ``uncertain``, or ``none``: not used by training or
 evaluation), its renormalised vote fractions (``human_p_*``), the network's probabilities (``p_*``,
@@ -46,10 +46,10 @@ from ..core.errors import InputError
 from ..core.files import atomic_path, write_json_atomic, write_npy_atomic
 from ..core.prediction_columns import prediction_columns
 from ..core.tables import PIPELINE_COLUMNS, ColumnInfo, fits_twin, write_fits_streamed
-from ..images.augment import crop as crop_centre
-from ..images.cutouts import decode, iter_chunk
-from ..images.sources import inspect, psf_fwhm_px
-from ..net.inference import CPU_BATCH, GPU_BATCH, Calibration, Engine, classify_stream, open_engine
+from ..images.cutouts import iter_chunk
+from ..images.sources import psf_fwhm_px
+from ..net.inference import CPU_BATCH, GPU_BATCH, VIEWS, Calibration, Engine, open_engine
+from ..net.looking import Cutout, classify_cutouts, default_workers
 from ..sky.votes import class_probabilities, votes_kind
 
 log = logging.getLogger(__name__)
@@ -98,35 +98,34 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"objid": "int64"}, usecols=["objid", "status", "sha256"]).set_index("objid")
 
 
-def _batches(tar_path: str | Path, manifest: pd.DataFrame, geometry: dict, radii: pd.Series, crop: int, batch: int):
-    """(objids, network crops, status) for each batch of the tar's images, each checked against its manifest row and
-    looked at (``sources.inspect``, at the seeing of its cutout's scale): status ``classified`` for a galaxy at the centre."""
+def _batches(tar_path: str | Path, manifest: pd.DataFrame, geometry: dict, radii: pd.Series, batch: int):
+    """(objids, their Cutouts) for each batch of the tar's images, each checked against its manifest row (the reading and
+    looking at them is ``looking.classify_cutouts``'s, at the seeing of each cutout's scale)."""
     ids: list[int] = []
-    jpegs: list[bytes] = []
-
-    def done():
-        images = [decode(jpeg, geometry["size"]) for jpeg in jpegs]
-        verdicts = [inspect(image, psf_fwhm_px(geometry, radii.get(objid))) for objid, image in zip(ids, images, strict=True)]
-        crops = np.stack([crop_centre(image, crop) for image in images])
-        status = np.array(["classified" if v.is_galaxy else v.status for v in verdicts], dtype=object)
-        return np.array(ids, dtype=np.int64), crops, status
-
+    cutouts: list[Cutout] = []
     for objid, jpeg in iter_chunk(tar_path):
         if objid not in manifest.index or manifest.at[objid, "status"] != "ok":
             raise InputError(f"{tar_path}: holds {objid}.jpg, which its manifest does not list as downloaded; scrape the chunk again")
         if hashlib.sha256(jpeg).hexdigest() != manifest.at[objid, "sha256"]:
             raise InputError(f"{tar_path}: {objid}.jpg is not the image its manifest lists (sha256 differs); scrape the chunk again")
         ids.append(objid)
-        jpegs.append(jpeg)
+        cutouts.append(Cutout(jpeg, psf_fwhm_px(geometry, radii.get(objid))))
         if len(ids) == batch:
-            yield done()
-            ids, jpegs = [], []
+            yield np.array(ids, dtype=np.int64), cutouts
+            ids, cutouts = [], []
     if ids:
-        yield done()
+        yield np.array(ids, dtype=np.int64), cutouts
 
 
 def classify_chunk(
-    galaxies: pd.DataFrame, tar_path: str | Path, manifest: pd.DataFrame, engine: Engine, saved: dict, tta: bool, batch: int
+    galaxies: pd.DataFrame,
+    tar_path: str | Path,
+    manifest: pd.DataFrame,
+    engine: Engine,
+    saved: dict,
+    views: int,
+    batch: int,
+    workers: int,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """(``galaxies`` with the network's columns and a status, their representations (rows, F) float32, NaN where not
     classified), classified straight from the chunk's tar."""
@@ -141,18 +140,19 @@ def classify_chunk(
         raise InputError(f"objid {first} of the catalog is not in the chunk's manifest; scrape the chunk again")
     row_of = pd.Index(galaxies["objid"])
     radii = galaxies.set_index("objid")["petroR90_r"]
-    batches = _batches(tar_path, manifest, geometry, radii, crop, batch)
-    stream = classify_stream(engine, batches, lambda b: b[1][b[2] == "classified"], Calibration.of(saved), tta)
+    batches = _batches(tar_path, manifest, geometry, radii, batch)
+    stream = classify_cutouts(engine, Calibration.of(saved), batches, geometry["size"], crop, views, workers)
     with tqdm(total=int((status == "ok").sum()), desc="classifying", unit="galaxy", mininterval=5.0, disable=n < 5000) as bar:
-        for (ids, _, found), answers in stream:
+        for ids, looked, answers in stream:
             rows = row_of.get_indexer(ids)
             if (rows < 0).any():
                 raise InputError(f"{tar_path}: holds {ids[rows < 0][0]}.jpg, a galaxy this chunk of the catalog does not have")
-            probs[rows[found == "classified"]] = answers.probabilities
+            classified = looked.classified
+            probs[rows[classified]] = answers.probabilities
             if features is None:
                 features = np.full((n, answers.features.shape[1]), np.nan, dtype=np.float32)
-            features[rows[found == "classified"]] = answers.features
-            status[rows] = found
+            features[rows[classified]] = answers.features
+            status[rows] = looked.status
             bar.update(len(ids))
     lost = (status == "ok").sum()
     if lost:
@@ -184,10 +184,11 @@ def run_chunk(
     ``morphology.tta``; ``device``,
     ``batch_size`` (0: ``CPU_BATCH`` on a CPU, 1,024 on a GPU) and ``threads``: how the job runs."""
     engine, saved = open_engine(model_path, device, threads)
-    tta = bool(settings["morphology"]["tta"])
+    views = VIEWS if settings["morphology"]["tta"] else 1
     batch = batch_size or (CPU_BATCH if engine.on_cpu else GPU_BATCH)
     galaxies = chunk_galaxies(catalog_csv, labels_csv, chunk, settings["scrape"]["chunks"])
-    table, features = classify_chunk(galaxies, tar_path, read_manifest(manifest_path), engine, saved, tta, batch)
+    workers = default_workers(threads, len(galaxies), batch)
+    table, features = classify_chunk(galaxies, tar_path, read_manifest(manifest_path), engine, saved, views, batch, workers)
     representation_files.write(out_representations, table["objid"].to_numpy(), features)
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)

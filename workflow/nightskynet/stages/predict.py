@@ -36,7 +36,6 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -47,9 +46,10 @@ from ..core.errors import InputError
 from ..core.files import write_npy_atomic
 from ..core.prediction_columns import prediction_columns
 from ..core.tables import FORMAT_NAMES, ColumnInfo, table_format, write_table
-from ..images.augment import crop
-from ..images.cutouts import IMAGE_SUFFIXES, UnusableImage, image_files, read_image
-from ..images.sources import inspect, psf_fwhm_px
+from ..images.cutouts import IMAGE_SUFFIXES, image_files
+from ..images.sources import psf_fwhm_px
+from ..net.inference import VIEWS
+from ..net.looking import Cutout
 from ..sky.input_catalog import read_catalog
 
 log = logging.getLogger(__name__)
@@ -164,67 +164,43 @@ def gather_inputs(input_path: Path, geometry: dict, settings: dict, client: dict
     return catalog_rows(catalog, settings, geometry, client, cache_dir), catalog[["ra", "dec"]].reset_index(drop=True)
 
 
-class PreparedBatch(NamedTuple):
-    """One batch of ``predict``'s inputs, ready for the engine: which rows it holds and their network crops."""
-
-    rows: np.ndarray  # (n,) int64: indices into the list of InputRow, each a galaxy at its centre
-    crops: np.ndarray  # (n, crop, crop, 3) uint8: what the network classifies
-
-
-def prepared_batches(rows: list[InputRow], geometry: dict, crop_size: int, batch: int) -> Iterator[PreparedBatch]:
-    """A PreparedBatch for each batch of rows whose image holds a galaxy at its centre; every other row
-    gets its status and note on the way (read with ``cutouts.read_image``, looked at with ``sources.inspect``)."""
-    size = geometry["size"]
-    for start in range(0, len(rows), batch):
-        indices, crops = [], []
-        for i in range(start, min(start + batch, len(rows))):
-            row = rows[i]
-            if row.path is None:
-                continue
-            try:
-                image, row.note = read_image(row.path, size)
-            except UnusableImage as err:
-                row.status, row.note = err.status, str(err)
-                continue
-            verdict = inspect(image, psf_fwhm_px(geometry, row.petro_r90))
-            if not verdict.is_galaxy:
-                row.status, row.note = verdict.status, verdict.reason
-                continue
-            row.status = "classified"
-            indices.append(i)
-            crops.append(crop(image, crop_size))
-        empty = np.zeros((0, crop_size, crop_size, 3), np.uint8)
-        yield PreparedBatch(np.array(indices, dtype=np.int64), np.stack(crops) if crops else empty)
-
-
-def crops_of(batch: PreparedBatch) -> np.ndarray:
-    """What the engine classifies of a batch."""
-    return batch.crops
+def cutout_batches(rows: list[InputRow], geometry: dict, batch: int) -> Iterator[tuple[np.ndarray, list[Cutout]]]:
+    """(indices into ``rows``, their Cutouts) for each batch of the rows that have an image to read."""
+    readable = [i for i, row in enumerate(rows) if row.path is not None]
+    for start in range(0, len(readable), batch):
+        indices = readable[start : start + batch]
+        yield np.array(indices, dtype=np.int64), [Cutout(rows[i].path, psf_fwhm_px(geometry, rows[i].petro_r90)) for i in indices]
 
 
 def classify(
-    engine, info: dict, rows: list[InputRow], geometry: dict, crop_size: int, tta: bool, batch_size: int
+    engine, info: dict, rows: list[InputRow], geometry: dict, crop_size: int, views: int, batch_size: int, threads: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """((N, 4) calibrated probabilities, (N, F) representations: the network's penultimate features averaged over the
-    views as the probabilities are), NaN where not classified: the model's engine (``inference.open_engine``: ONNX Runtime
-    on a CPU, no PyTorch to start) over batches read, decoded and looked at in a background thread while it works on the batch
-    before (``inference.classify_stream``, as the catalog stage does), with a progress bar."""
+    views as the probabilities are), NaN where not classified; every row read gets its status and note. The model's
+    engine (``inference.open_engine``: ONNX Runtime on a CPU, no PyTorch to start) over batches that worker processes
+    read and look at while it works on the batch before (``looking.classify_cutouts``, as the morphology stage does),
+    with a progress bar."""
     from tqdm import tqdm
 
-    from ..net.inference import CPU_BATCH, Calibration, classify_stream
+    from ..net.inference import CPU_BATCH, Calibration
+    from ..net.looking import classify_cutouts, default_workers
 
     batch = min(batch_size, CPU_BATCH) if engine.on_cpu else batch_size
     probs = np.full((len(rows), len(CLASS_NAMES)), np.nan)
     features: np.ndarray | None = None
-    stream = classify_stream(engine, prepared_batches(rows, geometry, crop_size, batch), crops_of, Calibration.of(info), tta)
+    workers = default_workers(threads, len(rows), batch)
+    batches = cutout_batches(rows, geometry, batch)
+    stream = classify_cutouts(engine, Calibration.of(info), batches, geometry["size"], crop_size, views, workers)
     with tqdm(total=len(rows), desc="classifying", unit="img", mininterval=2.0, disable=len(rows) <= batch) as bar:
-        for prepared, answers in stream:
-            if len(prepared.rows):
-                probs[prepared.rows] = answers.probabilities
-                if features is None:
-                    features = np.full((len(rows), answers.features.shape[1]), np.nan, np.float32)
-                features[prepared.rows] = answers.features
-            bar.update(min(batch, len(rows) - bar.n))
+        for indices, looked, answers in stream:
+            for i, status, note in zip(indices, looked.status, looked.notes, strict=True):
+                rows[i].status, rows[i].note = status, note
+            done = indices[looked.classified]
+            probs[done] = answers.probabilities
+            if features is None:
+                features = np.full((len(rows), answers.features.shape[1]), np.nan, np.float32)
+            features[done] = answers.features
+            bar.update(len(indices))
     return probs, features if features is not None else np.zeros((len(rows), 0), np.float32)
 
 
@@ -308,7 +284,7 @@ def run(
     rows, positions = gather_inputs(input_path, geometry, settings, client, Path(cache_dir), columns or {})
     if not rows:
         raise InputError(f"{input_path}: no JPEG/PNG image in the folder; {out_csv} not written")
-    probs, features = classify(engine, saved, rows, geometry, crop_size, tta, batch_size)
+    probs, features = classify(engine, saved, rows, geometry, crop_size, VIEWS if tta else 1, batch_size, threads)
     for row in rows:
         if row.status != "classified":
             log.warning("not classified %s (%s): %s", row.source, row.status, row.note)

@@ -361,24 +361,19 @@ def query_by_position(catalog: pd.DataFrame, ra: float, dec: float, radius_arcse
 
 
 def represent_image(model_path: str | Path, image_path: str | Path, tta: bool, threads: int) -> tuple[np.ndarray, np.ndarray]:
-    """(representation (1, F), probabilities (1, 4)) of one image file, read and looked at as ``predict`` does; an image
-    without a galaxy at its centre is refused with the reason, never represented."""
+    """(representation (1, F), probabilities (1, 4)) of one image file, read and looked at as ``predict`` does
+    (``looking.look_at``); an image without a galaxy at its centre is refused with the reason, never represented."""
     from ..core.architecture import model_geometry
-    from ..images.augment import crop
-    from ..images.cutouts import UnusableImage, read_image
-    from ..images.sources import inspect, psf_fwhm_px
-    from ..net.inference import Calibration, answer, open_engine
+    from ..images.sources import psf_fwhm_px
+    from ..net.inference import VIEWS, Calibration, answer, open_engine
+    from ..net.looking import Cutout, look_at
 
     engine, saved = open_engine(model_path, "cpu", threads)
     geometry, crop_size = model_geometry(saved)
-    try:
-        image, _ = read_image(Path(image_path), geometry["size"])
-    except UnusableImage as err:
-        raise InputError(f"{image_path}: {err}") from None
-    verdict = inspect(image, psf_fwhm_px(geometry, None))
-    if not verdict.is_galaxy:
-        raise InputError(f"{image_path}: {verdict.status}: {verdict.reason}; no galaxy to compare")
-    answers = answer(engine, crop(image, crop_size)[None], Calibration.of(saved), tta)
+    looked = look_at([Cutout(Path(image_path), psf_fwhm_px(geometry, None))], geometry["size"], crop_size)
+    if not looked.classified[0]:
+        raise InputError(f"{image_path}: {looked.status[0]}: {looked.notes[0]}; no galaxy to compare")
+    answers = answer(engine, looked.crops, Calibration.of(saved), VIEWS if tta else 1)
     return answers.features.astype(np.float32), answers.probabilities
 
 
