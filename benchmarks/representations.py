@@ -1,7 +1,7 @@
 """The representations on the yardstick folds: are similar galaxies of one class, and are mergers found by example?
 
-For each fold of benchmarks/accuracy.py (the default recipe; its fold models are trained, or read from its
-cache, exactly as that script does), every demo galaxy's representation is computed by that fold's model
+For each fold of benchmarks/accuracy.py (the default recipe, or ``--recipe``; its fold models are trained, or read
+from its cache, exactly as that script does), every demo galaxy's representation is computed by that fold's model
 (the network's penultimate features, averaged over the 8 D4 views, as the morphology stage does), and:
 
 * **neighbour purity**: for each held-out galaxy of an elliptical, face-on or edge-on class (its real Galaxy
@@ -20,7 +20,7 @@ cache, exactly as that script does), every demo galaxy's representation is compu
     .venv/bin/python benchmarks/representations.py --only-folds 0
 
 Prints a markdown table per measure (per fold, mean and spread, and pooled over the folds) and writes it with
-the JSON to --work/representations.{md,json}.
+the JSON to representations.{md,json} in the recipe's folder of --work.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import accuracy  # noqa: E402  (the yardstick's folds, models and cache)
 from nightskynet.analysis.similarity import merger_likeness, neighbour_purity  # noqa: E402
 from nightskynet.core.architecture import model_geometry  # noqa: E402
 from nightskynet.core.classes import CLASS_NAMES  # noqa: E402
-from nightskynet.core.config import load_config, merge  # noqa: E402
+from nightskynet.core.config import load_config  # noqa: E402
 from nightskynet.images.augment import crop  # noqa: E402
 from nightskynet.images.cutouts import decode, iter_chunk  # noqa: E402
 from nightskynet.net.inference import VIEWS, Calibration, answer, open_engine  # noqa: E402
@@ -51,8 +51,9 @@ THREE = tuple(c for c in CLASS_NAMES if c != "merger")
 MERGER_VARIANTS = (("knn", 10), ("knn", 20), ("knn", 50), ("examples", 3), ("examples", 5), ("examples", 10))
 
 
-def represent_all(model_path: Path, tar: str, threads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """(objids, representations (n, F), probabilities (n, 4), the model's saved settings) of every cutout of the tar."""
+def represent_all(model_path: Path, tar: str, threads: int, views: int = VIEWS) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """(objids, representations (n, F), probabilities (n, 4), the model's saved settings) of every cutout of the tar,
+    averaged over the first ``views`` D4 views."""
     engine, saved = open_engine(model_path, "cpu", threads)
     geometry, crop_size = model_geometry(saved)
     calibration = Calibration.of(saved)
@@ -62,7 +63,7 @@ def represent_all(model_path: Path, tar: str, threads: int) -> tuple[np.ndarray,
         crops.append(crop(decode(jpeg, geometry["size"]), crop_size))
     features, probs = [], []
     for start in range(0, len(crops), 256):
-        a = answer(engine, np.stack(crops[start : start + 256]), calibration, VIEWS)
+        a = answer(engine, np.stack(crops[start : start + 256]), calibration, views)
         features.append(a.features)
         probs.append(a.probabilities)
     return np.array(ids, np.int64), np.concatenate(features), np.concatenate(probs), saved
@@ -93,8 +94,8 @@ def logistic_scores(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray
     return 1 / (1 + np.exp(-(prepared(test_x) @ theta)))
 
 
-def fold_measures(work: Path, k: int, tar: str, truth: pd.Series, threads: int) -> dict:
-    out = work / "default" / f"fold{k}"
+def fold_measures(folder: Path, k: int, tar: str, truth: pd.Series, threads: int) -> dict:
+    out = folder / f"fold{k}"
     labels = pd.read_csv(out / "labels.csv", dtype={"objid": "int64"}).set_index("objid")
     ids, x, p, saved = represent_all(out / "model.pt", tar, threads)
     split = labels["split"].reindex(ids).fillna("none").to_numpy()
@@ -186,18 +187,20 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=1, help="seed of the fold assignment (as benchmarks/accuracy.py)")
     p.add_argument("--work", default=str(accuracy.REPO / "results" / "benchmarks" / "accuracy"))
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--recipe", default="default", help="a recipe of benchmarks/accuracy.py --list")
     args = p.parse_args()
     accuracy.setup_logging(False)
     work = Path(args.work)
     truth = pd.read_csv(accuracy.SKY / "labels.csv", dtype={"objid_dr7": "int64"}).set_index("objid_dr7")["class4"]
     fold = accuracy.folds_of(truth, args.folds, args.seed)
-    config = merge(load_config(), accuracy.RECIPES["default"][1])
+    config = accuracy.recipe_config(args.recipe)
+    folder = accuracy.recipe_dir(work, args.recipe, config, None)
     everything, manifests, tars = accuracy.prepare_sky(work, config)
     results = []
     for k in args.only_folds if args.only_folds is not None else range(args.folds):
         t0 = time.monotonic()
-        accuracy.run_fold(work, "default", config, everything, manifests, tars, fold, k, truth, args.threads)
-        results.append(fold_measures(work, k, tars[0], truth, args.threads))
+        accuracy.run_fold(work, args.recipe, config, everything, manifests, tars, fold, k, truth, args.threads, None)
+        results.append(fold_measures(folder, k, tars[0], truth, args.threads))
         r, m = results[-1], results[-1]["mergers"]
         print(
             f"fold {k}: purity {r['purity_representations']['balanced']:.3f} "
@@ -207,8 +210,8 @@ def main() -> int:
         )
     text = tables(results)
     print("\n" + text)
-    (work / "representations.md").write_text(text + "\n")
-    (work / "representations.json").write_text(json.dumps([{k: v for k, v in r.items() if k != "pooled"} for r in results], indent=1))
+    (folder / "representations.md").write_text(text + "\n")
+    (folder / "representations.json").write_text(json.dumps([{k: v for k, v in r.items() if k != "pooled"} for r in results], indent=1))
     return 0
 
 
