@@ -297,11 +297,12 @@ def test_catalogs_in_every_format_predict_alike_and_every_output_reads_back(mode
 
 
 def test_an_image_gets_the_same_answer_alone_or_among_many(model, tmp_path):
-    """An image's answer depends only on that image: 5 alone, and the same 5 among 70 (two batches and a progress bar)."""
+    """An image's answer depends only on that image: 5 alone (in this process), and the same 5 among 200 (four batches
+    read and looked at in a worker process, and a progress bar)."""
     many, few = tmp_path / "many", tmp_path / "few"
     many.mkdir()
     few.mkdir()
-    for k, path in enumerate(sorted((SKY_DIR / "images").iterdir())[:70]):
+    for k, path in enumerate(sorted((SKY_DIR / "images").iterdir())[:200]):
         (many / path.name).write_bytes(path.read_bytes())
         if k < 5:
             (few / path.name).write_bytes(path.read_bytes())
@@ -309,7 +310,7 @@ def test_an_image_gets_the_same_answer_alone_or_among_many(model, tmp_path):
     slow = predict(model, many, "-o", tmp_path / "many.csv", "--device", "cpu")
     assert "classifying" in slow.stderr  # its progress bar
     small, large = pd.read_csv(tmp_path / "few.csv"), pd.read_csv(tmp_path / "many.csv")
-    assert len(large) == 70 and large["source"].head(5).tolist() == small["source"].tolist()
+    assert len(large) == 200 and large["source"].head(5).tolist() == small["source"].tolist()
     np.testing.assert_allclose(large[PROBS].head(5).to_numpy(), small[PROBS].to_numpy(), atol=1e-6)
     assert large["predicted"].head(5).tolist() == small["predicted"].tolist()
 
@@ -346,3 +347,38 @@ def test_a_representations_path_that_is_not_a_npy_gets_one_line(model, tmp_path)
     proc = predict(model, folder, "-o", tmp_path / "out.csv", "--representations", tmp_path / "rep.csv", check=False)
     assert proc.returncode == 1 and "name the file .npy" in one_line_error(proc)
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_image_files_and_patterns_get_one_row_each_in_the_order_given(model, tmp_path):
+    """``predict model.pt b.jpg a.png ...``: a row per file given, named as given, in that order; a file given twice is a
+    duplicate; a quoted pattern is expanded (sorted); a folder among files, a pattern that matches nothing or a missing
+    file stop the command in one line."""
+    stored = sorted((SKY_DIR / "images").iterdir())
+    (tmp_path / "more").mkdir()
+    Image.open(stored[0]).save(tmp_path / "b.jpg")
+    Image.open(stored[1]).save(tmp_path / "a.png")
+    for k in range(3):
+        (tmp_path / "more" / f"g{k}.jpg").write_bytes(stored[2 + k].read_bytes())
+    given = [tmp_path / "b.jpg", tmp_path / "a.png", tmp_path / "b.jpg", str(tmp_path / "more" / "g*.jpg")]
+    predict(model, *given, "-o", tmp_path / "out.csv")
+    out = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+    pattern = [str(tmp_path / "more" / f"g{k}.jpg") for k in range(3)]
+    assert out["source"].tolist() == [str(tmp_path / "b.jpg"), str(tmp_path / "a.png"), str(tmp_path / "b.jpg"), *pattern]
+    assert out["status"].tolist() == ["classified", "classified", "duplicate", "classified", "classified", "classified"]
+    assert "input 1" in out.loc[2, "note"] and out.loc[2, "predicted"] == ""
+    alone = pd.read_csv(predict_one(model, tmp_path / "more" / "g1.jpg", tmp_path / "one.csv"))
+    np.testing.assert_allclose(alone[PROBS].to_numpy(), out.loc[[4], PROBS].astype(float).to_numpy(), atol=1e-6)
+    errors = {
+        "give it by itself": [tmp_path / "b.jpg", tmp_path / "more"],
+        "no file matches": [str(tmp_path / "none*.jpg")],
+        "does not exist": [tmp_path / "b.jpg", tmp_path / "missing.jpg"],
+        "INPUT must be": [tmp_path / "b.jpg", tmp_path / "out.csv.txt"],
+    }
+    (tmp_path / "out.csv.txt").write_text("not an image")
+    for message, args in errors.items():
+        assert message in one_line_error(predict(model, *args, "-o", tmp_path / "x.csv", check=False)), message
+
+
+def predict_one(model, image, out):
+    predict(model, image, "-o", out)
+    return out

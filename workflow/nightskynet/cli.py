@@ -435,7 +435,7 @@ def add_learning_parsers(sub) -> None:
 def add_predict_parser(sub) -> None:
     s = sub.add_parser(
         "predict",
-        help="classify a folder of JPEG/PNG cutouts or a catalog (objid, ra, dec; CSV, ECSV, FITS or VOTable)",
+        help="classify a folder of JPEG/PNG cutouts, image files, or a catalog (objid, ra, dec; CSV, ECSV, FITS or VOTable)",
         description=(
             "Classify galaxies with a trained model. Settings not given as options come from the checkout's config.yaml, "
             "with each --config file merged over it."
@@ -444,8 +444,10 @@ def add_predict_parser(sub) -> None:
     s.add_argument("model", help="a model.pt written by the train stage")
     s.add_argument(
         "input",
-        help="a folder of JPEG/PNG cutouts (any size) or a catalog with objid, ra, dec (.csv, .ecsv, .fits, .vot/.xml); "
-        "ra/dec in decimal degrees or sexagesimal (10h21m00s, +41d12m00s)",
+        nargs="+",
+        help="a folder of JPEG/PNG cutouts (any size), JPEG/PNG files (a.jpg b.png, cutouts/*.jpg: one row per file given), "
+        "or a catalog with objid, ra, dec (.csv, .ecsv, .fits, .vot/.xml); ra/dec in decimal degrees or sexagesimal "
+        "(10h21m00s, +41d12m00s)",
     )
     s.add_argument("-o", "--output", required=True, help="the table to write: .csv, .ecsv, .fits or .vot/.xml (by its extension)")
     s.add_argument("--id-column", default=None, metavar="NAME", help="the catalog's objid column (default: objid, objID, dr7objid...)")

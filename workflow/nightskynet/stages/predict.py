@@ -1,32 +1,33 @@
-"""``python -m nightskynet predict MODEL INPUT -o OUT``: classify galaxies the network never saw.
+"""``nightskynet predict MODEL INPUT... -o OUT``: classify galaxies the network never saw.
 
-INPUT is a folder of JPEG/PNG cutouts or a catalog with ``objid, ra, dec`` as CSV, ECSV, FITS or
-VOTable (by its extension; the columns under their usual names, ``tables.USUAL_NAMES``, or named
-with options; ra/dec in decimal degrees or sexagesimal, ``positions``).
+INPUT is a folder of JPEG/PNG cutouts, one or more JPEG/PNG files (``a.jpg b.png``, ``cutouts/*.jpg``), or a
+catalog with ``objid, ra, dec`` as CSV, ECSV, FITS or VOTable (by its extension; the columns under their usual
+names, ``tables.USUAL_NAMES``, or named with options; ra/dec in decimal degrees or sexagesimal, ``positions``).
 
-* A folder: each image is taken to be a cutout framed like the ones the model was trained on (its
-  field of view is in the model file and in the log), resampled whole to the training cutout's
-  size (120 x 120 by default, as a default SkyServer cutout is), then centre-cropped to the
-  network's input. Images smaller than ``MIN_IMAGE_PX`` on a side cannot hold a resolved galaxy:
-  they are skipped, named and counted, as are unreadable files. An image whose centre holds no
-  source brighter than its sky is not classified either (``no_galaxy`` in the log).
+* A folder or image files: each image is taken to be a cutout framed like the ones the model was trained on
+  (its field of view is in the model file and in the log), resampled whole to the training cutout's size
+  (120 x 120 by default, as a default SkyServer cutout is), then centre-cropped to the network's input. A
+  folder's images come in the order of their names, files in the order given (a file given twice: its second
+  row is a ``duplicate``). Images smaller than ``MIN_IMAGE_PX`` on a side cannot hold a resolved galaxy
+  (``too_small``); unreadable files are ``unreadable``; an image whose centre holds no galaxy is ``no_source``,
+  ``point_source`` or ``artefact`` (``sources.inspect``).
 * A catalog: every row's cutout is requested at its own position with the model's cutout
   geometry, through the scrape stage's client and its request-keyed cache, so a row's answer
   depends only on its position. An objid that appears at two different positions is refused,
   with the rows named: the output could not tell the two apart.
 
 OUT (CSV, ECSV, FITS or VOTable by its extension; the last three with each column's unit and
-description) has one row per classified input: ``source`` (file name, or the objid as a 64-bit
-integer), the four calibrated class probabilities, ``predicted`` (the most probable class) and
-``merger_candidate`` (p_merger at or above the model's merger threshold, chosen on the val split
-for a target recall); for a catalog also ``ra, dec`` (degrees, ICRS). Test-time augmentation (the
-mean over the 8 D4 views) is on by default. Bad input stops the command with one line naming the
-row, the column and the value.
+description) has one row per input: ``source`` (the file name in the folder, the path as given, or the
+objid as a 64-bit integer), the four calibrated class probabilities, ``predicted`` (the most probable
+class), ``merger_candidate`` (p_merger at or above the model's merger threshold, chosen on the val split
+for a target recall), ``status`` and ``note`` (``STATUSES``); for a catalog also ``ra, dec`` (degrees,
+ICRS). Test-time augmentation (the mean over the 8 D4 views) is on by default. Bad input stops the
+command with one line naming the row, the column and the value.
 
 Speed: the network runs in ONNX Runtime on a CPU (``inference.open_engine``; PyTorch only on a GPU),
-which starts in a tenth of a second, so a few images take about a second from the command line;
-images are read, decoded and looked at in a background thread while the engine works on the batch
-before, as the catalog stage does.
+which starts in a tenth of a second, so a few images take under a second from the command line;
+images are read and looked at in worker processes while the engine works on the batch before
+(``looking.classify_cutouts``, as the morphology stage does).
 """
 
 from __future__ import annotations
@@ -123,7 +124,75 @@ def catalog_rows(catalog: pd.DataFrame, settings: dict, geometry: dict, client: 
     return out
 
 
-INPUT_KINDS = f"a folder of JPEG/PNG cutouts or a catalog (objid, ra, dec) in {FORMAT_NAMES}"
+INPUT_KINDS = f"a folder of JPEG/PNG cutouts, JPEG/PNG files, or a catalog (objid, ra, dec) in {FORMAT_NAMES}"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What INPUT names: a folder, a catalog, or image files (each as given, in the order given)."""
+
+    folder: Path | None = None
+    catalog: Path | None = None
+    files: tuple[Path, ...] = ()
+
+    @property
+    def paths(self) -> list[Path]:
+        return [self.folder] if self.folder else [self.catalog] if self.catalog else list(self.files)
+
+    def __str__(self) -> str:
+        return str(self.paths[0]) if len(self.paths) == 1 else f"the {len(self.files)} image files"
+
+
+def expanded(given: list[str | Path]) -> list[Path]:
+    """The paths as given, a pattern that names no file (``'cutouts/*.jpg'`` quoted, or a shell that left it as it was)
+    replaced by the files it matches, sorted; a pattern that matches nothing is an error."""
+    import glob
+
+    out = []
+    for item in given:
+        path = Path(item)
+        if not path.exists() and not path.is_symlink() and glob.has_magic(str(item)):
+            matches = sorted(glob.glob(str(item)))
+            if not matches:
+                raise InputError(f"{item}: no file matches this pattern; INPUT must be {INPUT_KINDS}")
+            out += [Path(m) for m in matches]
+        else:
+            out.append(path)
+    return out
+
+
+def classify_inputs(given: list[str | Path]) -> Inputs:
+    """Inputs of INPUT (one folder, one catalog, or any number of image files), checked; a line naming the first problem."""
+    paths = expanded(given)
+    for path in paths:
+        if not path.exists() and not path.is_symlink():
+            raise InputError(f"{path} does not exist; INPUT must be {INPUT_KINDS}")
+    if len(paths) == 1 and paths[0].is_dir():
+        return Inputs(folder=paths[0])
+    if len(paths) == 1 and table_format(paths[0]) and paths[0].suffix.lower() not in IMAGE_SUFFIXES:
+        return Inputs(catalog=paths[0])
+    for path in paths:
+        if path.is_dir() or table_format(path):
+            raise InputError(f"{path}: a folder or a catalog is INPUT alone; give it by itself, or give image files only")
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            kind = path.suffix or "file without extension"
+            raise InputError(f"{path}: INPUT must be {INPUT_KINDS}, not a {kind}")
+    return Inputs(files=tuple(paths))
+
+
+def file_rows(files: tuple[Path, ...]) -> list[InputRow]:
+    """A row for every file given, in the order given, named as given; a file given again is a ``duplicate``."""
+    first: dict[Path, int] = {}
+    rows = []
+    for i, path in enumerate(files):
+        key = path.resolve() if path.exists() else path.absolute()
+        if key in first:
+            note = f"the same file as input {first[key] + 1} (counted from 1)"
+            rows.append(InputRow(str(path), None, "duplicate", note))
+        else:
+            first[key] = i
+            rows.append(InputRow(str(path), path))
+    return rows
 
 
 def check_output_path(out: Path) -> None:
@@ -136,31 +205,34 @@ def check_output_path(out: Path) -> None:
         raise InputError(f"-o {out}: {parent} is not a folder")
 
 
-def check_representations_path(path: Path, input_path: Path, out: Path) -> None:
+def _is_one_of(path: Path, others: list[Path]) -> bool:
+    return path.exists() and any(other.exists() and os.path.samefile(path, other) for other in others)
+
+
+def check_representations_path(path: Path, inputs: Inputs, out: Path) -> None:
     if path.suffix.lower() != ".npy":
         raise InputError(f"--representations {path}: the representations are a NumPy array; name the file .npy")
     if path.is_dir():
         raise InputError(f"--representations {path} is a folder; give the path of the .npy to write")
-    if path.exists() and (os.path.samefile(path, input_path) or (out.exists() and os.path.samefile(path, out))):
-        raise InputError(f"--representations {path} is the input or the output table; name another file")
+    if _is_one_of(path, [*inputs.paths, out]):
+        raise InputError(f"--representations {path} is an input or the output table; name another file")
 
 
-def check_paths(input_path: Path, out: Path) -> None:
-    if not input_path.exists():
-        raise InputError(f"{input_path} does not exist; INPUT must be {INPUT_KINDS}")
-    if not (input_path.is_dir() or table_format(input_path)):
-        kind = input_path.suffix or "file without extension"
-        raise InputError(f"{input_path}: INPUT must be {INPUT_KINDS}, not a {kind}")
+def check_output(inputs: Inputs, out: Path) -> None:
     check_output_path(out)
-    if out.exists() and os.path.samefile(out, input_path):
-        raise InputError(f"-o {out} is the input catalog itself: writing the predictions there would destroy it; name another file")
+    if _is_one_of(out, inputs.paths):
+        what = "the input catalog" if inputs.catalog else "an input"
+        raise InputError(f"-o {out} is {what} itself: writing the predictions there would destroy it; name another file")
 
 
-def gather_inputs(input_path: Path, geometry: dict, settings: dict, client: dict, cache_dir: Path, columns: dict):
-    """(rows, positions or None): one InputRow per file of a folder or per row of a catalog (its cutout downloaded)."""
-    if input_path.is_dir():
-        return folder_rows(input_path), None
-    catalog = read_catalog(input_path, needs_radius=geometry["scale_mode"] == "adaptive", columns=columns)
+def gather_inputs(inputs: Inputs, geometry: dict, settings: dict, client: dict, cache_dir: Path, columns: dict):
+    """(rows, positions or None): one InputRow per file of a folder, per file given, or per row of a catalog (its cutout
+    downloaded)."""
+    if inputs.folder is not None:
+        return folder_rows(inputs.folder), None
+    if inputs.files:
+        return file_rows(inputs.files), None
+    catalog = read_catalog(inputs.catalog, needs_radius=geometry["scale_mode"] == "adaptive", columns=columns)
     return catalog_rows(catalog, settings, geometry, client, cache_dir), catalog[["ra", "dec"]].reset_index(drop=True)
 
 
@@ -208,7 +280,9 @@ def column_info(from_catalog: bool, tta: bool, threshold: float | None) -> dict[
     """Units and descriptions of the predictions table's columns (kept in ECSV, FITS and VOTable outputs)."""
     views = "mean over the 8 D4 views" if tta else "one view"
     info = {
-        "source": ColumnInfo(None, "objid of the catalog row" if from_catalog else "file name of the cutout"),
+        "source": ColumnInfo(
+            None, "objid of the catalog row" if from_catalog else "the image: its file name in the folder, or its path as given"
+        ),
         "predicted": ColumnInfo(None, "the most probable class; empty when not classified"),
         "merger_candidate": ColumnInfo(
             None,
@@ -246,7 +320,7 @@ def predictions_table(rows: list[InputRow], probs: np.ndarray, positions: pd.Dat
 def run(
     *,
     model_path: str | Path,
-    input_path: str | Path,
+    input_path: str | Path | list[str | Path],
     out_csv: str | Path,
     settings: dict,
     client: dict,
@@ -258,7 +332,8 @@ def run(
     columns: dict[str, str | None] | None = None,
     representations: str | Path | None = None,
 ) -> pd.DataFrame:
-    """Classify ``input_path`` with the model; write and return the predictions table (one row per input row).
+    """Classify ``input_path`` (a folder, a catalog, or a list of image files) with the model; write and return the
+    predictions table (one row per input row, per image file given).
 
     ``representations``: also write there (a ``.npy``) each classified row's representation, the network's penultimate
     features averaged over the views the probabilities were: float32, one row per classified row of the table, in its order.
@@ -269,10 +344,11 @@ def run(
     output's format follows its extension (CSV, ECSV, FITS, VOTable). Raises InputError (after
     writing the table) when no input could be classified.
     """
-    input_path, out_csv, model_path = Path(input_path), Path(out_csv), Path(model_path)
-    check_paths(input_path, out_csv)
+    out_csv, model_path = Path(out_csv), Path(model_path)
+    inputs = classify_inputs(input_path if isinstance(input_path, list) else [input_path])
+    check_output(inputs, out_csv)
     if representations is not None:
-        check_representations_path(Path(representations), input_path, out_csv)
+        check_representations_path(Path(representations), inputs, out_csv)
     from ..net.inference import open_engine
 
     engine, saved = open_engine(model_path, device, threads)  # one read of the model file: its engine and what it says of itself
@@ -281,9 +357,9 @@ def run(
         "model %s: cutouts of %d x %d px at %s, network input %d x %d",
         *(model_path, geometry["size"], geometry["size"], _scale_text(geometry), crop_size, crop_size),
     )
-    rows, positions = gather_inputs(input_path, geometry, settings, client, Path(cache_dir), columns or {})
+    rows, positions = gather_inputs(inputs, geometry, settings, client, Path(cache_dir), columns or {})
     if not rows:
-        raise InputError(f"{input_path}: no JPEG/PNG image in the folder; {out_csv} not written")
+        raise InputError(f"{inputs}: no JPEG/PNG image in the folder; {out_csv} not written")
     probs, features = classify(engine, saved, rows, geometry, crop_size, VIEWS if tta else 1, batch_size, threads)
     for row in rows:
         if row.status != "classified":
@@ -300,7 +376,7 @@ def run(
     summary = ", ".join(f"{status} {counts[status]}" for status in STATUSES if status in counts)
     if "classified" not in counts:
         raise InputError(
-            f"{input_path}: nothing to classify: none of the {len(out)} inputs holds a galaxy ({summary}); {out_csv} says why for each"
+            f"{inputs}: nothing to classify: none of the {len(out)} inputs holds a galaxy ({summary}); {out_csv} says why for each"
         )
     log.info("predicted %d of %d inputs (TTA %s) -> %s; %s", counts["classified"], len(out), "on" if tta else "off", out_csv, summary)
     return out
