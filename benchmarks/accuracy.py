@@ -100,6 +100,7 @@ def settings_digest(name: str, config: dict, mode: train.TrainingMode | None) ->
         for section, values in config.items()
         if section not in ("sdss", "predict", "cluster", "report", "similarity", "run")
     }
+    kept["demo"].pop("sky_dir")  # always the bundled sky (SKY); its absolute path differs between checkouts
     trained_in = (mode or train.training_mode_for(torch.device("cpu"))).name
     blob = json.dumps({"config": kept, "train_fraction": TRAIN_FRACTION.get(name, 1.0), "mode": trained_in}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
