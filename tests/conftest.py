@@ -122,7 +122,7 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
 
 def copy_repo(dest: Path) -> Path:
     dest.mkdir()
-    for item in ("config.yaml", "envs"):
+    for item in ("Snakefile", "config.yaml", "envs", "profiles"):
         src = REPO / item
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / item)
     shutil.copytree(REPO / "workflow", dest / "workflow", ignore=shutil.ignore_patterns("__pycache__"))

@@ -27,7 +27,7 @@ def test_ruff_check_and_format_are_clean():
 
 def test_snakefmt_check_is_clean():
     proc = subprocess.run(
-        [sys.executable, "-m", "snakefmt", "--check", "workflow/Snakefile", "workflow/rules"],
+        [sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow/rules"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -152,7 +152,7 @@ def test_every_module_of_the_package_is_reachable_and_the_digest_sees_what_pytho
     stages = sorted(p.stem for p in (REPO / "workflow/nightskynet/stages").glob("*.py") if p.stem != "__init__")
     covered = set().union(*(modules_run_by(f"stages.{s}") for s in stages))
     # what the Snakefile itself imports, and the synthetic sky the benchmarks and tests draw their hard cases from
-    workflow_text = "\n".join(p.read_text() for p in [REPO / "workflow/Snakefile", *(REPO / "workflow/rules").glob("*.smk")])
+    workflow_text = "\n".join(p.read_text() for p in [REPO / "Snakefile", *(REPO / "workflow/rules").glob("*.smk")])
     used_elsewhere = {m for m in all_modules() if f"nightskynet.{m}" in workflow_text} | {"images.sky_cases", "__main__"}
     unreached = set(all_modules()) - covered - used_elsewhere
     assert not unreached, f"modules no stage, command or workflow file imports: {sorted(unreached)}"

@@ -31,7 +31,7 @@ PLANS = {
     r"^snakemake --config run=strict-cut 'labels=\{threshold: 0\.98\}'$": "dry",
     r"^snakemake --configfile my-run\.yaml$": "dry",
     r"^snakemake --forcerun train$": "dry",
-    r"^snakemake --profile workflow/profiles/slurm$": "dry",
+    r"^snakemake --profile profiles/slurm$": "dry",
     r"^snakemake -n$": "real",
     r"^snakemake --unlock$": "real",
     r"^snakemake results/demo/eval/metrics\.json$": "real",

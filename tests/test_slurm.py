@@ -52,7 +52,7 @@ def test_tiny_workflow_runs_under_slurm_and_matches_a_local_run(cluster, tiny_ru
         "--configfile",
         "tiny.yaml",
         "--profile",
-        "workflow/profiles/slurm",
+        "profiles/slurm",
         "--slurm-status-command",
         "squeue",
         "--slurm-init-seconds-before-status-checks",

@@ -7,8 +7,8 @@
 # Stages talk only through files under results/<run>/ (docs/design.md; <run> is config `run`, by
 # default the source: demo or sdss, so runs of different sources never touch each other's files).
 # Each rule runs one command of the nightskynet package, which the environment provides (`make`
-# installs it into .venv/; each conda env of envs/ installs it after creation). Snakemake finds this
-# file as workflow/Snakefile from the checkout, and with it workflow/profiles/default/.
+# installs it into .venv/; each conda env of envs/ installs it after creation). A bare `snakemake` in the
+# checkout finds this file, and profiles/default/ beside it.
 from snakemake.utils import min_version
 
 from nightskynet.core.config import ConfigError, validate_config
@@ -19,28 +19,28 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-report: "report/workflow.rst"
+report: "workflow/report/workflow.rst"
 
 
 try:
-    validate_config(config, f"{workflow.basedir}/schemas/config.schema.yaml")
+    validate_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
 except ConfigError as err:
     raise WorkflowError(
         f"invalid config (config.yaml and any --configfile/--config):\n{err}"
     ) from None
 
 
-include: "rules/common.smk"
-include: "rules/query.smk"
-include: "rules/labels.smk"
-include: "rules/scrape.smk"
-include: "rules/shards.smk"
-include: "rules/train.smk"
-include: "rules/evaluate.smk"
-include: "rules/morphology.smk"
-include: "rules/similarity.smk"
-include: "rules/report.smk"
-include: "rules/predict.smk"
+include: "workflow/rules/common.smk"
+include: "workflow/rules/query.smk"
+include: "workflow/rules/labels.smk"
+include: "workflow/rules/scrape.smk"
+include: "workflow/rules/shards.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/morphology.smk"
+include: "workflow/rules/similarity.smk"
+include: "workflow/rules/report.smk"
+include: "workflow/rules/predict.smk"
 
 
 if config["cluster"]["downloads_on_submit_host"]:
