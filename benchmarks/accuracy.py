@@ -43,8 +43,8 @@ import pandas as pd
 import torch
 
 from nightskynet.analysis.rankings import precision_recall
-from nightskynet.core.classes import CLASS_NAMES, PROB_COLUMNS
 from nightskynet.core.config import load_config, merge, runtime_keys
+from nightskynet.core.vocabulary import CLASS_NAMES, EVAL_SPLITS, PROB_COLUMNS, is_confident
 from nightskynet.sky.cutout_client import GEOMETRY_KEYS
 from nightskynet.stages import evaluate, query, scrape, shards, train
 from nightskynet.stages.labels import make_labels, stratified_split
@@ -166,7 +166,7 @@ def fold_labels(everything: pd.DataFrame, fold: pd.Series, k: int, config: dict,
     table.loc[held, "split"] = "test"
     rng = np.random.default_rng([lab["seed"], k])
     rest = table[~held]
-    confident = rest["confidence"] >= lab["threshold"] - 1e-9
+    confident = is_confident(rest["confidence"], lab["threshold"])
     table.loc[rest.index[confident], "split"] = stratified_split(rest.loc[confident, "label"], 0.0, lab["val_fraction"], rng)
     if config["train"]["targets"] == "votes":
         extra = rest[~confident & (rest["nvote"] >= config["train"]["min_votes"])]
@@ -206,7 +206,7 @@ def run_fold(
     t0 = time.monotonic()
     for i, path in enumerate(train_paths):
         shards.run_train_shard(labels_csv=str(labels_csv), manifests=manifests, chunk_tars=tars, shard=i, out_path=path, settings=stage)
-    evals = {s: str(out / f"{s}.npz") for s in ("val", "test", "uncertain")}
+    evals = {s: str(out / f"{s}.npz") for s in EVAL_SPLITS}
     shards.run_eval_shards(labels_csv=str(labels_csv), manifests=manifests, chunk_tars=tars, out_paths=evals, settings=stage)
     shards.run_manifest(
         labels_csv=str(labels_csv),

@@ -40,8 +40,8 @@ import accuracy  # noqa: E402  (the yardstick's folds, models and cache)
 
 from nightskynet.analysis.similarity import merger_likeness, neighbour_purity  # noqa: E402
 from nightskynet.core.architecture import model_geometry  # noqa: E402
-from nightskynet.core.classes import CLASS_NAMES  # noqa: E402
 from nightskynet.core.config import load_config  # noqa: E402
+from nightskynet.core.vocabulary import CLASS_NAMES, TRAINED_ON, is_confident  # noqa: E402
 from nightskynet.images.augment import crop  # noqa: E402
 from nightskynet.images.cutouts import decode, iter_chunk  # noqa: E402
 from nightskynet.net.inference import VIEWS, Calibration, answer, open_engine  # noqa: E402
@@ -100,13 +100,13 @@ def fold_measures(folder: Path, k: int, tar: str, truth: pd.Series, threads: int
     ids, x, p, saved = represent_all(out / "model.pt", tar, threads)
     split = labels["split"].reindex(ids).fillna("none").to_numpy()
     true = truth.reindex(ids).to_numpy()
-    held, trained = split == "test", np.isin(split, ("train", "val"))
+    held, trained = split == "test", np.isin(split, TRAINED_ON)
     result: dict = {"fold": k, "held_out": int(held.sum()), "trained": int(trained.sum())}
     q = held & np.isin(true, THREE)
     centred = x - x[trained].mean(axis=0)
     for name, vectors in (("representations", x), ("centred", centred), ("probabilities", p)):
         result[f"purity_{name}"] = neighbour_purity(vectors[q], true[q], vectors[trained], true[trained], THREE, k=10)
-    confident = labels["confidence"].reindex(ids).to_numpy() >= load_config()["labels"]["threshold"] - 1e-9
+    confident = is_confident(labels["confidence"].reindex(ids).to_numpy(), load_config()["labels"]["threshold"])
     reference = trained & confident
     is_ref_merger = labels["label"].reindex(ids).to_numpy()[reference] == "merger"
     positive = true[held] == "merger"

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nightskynet.core.classes import CLASS_NAMES
 from nightskynet.core.files import write_npz_atomic
+from nightskynet.core.vocabulary import CLASS_NAMES
 from nightskynet.images.augment import augment
 from nightskynet.images.cutouts import decode, read_chunks
 from nightskynet.sky.demo_server import DemoSkyServer

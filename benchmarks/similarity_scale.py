@@ -45,6 +45,7 @@ from nightskynet.analysis.similarity import (
     write_index,
 )
 from nightskynet.core.config import load_config
+from nightskynet.core.vocabulary import TRAINED_ON, is_confident
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -169,7 +170,7 @@ def main() -> int:
     base = np.asarray(features)[np.isfinite(features).all(axis=1)]
     labels = pd.read_csv(run / "labels" / "labels.csv", usecols=["label", "confidence", "split"])
     threshold = load_config()["labels"]["threshold"]
-    known = labels[labels["split"].isin(["train", "val"]) & (labels["confidence"] >= threshold - 1e-9)]
+    known = labels[labels["split"].isin(TRAINED_ON) & is_confident(labels["confidence"], threshold)]
     confident, merger_share = len(known) / len(catalog), float((known["label"] == "merger").mean())
     settings = IndexSettings.from_config(load_config()["similarity"]["index"])
     print(f"{len(base)} representations of {base.shape[1]} features from {run}; {settings}; {args.threads} threads", flush=True)

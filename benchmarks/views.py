@@ -31,8 +31,8 @@ import accuracy  # noqa: E402  (the yardstick's folds, models and cache)
 import representations  # noqa: E402  (every galaxy represented by a fold's model)
 
 from nightskynet.analysis.similarity import neighbour_purity  # noqa: E402
-from nightskynet.core.classes import PROB_COLUMNS  # noqa: E402
 from nightskynet.core.prediction_columns import prediction_columns  # noqa: E402
+from nightskynet.core.vocabulary import PROB_COLUMNS, TRAINED_ON  # noqa: E402
 from nightskynet.net.inference import Calibration, answer, open_engine  # noqa: E402
 
 VIEW_COUNTS = (1, 2, 4, 8)
@@ -59,7 +59,7 @@ def fold_views(folder: Path, k: int, tar: str, truth: pd.Series, threads: int) -
     for views in VIEW_COUNTS:
         ids, x, p, saved = representations.represent_all(out / "model.pt", tar, threads, views)
         split = labels["split"].reindex(ids).fillna("none").to_numpy()
-        held, trained = split == "test", np.isin(split, ("train", "val"))
+        held, trained = split == "test", np.isin(split, TRAINED_ON)
         pred = pd.concat([pd.DataFrame({"objid": ids[held]}), prediction_columns(p[held], saved.get("merger_threshold"))], axis=1)
         scores = accuracy.score(pred, truth)
         true = truth.reindex(ids).to_numpy()

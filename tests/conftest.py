@@ -89,6 +89,7 @@ def scraped(tmp_path_factory):
 
 def build_shards(tmp, labels_csv, manifests, tars, tag, cfg):
     """Run the three shards commands into tmp/tag; return (train paths, eval paths, manifest)."""
+    from nightskynet.core.vocabulary import EVAL_SPLITS
     from nightskynet.stages import shards
 
     settings = {"shards": cfg, "scrape": geometry()}
@@ -97,7 +98,7 @@ def build_shards(tmp, labels_csv, manifests, tars, tag, cfg):
     train = [str(out / f"train_{k}.npz") for k in range(cfg["train_shards"])]
     for k, path in enumerate(train):
         shards.run_train_shard(labels_csv=labels_csv, manifests=manifests, chunk_tars=tars, shard=k, out_path=path, settings=settings)
-    evals = {s: str(out / f"{s}.npz") for s in ("val", "test", "uncertain")}
+    evals = {s: str(out / f"{s}.npz") for s in EVAL_SPLITS}
     shards.run_eval_shards(labels_csv=labels_csv, manifests=manifests, chunk_tars=tars, out_paths=evals, settings=settings)
     manifest = shards.run_manifest(
         labels_csv=labels_csv,

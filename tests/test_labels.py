@@ -2,8 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nightskynet.core.vocabulary import is_confident
 from nightskynet.sky.votes import class_probabilities
-from nightskynet.stages.labels import is_confident, make_labels
+from nightskynet.stages.labels import make_labels
 
 
 def catalog(rows):

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nightskynet.core.classes import CLASS_NAMES
+from nightskynet.core.vocabulary import CLASS_NAMES
 from nightskynet.stages.report import render_section, sky_map, uncertain_table
 
 

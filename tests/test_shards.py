@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from conftest import build_shards
 
-from nightskynet.core.classes import CLASS_NAMES
+from nightskynet.core.vocabulary import CLASS_NAMES
 from nightskynet.stages import shards
 
 CFG = {"total": 900, "merger_fraction": 0.01, "crop": 60, "max_shift": 4, "train_shards": 3, "seed": 5}

@@ -3,7 +3,7 @@
 The study's next step: compare the network's class probabilities with the human vote fractions on
 the galaxies the humans were unsure of. ``Comparison`` does it on the whole catalog in one streamed
 pass (memory: fixed-size sums and histograms, however many galaxies), over the galaxies of the
-``COMPARED_SPLITS`` (test, uncertain, none: never trained or calibrated on) that were classified
+``NEVER_TRAINED_ON`` (test, uncertain, none: never trained or calibrated on) that were classified
 and have at least one vote outside don't-know:
 
 * per class: the network's probability binned by vote fraction (mean and standard deviation per
@@ -21,11 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core.classes import CLASS_LABELS, CLASS_NAMES, PROB_COLUMNS
+from ..core.vocabulary import CLASS_LABELS, CLASS_NAMES, HUMAN_COLUMNS, NEVER_TRAINED_ON, PROB_COLUMNS
 from ..images.cutouts import decode, read_chunks
 from .figures import galaxy_caption, plot_gallery, plt, save_figure
 
-COMPARED_SPLITS = ("test", "uncertain", "none")
 FRACTION_BINS = 10  # bins of vote fraction for the binned means
 HISTOGRAM_BINS = 25  # cells per axis of the 2-D histogram
 NVOTE_EDGES = (0, 10, 20, 30, 40, 50, 60, 80, 100, 1_000_000)
@@ -52,10 +51,10 @@ class Comparison:
         self.worst: list[tuple] = []  # min-heap of (gap, -objid, row) of the SHOWN largest gaps
 
     def add(self, block: pd.DataFrame) -> None:
-        use = block[block["split"].isin(COMPARED_SPLITS) & (block["status"] == "classified") & block[f"human_{PROB_COLUMNS[0]}"].notna()]
+        use = block[block["split"].isin(NEVER_TRAINED_ON) & (block["status"] == "classified") & block[HUMAN_COLUMNS[0]].notna()]
         if use.empty:
             return
-        v = use[[f"human_{c}" for c in PROB_COLUMNS]].to_numpy(float)
+        v = use[list(HUMAN_COLUMNS)].to_numpy(float)
         p = use[list(PROB_COLUMNS)].to_numpy(float)
         self.n += len(use)
         self.sums += np.stack([v.sum(0), p.sum(0), (v * v).sum(0), (p * p).sum(0), (v * p).sum(0)])

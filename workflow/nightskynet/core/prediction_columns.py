@@ -8,9 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .classes import CLASS_INDEX, CLASS_NAMES, PROB_COLUMNS
-
-MERGER = CLASS_INDEX["merger"]
+from .vocabulary import CLASS_NAMES, MERGER, PROB_COLUMNS
 
 
 def merger_candidates(probs: np.ndarray, threshold: float | None) -> np.ndarray:

@@ -182,7 +182,7 @@ class ColumnInfo:
 
 
 def _pipeline_columns() -> dict[str, ColumnInfo]:
-    from .classes import CLASS_NAMES
+    from .vocabulary import CLASS_NAMES, HUMAN_COLUMNS, PROB_COLUMNS
 
     votes = "fraction of the Galaxy Zoo 1 votes"
     info = {
@@ -207,11 +207,11 @@ def _pipeline_columns() -> dict[str, ColumnInfo]:
         "predicted": ColumnInfo(None, "the network's most probable class"),
         "merger_candidate": ColumnInfo(None, "p_merger at or above the model's merger threshold (chosen on the val split)"),
     }
-    for name in CLASS_NAMES:
-        info[f"p_{name}"] = ColumnInfo(
+    for name, column, human in zip(CLASS_NAMES, PROB_COLUMNS, HUMAN_COLUMNS, strict=True):
+        info[column] = ColumnInfo(
             None, f"probability of class {name}: the calibrated network's, or in the labels the renormalised vote fraction"
         )
-        info[f"human_p_{name}"] = ColumnInfo(None, f"renormalised vote fraction for class {name} (don't-know dropped, cw + acw = face-on)")
+        info[human] = ColumnInfo(None, f"renormalised vote fraction for class {name} (don't-know dropped, cw + acw = face-on)")
     return info
 
 

@@ -43,15 +43,14 @@ import numpy as np
 import sep
 from scipy import ndimage as ndi
 
+from ..core.vocabulary import NOT_A_GALAXY
+from ..core.vocabulary import STATUSES as STATUSES_OF_TABLES
+
 SEEING_ARCSEC = 1.4  # SDSS's median r-band seeing (FWHM)
 TYPICAL_PETRO_R90_ARCSEC = 4.73  # the demo sky's galaxies; for adaptive cutouts of images with no known radius
 
-STATUSES = ("galaxy", "no_source", "point_source", "artefact")
-REASONS = {
-    "no_source": "no source at the centre of the image (blank sky or noise)",
-    "point_source": "a point source at the centre (a star), not a galaxy",
-    "artefact": "no source of its own at the centre: a trail, bleed or a bright star's halo or spike",
-}
+STATUSES = ("galaxy", *NOT_A_GALAXY)
+REASONS = {status: STATUSES_OF_TABLES[status] for status in NOT_A_GALAXY}
 
 DETECT_SIGMA = 3.0  # sep.extract threshold, in noise sigmas
 MIN_AREA = 5  # pixels

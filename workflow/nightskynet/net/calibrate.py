@@ -24,7 +24,7 @@ import math
 import numpy as np
 import torch
 
-from ..core.prediction_columns import MERGER
+from ..core.vocabulary import MERGER
 from .inference import VIEWS, averaged_probabilities, outputs_in_batches
 from .model import GalaxyClassifier
 from .torch_inference import TorchEngine

@@ -30,8 +30,8 @@ from typing import Iterable, Iterator, Protocol, TypeVar
 import numpy as np
 from tqdm import tqdm
 
-from ..core.classes import CLASS_NAMES
 from ..core.errors import SettingsError
+from ..core.vocabulary import CLASS_NAMES
 from .model_file import read_model_file
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..core.architecture import POOL_AFTER, Architecture, ResNetArchitecture, StudyArchitecture, architecture_of, as_settings
-from ..core.classes import CLASS_NAMES
+from ..core.vocabulary import CLASS_NAMES
 from .model_file import GRAPH_MEMBER, INFO_MEMBER, WHAT, ModelFileError, archive_prefix
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..core.classes import CLASS_NAMES, PROB_COLUMNS
+from ..core.vocabulary import CLASS_NAMES, PROB_COLUMNS
 
 SIMULATED, GALAXY_ZOO_1 = "simulated", "galaxy_zoo_1"
 

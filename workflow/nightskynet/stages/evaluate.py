@@ -17,10 +17,10 @@ import pandas as pd
 
 from ..analysis.figures import galaxy_caption, plot_gallery, plt, save_figure
 from ..analysis.rankings import precision_recall, roc_curve
-from ..core.classes import CLASS_LABELS, CLASS_NAMES, PROB_COLUMNS
 from ..core.files import write_json_atomic
-from ..core.prediction_columns import MERGER, prediction_columns
+from ..core.prediction_columns import prediction_columns
 from ..core.tables import write_csv_and_fits
+from ..core.vocabulary import CLASS_LABELS, CLASS_NAMES, HUMAN_COLUMNS, MERGER, PROB_COLUMNS
 from ..net.inference import VIEWS, Calibration, Engine, averaged_probabilities, open_engine, outputs_in_batches
 from ..sky.votes import votes_kind, votes_phrase
 
@@ -185,8 +185,8 @@ def prediction_table(
     rows = pd.DataFrame({"objid": objids})
     if true is not None:
         rows["true_class"] = [CLASS_NAMES[i] for i in true]
-    for k, col in enumerate(PROB_COLUMNS):
-        rows[f"human_{col}"] = human[:, k]
+    for k, col in enumerate(HUMAN_COLUMNS):
+        rows[col] = human[:, k]
     rows = pd.concat([rows, prediction_columns(probs, merger_threshold)], axis=1)
     rows["votes"] = votes
     return rows

@@ -27,21 +27,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core.classes import CLASS_NAMES, PROB_COLUMNS
 from ..core.errors import InputError
 from ..core.files import write_json_atomic
 from ..core.tables import write_csv_and_fits
+from ..core.vocabulary import CLASS_NAMES, PROB_COLUMNS, SPLITS, TRAINED_ON, is_confident
 from ..sky.votes import class_probabilities
 
 log = logging.getLogger(__name__)
 
-TOLERANCE = 1e-9
-SPLITS = ("train", "val", "test", "uncertain")
 LABEL_COLUMNS = ("objid", "ra", "dec", "petroR90_r", "nvote", *PROB_COLUMNS, "label", "confidence", "split", "votes")
-
-
-def is_confident(confidence: pd.Series | np.ndarray, threshold: float) -> np.ndarray:
-    return np.asarray(confidence >= threshold - TOLERANCE) & ~np.isnan(np.asarray(confidence, dtype=float))
 
 
 def stratified_split(labels: pd.Series, test_fraction: float, val_fraction: float, rng: np.random.Generator) -> pd.Series:
@@ -100,7 +94,9 @@ def make_labels(
         "uncertain_total": int((defined & ~confident).sum()),
         "uncertain_kept": int(n_unc),
         "targets": targets,
-        "uncertain_trained_on": int(((out["split"].isin(["train", "val"])) & (out["confidence"] < threshold - TOLERANCE)).sum()),
+        "uncertain_trained_on": int(
+            (out["split"].isin(TRAINED_ON) & out["confidence"].notna() & ~is_confident(out["confidence"], threshold)).sum()
+        ),
         "confident_by_class": {c: int((conf["label"] == c).sum()) for c in CLASS_NAMES},
         "by_split": {s: {c: int(((out["split"] == s) & (out["label"] == c)).sum()) for c in CLASS_NAMES} for s in SPLITS},
     }

@@ -38,14 +38,14 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..analysis import representations as representation_files
-from ..analysis.votes_comparison import COMPARED_SPLITS, Comparison, plot_agreement_by_votes, plot_disagreements, plot_network_vs_votes
+from ..analysis.votes_comparison import Comparison, plot_agreement_by_votes, plot_disagreements, plot_network_vs_votes
 from ..core.architecture import model_geometry
 from ..core.chunks import chunk_of
-from ..core.classes import CLASS_NAMES, PROB_COLUMNS
 from ..core.errors import InputError
 from ..core.files import atomic_path, write_json_atomic, write_npy_atomic
 from ..core.prediction_columns import prediction_columns
 from ..core.tables import PIPELINE_COLUMNS, ColumnInfo, fits_twin, write_fits_streamed
+from ..core.vocabulary import CLASS_NAMES, HUMAN_COLUMNS, NEVER_TRAINED_ON, PROB_COLUMNS
 from ..images.cutouts import iter_chunk
 from ..images.sources import psf_fwhm_px
 from ..net.inference import CPU_BATCH, GPU_BATCH, VIEWS, Calibration, Engine, open_engine
@@ -54,7 +54,6 @@ from ..sky.votes import class_probabilities, votes_kind
 
 log = logging.getLogger(__name__)
 
-HUMAN_COLUMNS = tuple(f"human_{c}" for c in PROB_COLUMNS)
 COLUMNS = ("objid", "ra", "dec", "nvote", "votes", "split", *HUMAN_COLUMNS, *PROB_COLUMNS, "predicted", "merger_candidate", "status")
 TEXT_WIDTHS = {"votes": 12, "split": 9, "predicted": 14, "status": 12}  # the longest value of each text column
 CATALOG_VOTE_COLUMNS = ("objid", "ra", "dec", "nvote", "p_el", "p_cw", "p_acw", "p_edge", "p_mg", "votes", "petroR90_r")
@@ -89,8 +88,8 @@ def chunk_galaxies(catalog_csv: str | Path, labels_csv: str | Path, chunk: int, 
     out["petroR90_r"] = mine["petroR90_r"] if "petroR90_r" in mine else np.nan  # the cutout's seeing under adaptive scales
     out["votes"] = mine["votes"] if "votes" in mine else "galaxy_zoo_1"
     out["split"] = splits.reindex(mine["objid"]).fillna("none").to_numpy()
-    for col in PROB_COLUMNS:
-        out[f"human_{col}"] = fractions[col].round(5).to_numpy()
+    for col, human in zip(PROB_COLUMNS, HUMAN_COLUMNS, strict=True):
+        out[human] = fractions[col].round(5).to_numpy()
     return out
 
 
@@ -286,7 +285,7 @@ def run_merge(
         "votes": votes,
         "representation_features": width,
         "by_split_and_status": counts,
-        "compared_splits": list(COMPARED_SPLITS),
+        "compared_splits": list(NEVER_TRAINED_ON),
         **comparison.summary(),
     }
     note = "simulated votes" if votes == "simulated" else "Galaxy Zoo 1 votes"

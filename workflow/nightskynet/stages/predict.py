@@ -42,11 +42,11 @@ import numpy as np
 import pandas as pd
 
 from ..core.architecture import model_geometry
-from ..core.classes import CLASS_NAMES
 from ..core.errors import InputError
 from ..core.files import write_npy_atomic
 from ..core.prediction_columns import prediction_columns
 from ..core.tables import FORMAT_NAMES, ColumnInfo, table_format, write_table
+from ..core.vocabulary import CLASS_NAMES, STATUSES
 from ..images.cutouts import IMAGE_SUFFIXES, image_files
 from ..images.sources import psf_fwhm_px
 from ..net.inference import VIEWS
@@ -66,20 +66,6 @@ class InputRow:
     status: str = ""
     note: str = ""
     petro_r90: float = float("nan")
-
-
-STATUSES = {
-    "classified": "classified",
-    "unreadable": "not a readable image",
-    "too_small": "too small to hold a galaxy",
-    "no_source": "no source at the centre",
-    "point_source": "a point source (a star) at the centre",
-    "artefact": "an artefact at the centre (a trail, a bleed, a star's halo or spike)",
-    "missing": "no cutout: off the survey's footprint",
-    "rejected": "no cutout: the service refused the request",
-    "failed": "no cutout: the download failed",
-    "duplicate": "the same objid and position as an earlier row",
-}
 
 
 def folder_rows(folder: Path) -> list[InputRow]:

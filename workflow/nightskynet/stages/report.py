@@ -21,8 +21,8 @@ import pandas as pd
 
 from .. import __version__
 from ..analysis.figures import plt, png_data_uri, save_figure
-from ..core.classes import CLASS_LABELS, CLASS_NAMES
 from ..core.files import write_text_atomic
+from ..core.vocabulary import CATALOG_SPLITS, CLASS_COLOURS, CLASS_LABELS, CLASS_NAMES, STATUSES, TRAINED_ON, is_confident
 from ..images.cutouts import decode, read_chunks
 from ..net.model import layer_table, load_model
 from ..sky.votes import votes_phrase
@@ -73,9 +73,6 @@ def example_grid(labels: pd.DataFrame, chunk_tars: list[str], per_class: int, si
         axes[r][0].set_title(CLASS_LABELS[c], loc="left", fontsize=10)
     fig.tight_layout()
     return fig
-
-
-CLASS_COLOURS = {"elliptical": "#d62728", "face_on_spiral": "#1f77b4", "edge_on_spiral": "#2ca02c", "merger": "#9467bd"}
 
 
 def sky_map(labels: pd.DataFrame, predicted: pd.DataFrame):
@@ -209,10 +206,15 @@ def count_rows(labels: pd.DataFrame, catalog: pd.DataFrame, summary: dict, manif
         # the scrape fetches every galaxy of the catalog; per class, the confident ones
         ["cutouts downloaded (every galaxy; per class: the confident)", len(ok), *per_class(got["downloaded"] & confident)],
     ]
-    for split in ("train", "val", "test"):
+    for split in (*TRAINED_ON, "test"):
         part = (got["split"] == split) & got["downloaded"]
         rows.append([f"{split} galaxies", int(part.sum()), *per_class(part)])
-    below_cut = got["downloaded"] & got["split"].isin(["train", "val"]) & (got["confidence"] < summary["threshold"] - 1e-9)
+    below_cut = (
+        got["downloaded"]
+        & got["split"].isin(TRAINED_ON)
+        & got["confidence"].notna()
+        & ~is_confident(got["confidence"], summary["threshold"])
+    )
     if below_cut.any():
         rows.append(["of the train + val galaxies: below the cut, trained on their votes", int(below_cut.sum()), *per_class(below_cut)])
     held = (got["split"] == "uncertain") & got["downloaded"]
@@ -497,10 +499,9 @@ def morphology_section(inputs: dict, votes: str) -> dict:
     """Every galaxy the query returned, classified: what the catalog holds and how it compares with the volunteers."""
     summary = json.loads(Path(inputs["morphology_comparison"]).read_text())
     by = summary["by_split_and_status"]
-    splits = [s for s in ("train", "val", "test", "uncertain", "none") if s in by]
+    splits = [s for s in CATALOG_SPLITS if s in by]
     # only the statuses that occur: a column of zeros would say nothing
-    every = ("classified", "no_source", "point_source", "artefact", "missing", "rejected", "failed")
-    statuses = [t for t in every if any(by[s].get(t) for s in splits)]
+    statuses = [t for t in STATUSES if any(by[s].get(t) for s in splits)]
     rows = [[s, *[by[s].get(t, 0) for t in statuses], sum(by[s].values())] for s in splits]
     rows.append(["all", *[sum(by[s].get(t, 0) for s in splits) for t in statuses], summary["galaxies"]])
     return {

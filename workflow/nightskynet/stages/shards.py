@@ -32,15 +32,13 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from ..core.classes import CLASS_INDEX, CLASS_NAMES, PROB_COLUMNS
 from ..core.errors import SettingsError
 from ..core.files import sha256_file, write_json_atomic, write_npz_atomic
+from ..core.vocabulary import CLASS_INDEX, CLASS_NAMES, EVAL_SPLITS, PROB_COLUMNS
 from ..images.augment import augment, draw_augmentations
 from ..images.cutouts import decode, read_chunks
 
 log = logging.getLogger(__name__)
-
-EVAL_SPLITS = ("val", "test", "uncertain")
 
 
 def copies_per_class(class_counts: dict[str, int], total: int, merger_fraction: float) -> dict[str, int]:

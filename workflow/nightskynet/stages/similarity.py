@@ -45,17 +45,23 @@ from ..analysis.similarity import (
     unusual_scores,
     write_index,
 )
-from ..core.classes import CLASS_LABELS, CLASS_NAMES, PROB_COLUMNS
 from ..core.errors import InputError
 from ..core.files import write_csv_atomic, write_json_atomic, write_text_atomic
+from ..core.vocabulary import (
+    CLASS_COLOURS,
+    CLASS_LABELS,
+    CLASS_NAMES,
+    HUMAN_COLUMNS,
+    NEVER_TRAINED_ON,
+    PROB_COLUMNS,
+    TRAINED_ON,
+    is_confident,
+)
 from ..images.cutouts import decode, read_chunks, tars_holding
 
 log = logging.getLogger(__name__)
 
-CLASS_COLOURS = {"elliptical": "#d62728", "face_on_spiral": "#1f77b4", "edge_on_spiral": "#2ca02c", "merger": "#9467bd"}
-CATALOG_COLUMNS = ("objid", "ra", "dec", "nvote", "split", "status", "predicted", *PROB_COLUMNS, *(f"human_{c}" for c in PROB_COLUMNS))
-TRAINED_ON = ("train", "val")
-HELD_OUT = ("test", "uncertain", "none")
+CATALOG_COLUMNS = ("objid", "ra", "dec", "nvote", "split", "status", "predicted", *PROB_COLUMNS, *HUMAN_COLUMNS)
 
 
 def read_catalog(catalog_csv: str | Path, representations_path: str | Path, mmap: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
@@ -65,7 +71,7 @@ def read_catalog(catalog_csv: str | Path, representations_path: str | Path, mmap
         usecols=lambda c: c in CATALOG_COLUMNS,
         dtype={"objid": "int64", "split": str, "status": str, "predicted": str},
         keep_default_na=False,
-        na_values={c: [""] for c in (*PROB_COLUMNS, *(f"human_{c}" for c in PROB_COLUMNS))},
+        na_values={c: [""] for c in (*PROB_COLUMNS, *HUMAN_COLUMNS)},
     )
     _, features = representation_files.read(representations_path, catalog["objid"].to_numpy(), mmap=mmap)
     return catalog, features
@@ -80,7 +86,7 @@ def classified_rows(catalog: pd.DataFrame, features: np.ndarray) -> np.ndarray:
 def training_mergers(labels_csv: str | Path, threshold: float) -> pd.DataFrame:
     """The labelled training galaxies (train and val splits, confident): objid, label, is_merger."""
     labels = pd.read_csv(labels_csv, dtype={"objid": "int64"}, usecols=["objid", "label", "confidence", "split"])
-    known = labels[labels["split"].isin(TRAINED_ON) & (labels["confidence"] >= threshold - 1e-9)]
+    known = labels[labels["split"].isin(TRAINED_ON) & is_confident(labels["confidence"], threshold)]
     return known.assign(is_merger=known["label"] == "merger")[["objid", "label", "is_merger"]]
 
 
@@ -135,7 +141,7 @@ def plot_unusual(catalog: pd.DataFrame, unusual: np.ndarray, found: dict[int, np
 def query_galaxies(catalog: pd.DataFrame, indexed: np.ndarray) -> dict[str, int]:
     """A query galaxy per class: of the classified galaxies never trained on, the one the network is surest of."""
     held = catalog.iloc[indexed]
-    held = held[held["split"].isin(HELD_OUT)] if held["split"].isin(HELD_OUT).any() else held
+    held = held[held["split"].isin(NEVER_TRAINED_ON)] if held["split"].isin(NEVER_TRAINED_ON).any() else held
     out = {}
     for c in CLASS_NAMES:
         mine = held[held["predicted"] == c]
@@ -210,7 +216,7 @@ def plot_map(catalog: pd.DataFrame, indexed: np.ndarray, xy: np.ndarray, path: s
 
 def most_merger_like(catalog: pd.DataFrame, likeness: np.ndarray, n: int = 16) -> list[int]:
     """Rows of the galaxies never trained on (split test, uncertain or none) most like the training mergers."""
-    held = catalog["split"].isin(HELD_OUT).to_numpy()
+    held = catalog["split"].isin(NEVER_TRAINED_ON).to_numpy()
     order = np.argsort(-np.nan_to_num(likeness, nan=-np.inf), kind="stable")
     return [int(i) for i in order if np.isfinite(likeness[i]) and held[i]][:n]
 
@@ -218,7 +224,7 @@ def most_merger_like(catalog: pd.DataFrame, likeness: np.ndarray, n: int = 16) -
 def plot_merger_like(catalog: pd.DataFrame, likeness: np.ndarray, found: dict[int, np.ndarray], path: str) -> None:
     """The galaxies never trained on (split test, uncertain or none) most like the training mergers."""
     objids = catalog["objid"].to_numpy()
-    held = catalog["split"].isin(HELD_OUT).to_numpy()
+    held = catalog["split"].isin(NEVER_TRAINED_ON).to_numpy()
     rows = most_merger_like(catalog, likeness)
     rows = [i for i in rows if int(objids[i]) in found]
     images = np.stack([found[int(objids[i])] for i in rows]) if rows else np.zeros((0, 1, 1, 3), np.uint8)
@@ -442,7 +448,7 @@ def similar(
         raise InputError(
             f"{index_path}: names objid {table['objid'][missing].iat[0]}, which {catalog_csv} does not hold: not this catalog's index"
         )
-    cols = ["ra", "dec", "predicted", *PROB_COLUMNS, *(f"human_{c}" for c in PROB_COLUMNS)]
+    cols = ["ra", "dec", "predicted", *PROB_COLUMNS, *HUMAN_COLUMNS]
     table = table.join(by_id[cols], on="objid")
     if scores_csv is not None:
         scores = pd.read_csv(scores_csv, dtype={"objid": "int64"}).set_index("objid")

@@ -42,11 +42,10 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from ..core.classes import CLASS_NAMES
 from ..core.errors import InputError
 from ..core.files import atomic_path, sha256_file, write_csv_atomic
-from ..core.prediction_columns import MERGER
 from ..core.recipes import Recipe
+from ..core.vocabulary import CLASS_NAMES, MERGER
 from ..images.augment import d4_torch
 from ..net.calibrate import calibrate
 from ..net.model import GalaxyClassifier, save_model, to_input
