@@ -130,9 +130,13 @@ def prepare_sky(work: Path, config: dict) -> tuple[pd.DataFrame, list[str], list
     catalog_csv = sky / "catalog.csv"
     if not catalog_csv.exists():
         query.run(
-            out_csv=catalog_csv,
+            catalog=catalog_csv,
+            catalog_fits=sky / "catalog.fits",
             settings={"source": "demo", "demo": config["demo"], "query": {"tables": ["zooSpec", "zooNoSpec"], "limit": 0}},
-            client={"page_size": 50000, "timeout_s": 60, "max_attempts": 3},
+            page_size=50000,
+            sql_timeout_s=60,
+            max_attempts=3,
+            demo_max_rows=config["demo"]["max_rows"],
         )
     catalog = pd.read_csv(catalog_csv, dtype={"objid": "int64"})
     everything, _ = make_labels(catalog, config["labels"]["threshold"], 0.2, 0.1, -1, 1, "votes", 0)
@@ -143,10 +147,10 @@ def prepare_sky(work: Path, config: dict) -> tuple[pd.DataFrame, list[str], list
         all_csv = sky / "all_labels.csv"
         everything.to_csv(all_csv, index=False)
         scrape.run(
-            catalog_csv=all_csv,
+            catalog=all_csv,
+            tar=tar,
+            manifest=manifest,
             chunk=0,
-            tar_path=tar,
-            manifest_path=manifest,
             settings={"source": "demo", "demo": config["demo"], "scrape": {"chunks": 1, **geometry}},
             client=CLIENT,
             cache_dir=work / "cache",
@@ -204,24 +208,25 @@ def run_fold(
     stage = {"shards": config["shards"], "scrape": {k2: config["scrape"][k2] for k2 in GEOMETRY_KEYS}}
     train_paths = [str(out / f"train_{i}.npz") for i in range(config["shards"]["train_shards"])]
     t0 = time.monotonic()
+    inputs = {"labels": str(labels_csv), "scrape_manifests": manifests, "chunk_tars": tars}
     for i, path in enumerate(train_paths):
-        shards.run_train_shard(labels_csv=str(labels_csv), manifests=manifests, chunk_tars=tars, shard=i, out_path=path, settings=stage)
+        shards.run_train_shard(**inputs, train_shard=path, shard=i, settings=stage)
     evals = {s: str(out / f"{s}.npz") for s in EVAL_SPLITS}
-    shards.run_eval_shards(labels_csv=str(labels_csv), manifests=manifests, chunk_tars=tars, out_paths=evals, settings=stage)
+    shards.run_eval_shards(**inputs, **evals, settings=stage)
     shards.run_manifest(
-        labels_csv=str(labels_csv),
-        manifests=manifests,
-        shard_paths=train_paths + list(evals.values()),
-        out_path=str(out / "manifest.json"),
+        labels=str(labels_csv),
+        scrape_manifests=manifests,
+        shards=train_paths + list(evals.values()),
+        shards_manifest=str(out / "manifest.json"),
         settings=stage,
     )
     t1 = time.monotonic()
     train.run(
-        train_paths=train_paths,
-        val_path=evals["val"],
+        train_shards=train_paths,
+        val=evals["val"],
         shards_manifest=str(out / "manifest.json"),
-        model_path=str(out / "model.pt"),
-        history_path=str(out / "history.csv"),
+        model=str(out / "model.pt"),
+        history=str(out / "history.csv"),
         settings={"train": config["train"]},
         device="cpu",
         checkpoint_dir=out / "checkpoint",
@@ -229,21 +234,24 @@ def run_fold(
         mode=mode,
     )
     t2 = time.monotonic()
-    figs = {n: str(out / f"{n}.png") for n in ("confusion", "roc_pr", "reliability", "mistakes")}
     files = {
         "metrics": str(out / "metrics.json"),
-        "predictions_test": str(out / "predictions_test.csv"),
-        "predictions_uncertain": str(out / "predictions_uncertain.csv"),
-        **figs,
+        **{
+            f"predictions_{s}{suffix}": str(out / f"predictions_{s}.{suffix[1:] or 'csv'}")
+            for s in ("test", "uncertain")
+            for suffix in ("", "_fits")
+        },
+        **{n: str(out / f"{n}.png") for n in evaluate.EVALUATE_FIGURES},
     }
     evaluate.run(
-        model_path=str(out / "model.pt"),
-        test_path=evals["test"],
-        uncertain_path=evals["uncertain"],
-        labels_csv=str(labels_csv),
-        out=files,
+        model=str(out / "model.pt"),
+        test=evals["test"],
+        uncertain=evals["uncertain"],
+        labels=str(labels_csv),
+        **files,
         settings={"source": "demo", "evaluate": config["evaluate"]},
         device="cpu",
+        batch_size=config["evaluate"]["batch_size"],
         threads=threads,
     )
     scores = score(pd.read_csv(files["predictions_test"], dtype={"objid": "int64"}), truth)
@@ -251,7 +259,7 @@ def run_fold(
         fold=k,
         train_seconds=round(t2 - t1, 1),
         shard_seconds=round(t1 - t0, 1),
-        trained_in=train.training_mode_for(torch.device("cpu")).name,
+        trained_in=(mode or train.training_mode_for(torch.device("cpu"))).name,
     )
     done.write_text(json.dumps(scores, indent=1))
     for path in train_paths:

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nightskynet.core import layout
 from nightskynet.core.architecture import model_geometry
 from nightskynet.images.cutouts import decode_crops, image_files, iter_chunk
 from nightskynet.net.inference import CPU_BATCH, GPU_BATCH, VIEWS, Calibration, answer, open_engine, outputs_in_batches
@@ -90,13 +91,15 @@ def run_stage(results: Path, chunks: list[int], device: str, threads: int, batch
     with tempfile.TemporaryDirectory() as tmp:
         for k in chunks:
             table = morphology.run_chunk(
-                model_path=str(results / "model/model.pt"),
-                catalog_csv=str(results / "catalog/gz1_votes.csv"),
-                labels_csv=str(results / "labels/labels.csv"),
-                tar_path=str(results / f"images/chunk_{k}.tar"),
-                manifest_path=str(results / f"images/chunk_{k}.manifest.csv"),
+                model=str(results / layout.MODEL),
+                catalog=str(results / layout.QUERY_CATALOG),
+                labels=str(results / layout.LABELS),
+                tar=str(results / layout.CHUNK_TAR.format(chunk=k)),
+                manifest=str(results / layout.CHUNK_MANIFEST.format(chunk=k)),
+                chunk_csv=str(Path(tmp) / f"chunk_{k}.csv"),
+                chunk_representations=str(Path(tmp) / f"chunk_{k}.representations.npy"),
+                chunk_representations_objid=str(Path(tmp) / f"chunk_{k}.representations_objid.npy"),
                 chunk=k,
-                out_csv=str(Path(tmp) / f"chunk_{k}.csv"),
                 settings=settings,
                 device=device,
                 batch_size=batch,
@@ -224,13 +227,15 @@ def main() -> None:
             (folder / path.name).symlink_to(path)
         t0 = time.perf_counter()
         out = predict.run(
-            model_path=args.results / "model/model.pt",
+            model_path=args.results / layout.MODEL,
             input_path=folder,
             out_csv=Path(tmp) / "out.csv",
             settings={},
             client={},
             cache_dir=Path(tmp),
+            tta=True,
             threads=args.threads,
+            batch_size=CPU_BATCH,
             device=args.device,
         )
         t_predict = time.perf_counter() - t0

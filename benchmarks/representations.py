@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import accuracy  # noqa: E402  (the yardstick's folds, models and cache)
 
-from nightskynet.analysis.similarity import merger_likeness, neighbour_purity  # noqa: E402
+from nightskynet.analysis.neighbours import merger_likeness, neighbour_purity  # noqa: E402
 from nightskynet.core.architecture import model_geometry  # noqa: E402
 from nightskynet.core.config import load_config  # noqa: E402
 from nightskynet.core.vocabulary import CLASS_NAMES, TRAINED_ON, is_confident  # noqa: E402

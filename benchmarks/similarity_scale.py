@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from nightskynet.analysis import representations
-from nightskynet.analysis.similarity import (
+from nightskynet.analysis.neighbours import (
     IndexSettings,
     build_index,
     merger_likeness,
@@ -146,7 +146,7 @@ def merge_cost(base: np.ndarray, n: int, chunks: int = 32) -> dict:
             tables.append(str(tmp / f"chunk_{k}.csv"))
             pd.DataFrame({"objid": ids}).to_csv(tables[-1], index=False)
             arrays.append(str(tmp / f"chunk_{k}.representations.npy"))
-            representations.write(arrays[-1], ids, base[np.arange(len(ids)) % len(base)])
+            representations.write(arrays[-1], representations.objid_path(arrays[-1]), ids, base[np.arange(len(ids)) % len(base)])
         pd.DataFrame({"objid": objids}).to_csv(tmp / "catalog.csv", index=False)
         t0 = time.monotonic()
         merge_representations(tables, arrays, tmp / "catalog.csv", tmp / "representations.npy")
@@ -166,7 +166,7 @@ def main() -> int:
     faiss.omp_set_num_threads(args.threads)
     run = Path(args.results)
     catalog = pd.read_csv(run / "morphology" / "catalog.csv", usecols=["objid", "status", "split"], dtype={"objid": "int64"})
-    _, features = representations.read(run / "morphology" / "representations.npy", catalog["objid"].to_numpy())
+    _, features = representations.read(run / "morphology" / "representations.npy", objids=catalog["objid"].to_numpy())
     base = np.asarray(features)[np.isfinite(features).all(axis=1)]
     labels = pd.read_csv(run / "labels" / "labels.csv", usecols=["label", "confidence", "split"])
     threshold = load_config()["labels"]["threshold"]

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import accuracy  # noqa: E402  (the yardstick's folds, models and cache)
 import representations  # noqa: E402  (every galaxy represented by a fold's model)
 
-from nightskynet.analysis.similarity import neighbour_purity  # noqa: E402
+from nightskynet.analysis.neighbours import neighbour_purity  # noqa: E402
 from nightskynet.core.prediction_columns import prediction_columns  # noqa: E402
 from nightskynet.core.vocabulary import PROB_COLUMNS, TRAINED_ON  # noqa: E402
 from nightskynet.net.inference import Calibration, answer, open_engine  # noqa: E402

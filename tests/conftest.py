@@ -76,13 +76,7 @@ def scraped(tmp_path_factory):
         tars.append(str(tmp / f"chunk_{k}.tar"))
         manifests.append(str(tmp / f"chunk_{k}.manifest.csv"))
         scrape.run(
-            catalog_csv=labels_csv,
-            chunk=k,
-            tar_path=tars[-1],
-            manifest_path=manifests[-1],
-            settings=settings,
-            client=client(),
-            cache_dir=tmp / "cache",
+            catalog=labels_csv, tar=tars[-1], manifest=manifests[-1], chunk=k, settings=settings, client=client(), cache_dir=tmp / "cache"
         )
     return tmp, str(labels_csv), manifests, tars
 
@@ -96,15 +90,16 @@ def build_shards(tmp, labels_csv, manifests, tars, tag, cfg):
     out = tmp / tag
     out.mkdir()
     train = [str(out / f"train_{k}.npz") for k in range(cfg["train_shards"])]
+    inputs = {"labels": labels_csv, "scrape_manifests": manifests, "chunk_tars": tars}
     for k, path in enumerate(train):
-        shards.run_train_shard(labels_csv=labels_csv, manifests=manifests, chunk_tars=tars, shard=k, out_path=path, settings=settings)
+        shards.run_train_shard(**inputs, train_shard=path, shard=k, settings=settings)
     evals = {s: str(out / f"{s}.npz") for s in EVAL_SPLITS}
-    shards.run_eval_shards(labels_csv=labels_csv, manifests=manifests, chunk_tars=tars, out_paths=evals, settings=settings)
+    shards.run_eval_shards(**inputs, **evals, settings=settings)
     manifest = shards.run_manifest(
-        labels_csv=labels_csv,
-        manifests=manifests,
-        shard_paths=train + list(evals.values()),
-        out_path=str(out / "manifest.json"),
+        labels=labels_csv,
+        scrape_manifests=manifests,
+        shards=train + list(evals.values()),
+        shards_manifest=str(out / "manifest.json"),
         settings=settings,
     )
     return train, evals, manifest

@@ -43,7 +43,9 @@ def test_query_limit_stops_early(demo_sky_url):
 def test_query_stage_writes_a_validated_catalog(tmp_path):
     out = tmp_path / "catalog.csv"
     s = project_config({"query": {"limit": 50}})
-    query.run(out_csv=out, settings=s, client={"page_size": 1000, "timeout_s": 30, "max_attempts": 2})
+    query.run(
+        catalog=out, catalog_fits=tmp_path / "catalog.fits", settings=s, page_size=1000, sql_timeout_s=30, max_attempts=2, demo_max_rows=500
+    )
     frame = pd.read_csv(out)
     assert list(frame.columns) == list(query.CATALOG_COLUMNS)
     assert len(frame) == 50 and frame["objid"].is_unique
@@ -61,13 +63,7 @@ def test_scrape_chunk_writes_tar_and_manifest_and_resumes_from_cache(tmp_path):
 
     def scrape_chunk():
         return scrape.run(
-            catalog_csv=labels_csv,
-            chunk=chunk,
-            tar_path=tar_path,
-            manifest_path=manifest_path,
-            settings=s,
-            client=client(),
-            cache_dir=tmp_path / "cache",
+            catalog=labels_csv, tar=tar_path, manifest=manifest_path, chunk=chunk, settings=s, client=client(), cache_dir=tmp_path / "cache"
         )
 
     outcomes = scrape_chunk()

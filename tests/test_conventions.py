@@ -151,6 +151,9 @@ def test_every_module_of_the_package_is_reachable_and_the_digest_sees_what_pytho
 
     stages = sorted(p.stem for p in (REPO / "workflow/nightskynet/stages").glob("*.py") if p.stem != "__init__")
     covered = set().union(*(modules_run_by(f"stages.{s}") for s in stages))
+    # the commands a person runs beside the stages' (similar, explore): modules at the package's top, below cli
+    commands = [m for m in all_modules() if "." not in m and m not in ("cli", "__main__", "__init__")]
+    covered |= {m for c in commands for m in modules_run_by(c)}
     # what the Snakefile itself imports, and the synthetic sky the benchmarks and tests draw their hard cases from
     workflow_text = "\n".join(p.read_text() for p in [REPO / "Snakefile", *(REPO / "workflow/rules").glob("*.smk")])
     used_elsewhere = {m for m in all_modules() if f"nightskynet.{m}" in workflow_text} | {"images.sky_cases", "__main__"}
@@ -258,26 +261,29 @@ def test_the_cutout_clients_settings_are_declared_once():
         assert f"{option.flag} {config['scrape'][option.key]:g} " in command + " ", (option.flag, command)
 
 
-def test_every_rule_file_is_passed_under_its_own_name():
-    """A rule's input or output key is the option it is passed as (``scrape_manifests`` as ``--scrape-manifests``,
-    as the stage's run() calls it), so one name follows a file from the rule to the code. The one exception is
-    ``--out``: a command's main output, whatever the rule calls it."""
-    import re
+def test_every_stage_function_declares_each_parameter_where_the_rule_gives_it():
+    """Every keyword-only parameter of a stage command's function is a File, Files, Wildcard, Run, Client or Settings
+    (core.commands), or has a default (for Python callers only); the command line is made from these alone."""
+    import ast
+    import importlib
 
-    passed = re.compile(r"(--[a-z0-9-]+) \{(input|output)\.([a-z0-9_]+)(?::q)?\}")
-    found, wrong = 0, []
-    for path in sorted((REPO / "workflow/rules").glob("*.smk")):
-        for flag, _, key in passed.findall(path.read_text()):
-            found += 1
-            if flag != "--out" and flag != "--" + key.replace("_", "-"):
-                wrong.append(f"{path.name}: {flag} {{…{key}}}")
-    assert found > 40, found  # the pattern still reads the rules
-    assert not wrong, wrong
+    from nightskynet.core.commands import STAGE_COMMANDS, parameters
+
+    for command, (module, function) in STAGE_COMMANDS.items():
+        tree = ast.parse((REPO / "workflow/nightskynet/stages" / f"{module}.py").read_text())
+        node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == function)
+        declared = {p.name for p in parameters(command)}
+        for arg, default in zip(node.args.kwonlyargs, node.args.kw_defaults, strict=True):
+            assert arg.arg in declared or default is not None, f"{module}.{function}({arg.arg}): say where it comes from, or give a default"
+        assert not node.args.args, f"{module}.{function}: keyword-only parameters, so every caller names them"
+        assert callable(getattr(importlib.import_module(f"nightskynet.stages.{module}"), function))
 
 
 def test_every_rules_command_line_gives_its_command_exactly_the_options_it_takes():
-    """A rule's shell options, the `nightskynet` command's options and (by keyword) its stage's run() are one contract:
-    every job of a full demo run passes each required option of its command and no option the command does not have."""
+    """A rule's named inputs and outputs, its resources, the `nightskynet` command's options and its stage function's
+    parameters are one contract (core.commands): every job of a full demo run passes each option of its command and
+    no option the command does not have, so a rule key that is not a parameter, or a parameter the rule does not give,
+    fails here."""
     import shlex
 
     from nightskynet.cli import build_parser

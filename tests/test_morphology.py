@@ -153,10 +153,10 @@ def test_every_galaxy_of_the_query_gets_one_row_with_the_evaluate_stage_s_probab
     assert classified.all()
     np.testing.assert_allclose(table[PROBS].sum(axis=1), 1, atol=1e-4)
     # the catalog's representations: its rows, in its order, each the evaluate stage's galaxy's own
-    ids, features = representations.read(root / "morphology/representations.npy", table.index.to_numpy())
+    ids, features = representations.read(root / "morphology/representations.npy", objids=table.index.to_numpy())
     assert np.isfinite(features).all() and features.shape[0] == len(table)
     chunk0 = pd.read_csv(root / "morphology/chunk_0.csv", usecols=["objid"], dtype={"objid": "int64"})["objid"].to_numpy()
-    _, chunk_features = representations.read(root / "morphology/chunk_0.representations.npy", chunk0)
+    _, chunk_features = representations.read(root / "morphology/chunk_0.representations.npy", objids=chunk0)
     np.testing.assert_array_equal(features[np.searchsorted(ids, chunk0)], chunk_features)
     twin = Table.read(root / "morphology/catalog.fits")
     assert twin["objid"].tolist() == table.index.tolist() and len(twin) == len(query)
@@ -196,17 +196,16 @@ def write_chunk_tar(tar_path, images: dict[int, bytes]) -> None:
 
 def run_chunk(files, out):
     settings = {"scrape": {"chunks": 2}, "morphology": {"tta": True}}
+    features = Path(out).with_suffix(".representations.npy")
     return morphology.run_chunk(
-        model_path=files["model"],
-        catalog_csv=files["catalog"],
-        labels_csv=files["labels"],
-        tar_path=files["tar"],
-        manifest_path=files["manifest"],
+        **{k: files[k] for k in ("model", "catalog", "labels", "tar", "manifest")},
+        chunk_csv=out,
+        chunk_representations=features,
+        chunk_representations_objid=representations.objid_path(features),
         chunk=0,
-        out_csv=out,
-        out_representations=Path(out).with_suffix(".representations.npy"),
         settings=settings,
         device="cpu",
+        batch_size=0,
         threads=2,
     )
 
@@ -243,7 +242,7 @@ def test_blank_star_and_trail_cutouts_get_no_class_and_a_missing_one_a_row_sayin
     assert (others["status"] == "classified").all() and others[PROBS].notna().all().all()
     assert pd.read_csv(tmp_path / "out.csv").shape[0] == len(table)
     # a representation per row, in the table's order: NaN exactly where there is no class
-    ids, features = representations.read(tmp_path / "out.representations.npy", table.index.to_numpy())
+    ids, features = representations.read(tmp_path / "out.representations.npy", objids=table.index.to_numpy())
     assert features.dtype == np.float32 and features.shape == (len(table), features.shape[1]) and features.shape[1] >= 8
     unclassified = (table["status"] != "classified").to_numpy()
     assert np.isnan(features[unclassified]).all() and np.isfinite(features[~unclassified]).all()

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from nightskynet.analysis import representations
-from nightskynet.analysis.similarity import (
+from nightskynet.analysis.neighbours import (
     IndexSettings,
     build_index,
     merger_likeness,
@@ -133,14 +133,14 @@ def test_the_map_separates_the_clusters_and_is_the_same_each_time():
 def test_representation_files_are_checked_against_the_table_they_belong_to(tmp_path):
     objids, x, _ = clusters(n_per=3)
     path = tmp_path / "r.npy"
-    representations.write(path, objids, x)
-    ids, features = representations.read(path, objids)
+    representations.write(path, representations.objid_path(path), objids, x)
+    ids, features = representations.read(path, objids=objids)
     np.testing.assert_array_equal(features, x)
     assert representations.objid_path(path).name == "r_objid.npy"
     swapped = objids.copy()
     swapped[[0, 1]] = swapped[[1, 0]]
     with pytest.raises(InputError, match="first difference at row 0"):
-        representations.read(path, swapped)  # another order: another galaxy's representation, refused
+        representations.read(path, objids=swapped)  # another order: another galaxy's representation, refused
     with pytest.raises(InputError, match="no such file"):
         representations.read(tmp_path / "none.npy")
 

@@ -131,11 +131,11 @@ def test_the_train_stage_writes_a_calibrated_model_that_knows_its_cutouts(shard_
     train_paths, val, manifest = shard_files
     cfg = train_cfg("resnet", epochs=2)
     train.run(
-        train_paths=train_paths,
-        val_path=val,
+        train_shards=train_paths,
+        val=val,
         shards_manifest=manifest,
-        model_path=str(tmp_path / "model.pt"),
-        history_path=str(tmp_path / "history.csv"),
+        model=str(tmp_path / "model.pt"),
+        history=str(tmp_path / "history.csv"),
         settings={"train": cfg},
         device="cpu",
         checkpoint_dir=tmp_path / "ckpt",

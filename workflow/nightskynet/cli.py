@@ -14,6 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .core.commands import STAGE_COMMANDS, parameters
 from .core.errors import NightSkyNetError
 from .sky.client_options import CLIENT_KEYS, CLIENT_OPTIONS
 
@@ -29,13 +30,24 @@ def _settings(text: str) -> dict:
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    value = _whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive number (at least 1)")
     return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = _whole_number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
 
 
 def _non_negative_float(text: str) -> float:
@@ -66,233 +78,87 @@ def cmd_demo_sky(args) -> None:
     asyncio.run(serve(args.sky_dir, args.seed, args.host, args.port, args.max_rows, args.latency_ms / 1000, args.scale_to))
 
 
-def cmd_query(args) -> None:
-    from .stages import query
-
-    client = {
-        "page_size": args.page_size,
-        "timeout_s": args.timeout_s,
-        "max_attempts": args.max_attempts,
-        "demo_max_rows": args.demo_max_rows,
-    }
-    query.run(out_csv=args.out, settings=args.settings, client=client)
-
-
-def cmd_labels(args) -> None:
-    from .stages import labels
-
-    labels.run(catalog_csv=args.catalog, out_csv=args.out, summary_json=args.summary, settings=args.settings)
-
-
-def cmd_scrape(args) -> None:
-    from .stages import scrape
-
-    scrape.run(
-        catalog_csv=args.catalog,
-        chunk=args.chunk,
-        tar_path=args.tar,
-        manifest_path=args.manifest,
-        settings=args.settings,
-        client=client_settings(args),
-        cache_dir=args.cache_dir,
-    )
+STAGE_HELP = {
+    "query": "stage query: Galaxy Zoo 1 votes from SqlSearch",
+    "labels": "stage labels: the confidence cut and the splits",
+    "scrape": "stage scrape: one chunk of cutouts",
+    "shards-train": "stage shards: one augmented training shard",
+    "shards-eval": "stage shards: val, test and uncertain sets (centre crops)",
+    "shards-manifest": "stage shards: counts and checksums of every shard",
+    "train": "stage train: fit the network",
+    "evaluate": "stage evaluate: metrics, predictions, figures",
+    "morphology-chunk": "stage morphology: classify every galaxy of one scrape chunk",
+    "morphology": "stage morphology: merge the chunks into the catalog, compare with the votes",
+    "similarity": "stage similarity: the index of the representations, unusual and merger_likeness",
+    "report": "stage report: the self-contained HTML page",
+}
+RUN_TYPES = {"int": _non_negative_int, "float": _positive_float, "str": str}
 
 
-def cmd_shards_train(args) -> None:
-    from .stages import shards
+def cmd_stage(args) -> None:
+    """Run a stage command: its function called with each of its parameters (``core.commands``) from its option."""
+    import importlib
 
-    shards.run_train_shard(
-        labels_csv=args.labels,
-        manifests=args.scrape_manifests,
-        chunk_tars=args.chunk_tars,
-        shard=args.shard,
-        out_path=args.out,
-        settings=args.settings,
-    )
-
-
-def cmd_shards_eval(args) -> None:
-    from .stages import shards
-
-    shards.run_eval_shards(
-        labels_csv=args.labels,
-        manifests=args.scrape_manifests,
-        chunk_tars=args.chunk_tars,
-        out_paths={"val": args.val, "test": args.test, "uncertain": args.uncertain},
-        settings=args.settings,
-    )
+    module, function = STAGE_COMMANDS[args.command]
+    stage = getattr(importlib.import_module(f".stages.{module}", __package__), function)
+    kwargs = {}
+    for parameter in parameters(args.command):
+        kwargs[parameter.name] = client_settings(args) if parameter.kind == "Client" else getattr(args, parameter.name)
+    stage(**kwargs)
 
 
-def cmd_shards_manifest(args) -> None:
-    from .stages import shards
-
-    shards.run_manifest(
-        labels_csv=args.labels, manifests=args.scrape_manifests, shard_paths=args.shards, out_path=args.out, settings=args.settings
-    )
-
-
-def cmd_train(args) -> None:
-    from .stages import train
-
-    train.run(
-        train_paths=args.train_shards,
-        val_path=args.val,
-        shards_manifest=args.shards_manifest,
-        model_path=args.model,
-        history_path=args.history,
-        settings=args.settings,
-        device=args.device,
-        checkpoint_dir=args.checkpoint_dir,
-        threads=args.threads,
-    )
+def add_stage_parser(sub, command: str) -> None:
+    """A stage command's options: one per parameter of its function, named as the rule's keys (``core.commands``)."""
+    s = sub.add_parser(command, help=STAGE_HELP[command])
+    for parameter in parameters(command):
+        if parameter.kind == "Settings":
+            s.add_argument(parameter.flag, type=_settings, required=True, help="JSON of the settings that decide the outputs")
+        elif parameter.kind == "File":
+            s.add_argument(parameter.flag, required=True, metavar="PATH")
+        elif parameter.kind == "Files":
+            s.add_argument(parameter.flag, nargs="+", required=True, metavar="PATH")
+        elif parameter.kind == "Wildcard":
+            s.add_argument(parameter.flag, type=int, required=True, metavar="N")
+        elif parameter.kind == "Client":
+            add_client_options(s, required=True)
+        else:  # Run: how the job runs
+            s.add_argument(parameter.flag, type=RUN_TYPES[parameter.type_name], required=True)
+    s.set_defaults(func=cmd_stage)
 
 
-# The files of each stage command, by the names its options, its rule's input/output keys and its run()'s dicts share
-# (tests/test_conventions.py checks every rule's shell options against its command's)
-EVALUATE_FIGURES = ("confusion", "roc_pr", "reliability", "mistakes")  # evaluate writes them, the report shows them
-EVALUATE_OUTPUTS = ("metrics", "predictions_test", "predictions_uncertain", *EVALUATE_FIGURES)
+def the_run(results: str | None, config_files: list[str]):
+    """The files of the run ``--results`` names, or of the run config.yaml (with ``--config`` files merged) names."""
+    from .core.config import load_config
+    from .core.layout import RunFiles, run_folder
 
-
-def cmd_evaluate(args) -> None:
-    from .stages import evaluate
-
-    out = {name: getattr(args, name) for name in EVALUATE_OUTPUTS}
-    evaluate.run(
-        model_path=args.model,
-        test_path=args.test,
-        uncertain_path=args.uncertain,
-        labels_csv=args.labels,
-        out=out,
-        settings=args.settings,
-        device=args.device,
-        batch_size=args.batch_size,
-        threads=args.threads,
-    )
-
-
-def cmd_morphology_chunk(args) -> None:
-    from .stages import morphology
-
-    morphology.run_chunk(
-        model_path=args.model,
-        catalog_csv=args.catalog,
-        labels_csv=args.labels,
-        tar_path=args.tar,
-        manifest_path=args.manifest,
-        chunk=args.chunk,
-        out_csv=args.out,
-        out_representations=args.representations,
-        settings=args.settings,
-        device=args.device,
-        batch_size=args.batch_size,
-        threads=args.threads,
-    )
-
-
-MORPHOLOGY_OUTPUTS = ("csv", "representations", "comparison", "vs_votes", "by_votes", "disagreements")
-
-
-def cmd_morphology(args) -> None:
-    from .stages import morphology
-
-    morphology.run_merge(
-        chunk_csvs=args.chunks,
-        chunk_representations=args.chunk_representations,
-        chunk_tars=args.chunk_tars,
-        out={k: getattr(args, k) for k in MORPHOLOGY_OUTPUTS},
-        settings=args.settings,
-    )
-
-
-SIMILARITY_OUTPUTS = ("index", "scores", "summary", "unusual", "neighbours", "map", "merger_like")
-
-
-def cmd_similarity(args) -> None:
-    from .stages import similarity
-
-    similarity.run(
-        catalog_csv=args.catalog,
-        representations_path=args.representations,
-        labels_csv=args.labels,
-        labels_summary=args.labels_summary,
-        chunk_tars=args.chunk_tars,
-        out={k: getattr(args, k) for k in SIMILARITY_OUTPUTS},
-        settings=args.settings,
-        threads=args.threads,
-    )
+    return RunFiles(Path(results) if results else Path(run_folder(load_config(config_files))))
 
 
 def cmd_similar(args) -> None:
-    from .core.config import load_config
-    from .stages import similarity
+    from . import similar
 
-    if args.results:
-        run = Path(args.results)
-    else:
-        config = load_config(args.config)
-        run = Path("results") / (config["run"] or config["source"])
+    run = the_run(args.results, args.config)
     queries = [args.objid is not None, args.ra is not None or args.dec is not None, args.image is not None]
     if sum(queries) != 1:
         raise NightSkyNetError("give exactly one query: --objid N, --ra RA --dec DEC, or --image FILE")
     if (args.ra is None) != (args.dec is None):
         raise NightSkyNetError("--ra and --dec go together")
-    table = similarity.similar(
-        catalog_csv=str(run / "morphology" / "catalog.csv"),
-        representations_path=str(run / "morphology" / "representations.npy"),
-        index_path=str(run / "similarity" / "index.faiss"),
-        scores_csv=str(run / "similarity" / "scores.csv") if (run / "similarity" / "scores.csv").is_file() else None,
+    table = similar.similar(
+        run=run,
         k=args.k,
         objid=args.objid,
         position=(args.ra, args.dec) if args.ra is not None else None,
         image=args.image,
-        model_path=args.model or str(run / "model" / "model.pt"),
+        model_path=args.model,
         radius_arcsec=args.radius,
         tta=not args.no_tta,
         out_csv=args.output,
         out_html=args.html,
-        chunk_tars=sorted(str(p) for p in (run / "images").glob("chunk_*.tar")),
         threads=args.threads,
     )
     if not args.output:
         degrees = {c: "{:.6f}".format for c in ("ra", "dec")}  # 0.004 arcsec: a position to follow up
         print(table.to_string(index=False, float_format="{:.4f}".format, formatters=degrees))
-
-
-REPORT_INPUTS = (
-    "catalog",
-    "labels",
-    "labels_summary",
-    "shards_manifest",
-    "history",
-    "metrics",
-    "predictions_test",
-    "predictions_uncertain",
-    "model",
-    "morphology_comparison",
-    "morphology_vs_votes",
-    "morphology_by_votes",
-    "morphology_disagreements",
-    "similarity_summary",
-    "similarity_unusual",
-    "similarity_neighbours",
-    "similarity_map",
-    "similarity_merger_like",
-)
-REPORT_FIGURES = ("examples", "network", "curves", "sky_map")
-
-
-def cmd_report(args) -> None:
-    from .stages import report
-
-    inputs = {k: getattr(args, k) for k in (*REPORT_INPUTS, "scrape_manifests", "chunk_tars")}
-    eval_figures = {name: getattr(args, name) for name in EVALUATE_FIGURES}
-    report.run(
-        inputs=inputs,
-        eval_figures=eval_figures,
-        figures={k: getattr(args, k) for k in REPORT_FIGURES},
-        out_html=args.out,
-        settings=args.settings,
-    )
 
 
 def cmd_predict(args) -> None:
@@ -344,92 +210,6 @@ def add_client_options(s: argparse.ArgumentParser, required: bool) -> None:
     parse = {"positive_int": _positive_int, "non_negative_float": _non_negative_float, "positive_float": _positive_float}
     for option in CLIENT_OPTIONS:
         s.add_argument(option.flag, type=parse[option.kind], required=required, help=option.help)
-    s.add_argument("--cache-dir", required=required, help="the cutout cache's folder")
-
-
-def stage_parser(sub, name: str, help: str, func, files: tuple[str, ...] = (), many: tuple[str, ...] = ()) -> argparse.ArgumentParser:
-    """A stage command: ``--settings`` (the rule's params), one path per name of ``files``, one or more per name of ``many``."""
-    s = sub.add_parser(name, help=help)
-    s.add_argument("--settings", type=_settings, required=True)
-    for option in files:
-        s.add_argument(f"--{option.replace('_', '-')}", required=True)
-    for option in many:
-        s.add_argument(f"--{option.replace('_', '-')}", nargs="+", required=True)
-    s.set_defaults(func=func)
-    return s
-
-
-def add_device_options(s: argparse.ArgumentParser, batch_size: bool = False) -> None:
-    s.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
-    s.add_argument("--threads", type=_positive_int, default=1)
-    if batch_size:
-        s.add_argument("--batch-size", type=_positive_int, default=256)
-
-
-def add_acquisition_parsers(sub) -> None:
-    s = stage_parser(sub, "query", "stage query: Galaxy Zoo 1 votes from SqlSearch", cmd_query, ("out",))
-    s.add_argument("--page-size", type=_positive_int, required=True)
-    s.add_argument("--timeout-s", type=_positive_float, required=True)
-    s.add_argument("--max-attempts", type=_positive_int, required=True)
-    s.add_argument("--demo-max-rows", type=_positive_int, default=None, help="row cap of the demo SkyServer's answers")
-    stage_parser(sub, "labels", "stage labels: the confidence cut and the splits", cmd_labels, ("catalog", "out", "summary"))
-    s = stage_parser(sub, "scrape", "stage scrape: one chunk of cutouts", cmd_scrape, ("catalog", "tar", "manifest"))
-    s.add_argument("--chunk", type=int, required=True)
-    add_client_options(s, required=True)
-
-
-def add_shard_parsers(sub) -> None:
-    inputs, tars = ("labels",), ("scrape_manifests", "chunk_tars")
-    s = stage_parser(sub, "shards-train", "stage shards: one augmented training shard", cmd_shards_train, (*inputs, "out"), tars)
-    s.add_argument("--shard", type=int, required=True)
-    stage_parser(
-        sub,
-        "shards-eval",
-        "stage shards: val, test and uncertain sets (centre crops)",
-        cmd_shards_eval,
-        (*inputs, "val", "test", "uncertain"),
-        tars,
-    )
-    stage_parser(
-        sub,
-        "shards-manifest",
-        "stage shards: counts and checksums of every shard",
-        cmd_shards_manifest,
-        (*inputs, "out"),
-        ("scrape_manifests", "shards"),
-    )
-
-
-def add_learning_parsers(sub) -> None:
-    files = ("val", "shards_manifest", "model", "history", "checkpoint_dir")
-    add_device_options(stage_parser(sub, "train", "stage train: fit the network", cmd_train, files, ("train_shards",)))
-    files = ("model", "test", "uncertain", "labels", *EVALUATE_OUTPUTS)
-    add_device_options(stage_parser(sub, "evaluate", "stage evaluate: metrics, predictions, figures", cmd_evaluate, files), batch_size=True)
-    files = ("model", "catalog", "labels", "tar", "manifest", "out", "representations")
-    s = stage_parser(sub, "morphology-chunk", "stage morphology: classify every galaxy of one scrape chunk", cmd_morphology_chunk, files)
-    s.add_argument("--chunk", type=int, required=True)
-    add_device_options(s)
-    s.add_argument("--batch-size", type=int, default=0, help="galaxies per model call (0: 64 on a CPU, 1024 on a GPU)")
-    stage_parser(
-        sub,
-        "morphology",
-        "stage morphology: merge the chunks into the catalog, compare with the votes",
-        cmd_morphology,
-        MORPHOLOGY_OUTPUTS,
-        ("chunks", "chunk_representations", "chunk_tars"),
-    )
-    files = ("catalog", "representations", "labels", "labels_summary", *SIMILARITY_OUTPUTS)
-    s = stage_parser(
-        sub,
-        "similarity",
-        "stage similarity: the index of the representations, unusual and merger_likeness",
-        cmd_similarity,
-        files,
-        ("chunk_tars",),
-    )
-    s.add_argument("--threads", type=_positive_int, default=1)
-    files = (*REPORT_INPUTS, *EVALUATE_FIGURES, *REPORT_FIGURES, "out")
-    stage_parser(sub, "report", "stage report: the self-contained HTML page", cmd_report, files, ("scrape_manifests", "chunk_tars"))
 
 
 def add_predict_parser(sub) -> None:
@@ -470,6 +250,7 @@ def add_predict_parser(sub) -> None:
     )
     s.add_argument("--settings", type=_settings, default=None, help=argparse.SUPPRESS)
     add_client_options(s, required=False)
+    s.add_argument("--cache-dir", default=None, help="the cutout cache's folder (default: config scrape.cache_dir)")
     s.add_argument("--device", choices=("auto", "cuda", "cpu"), default=None, help="default: config train.device")
     s.add_argument("--batch-size", type=_positive_int, default=None, help="default: config evaluate.batch_size")
     s.add_argument("--threads", type=_positive_int, default=2, help="CPU threads (at least 1)")
@@ -517,9 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale-to", type=int, default=0, help="serve N galaxies: the bundled ones plus copies of their images (0: the bundled ones)"
     )
     s.set_defaults(func=cmd_demo_sky)
-    add_acquisition_parsers(sub)
-    add_shard_parsers(sub)
-    add_learning_parsers(sub)
+    for command in STAGE_COMMANDS:
+        add_stage_parser(sub, command)
     add_predict_parser(sub)
     add_similar_parser(sub)
     return p

@@ -1,8 +1,11 @@
 import json
 import os
+import shlex
 
 from snakemake.settings.types import DeploymentMethod
 
+from nightskynet.core import layout
+from nightskynet.core.commands import parameters
 from nightskynet.core.config import ConfigError, check_command_on_path, runtime_keys
 from nightskynet.core.package_modules import code_digest
 from nightskynet.sky.client_options import CLIENT_OPTIONS
@@ -24,15 +27,50 @@ onstart:
     require_nightskynet_command()
 
 
-# every output of this run lies under results/<run>/: a run of another source (or another name)
-# never deletes or overwrites this one's files; the caches under results/cache/ are shared, keyed
-# by what they hold
-RUN = config["run"] or config["source"]
+# every output of this run lies under results/<run>/ (nightskynet.core.layout): a run of another
+# source (or another name) never deletes or overwrites this one's files; the caches under
+# results/cache/ are shared, keyed by what they hold
+RUN_FOLDER = layout.run_folder(config)
 
 
 def results(path):
-    """``path`` (relative to the run's folder) under results/<run>/."""
-    return f"results/{RUN}/{path}"
+    """``path`` (relative to the run's folder, often one of ``layout``'s) under results/<run>/."""
+    return f"{RUN_FOLDER}/{path}"
+
+
+def files(wildcards, input, output):
+    """A rule's param: every named input and output of the job as ``--<key> PATH...``, quoted; the
+    rule's keys are its command's file options (``nightskynet.core.commands``). Unnamed inputs (the
+    demo sky's catalog) are there only to rerun the job when they change."""
+    options = []
+    for key, value in [*input.items(), *output.items()]:
+        paths = value if isinstance(value, list) else [value]
+        options.append(
+            f"--{key.replace('_', '-')} " + " ".join(shlex.quote(str(p)) for p in paths)
+        )
+    return " ".join(options)
+
+
+def nightskynet(command):
+    """A rule's shell command: ``nightskynet <command>`` with its files (the rule's ``params.files``),
+    its settings (``params.settings``) and how it runs (the rule's resources and threads), each passed
+    under the name of its parameter in the command's function (``nightskynet.core.commands``).
+    """
+    parts = [f"nightskynet {command} {{params.files}}"]
+    for p in parameters(command):
+        if p.kind == "Settings":
+            parts.append(f"{p.flag} {{params.settings:q}}")
+        elif p.kind == "Wildcard":
+            parts.append(f"{p.flag} {{wildcards.{p.name}}}")
+        elif p.kind == "Client":
+            parts += [f"{o.flag} {{resources.{o.key}}}" for o in CLIENT_OPTIONS]
+        elif p.kind == "Run":
+            parts.append(
+                f"{p.flag} {{threads}}"
+                if p.name == "threads"
+                else f"{p.flag} {{resources.{p.name}:q}}"
+            )
+    return " ".join(parts) + " > {log} 2>&1"
 
 
 CHUNKS = list(range(config["scrape"]["chunks"]))
@@ -118,7 +156,7 @@ def client_resources():
 
 
 def client_options():
-    """The command's options that pass those resources on (sky.client_options names them)."""
+    """predict's options that pass those resources on (sky.client_options names them)."""
     options = [f"{o.flag} {{resources.{o.key}}}" for o in CLIENT_OPTIONS]
     return " " + " ".join(options) + " --cache-dir {resources.cache_dir:q}"
 

@@ -1,9 +1,9 @@
 rule evaluate:
     input:
-        model=results("model/model.pt"),
-        test=results("shards/test.npz"),
-        uncertain=results("shards/uncertain.npz"),
-        labels=results("labels/labels.csv"),
+        model=rules.train.output.model,
+        test=rules.shards_eval.output.test,
+        uncertain=rules.shards_eval.output.uncertain,
+        labels=rules.labels.output.labels,
     output:
         metrics=results("eval/metrics.json"),
         predictions_test=results("eval/predictions_test.csv"),
@@ -43,10 +43,6 @@ rule evaluate:
     params:
         code=code("evaluate"),
         settings=settings("source", "evaluate"),
+        files=files,
     shell:
-        "nightskynet evaluate --settings {params.settings:q} --model {input.model} --test {input.test}"
-        " --uncertain {input.uncertain} --labels {input.labels} --metrics {output.metrics}"
-        " --predictions-test {output.predictions_test} --predictions-uncertain {output.predictions_uncertain}"
-        " --confusion {output.confusion} --roc-pr {output.roc_pr} --reliability {output.reliability}"
-        " --mistakes {output.mistakes}"
-        " --device {resources.device} --batch-size {resources.batch_size} --threads {threads} > {log} 2>&1"
+        nightskynet("evaluate")

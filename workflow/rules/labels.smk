@@ -1,10 +1,10 @@
 rule labels:
     input:
-        catalog=results("catalog/gz1_votes.csv"),
+        catalog=rules.query.output.catalog,
     output:
-        labels=results("labels/labels.csv"),
-        labels_fits=results("labels/labels.fits"),
-        summary=results("labels/summary.json"),
+        labels=results(layout.LABELS),
+        labels_fits=results(layout.LABELS_FITS),
+        summary=results(layout.LABELS_SUMMARY),
     log:
         results("logs/labels.log"),
     benchmark:
@@ -14,6 +14,6 @@ rule labels:
     params:
         code=code("labels"),
         settings=settings("labels", "train.targets", *votes_keys()),
+        files=files,
     shell:
-        "nightskynet labels --settings {params.settings:q} --catalog {input.catalog}"
-        " --out {output.labels} --summary {output.summary} > {log} 2>&1"
+        nightskynet("labels")

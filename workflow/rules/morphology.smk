@@ -1,21 +1,23 @@
 rule morphology_chunk:
     input:
-        model=results("model/model.pt"),
-        catalog=results("catalog/gz1_votes.csv"),
-        labels=results("labels/labels.csv"),
-        tar=results("images/chunk_{k}.tar"),
-        manifest=results("images/chunk_{k}.manifest.csv"),
+        model=rules.train.output.model,
+        catalog=rules.query.output.catalog,
+        labels=rules.labels.output.labels,
+        tar=rules.scrape.output.tar,
+        manifest=rules.scrape.output.manifest,
     output:
-        csv=results("morphology/chunk_{k}.csv"),
+        chunk_csv=results("morphology/chunk_{chunk}.csv"),
         # each galaxy's representation, row for row; beside it their objids
-        representations=results("morphology/chunk_{k}.representations.npy"),
-        representations_objid=results("morphology/chunk_{k}.representations_objid.npy"),
+        chunk_representations=results("morphology/chunk_{chunk}.representations.npy"),
+        chunk_representations_objid=results(
+            "morphology/chunk_{chunk}.representations_objid.npy"
+        ),
     log:
-        results("logs/morphology/chunk_{k}.log"),
+        results("logs/morphology/chunk_{chunk}.log"),
     benchmark:
-        results("benchmarks/morphology/chunk_{k}.tsv")
+        results("benchmarks/morphology/chunk_{chunk}.tsv")
     wildcard_constraints:
-        k=r"\d+",
+        chunk=r"\d+",
     conda:
         "../../envs/learn.yaml"
     threads: 2
@@ -25,26 +27,27 @@ rule morphology_chunk:
     params:
         code=code("morphology"),
         settings=settings("scrape.chunks", "morphology"),
+        files=files,
     shell:
-        "nightskynet morphology-chunk --settings {params.settings:q} --model {input.model} --catalog {input.catalog}"
-        " --labels {input.labels} --tar {input.tar} --manifest {input.manifest} --chunk {wildcards.k} --out {output.csv}"
-        " --representations {output.representations}"
-        " --device {resources.device} --batch-size {resources.batch_size} --threads {threads} > {log} 2>&1"
+        nightskynet("morphology-chunk")
 
 
 rule morphology:
     input:
-        chunks=expand(results("morphology/chunk_{k}.csv"), k=CHUNKS),
+        chunk_csvs=expand(rules.morphology_chunk.output.chunk_csv, chunk=CHUNKS),
         chunk_representations=expand(
-            results("morphology/chunk_{k}.representations.npy"), k=CHUNKS
+            rules.morphology_chunk.output.chunk_representations, chunk=CHUNKS
         ),
-        chunk_tars=expand(results("images/chunk_{k}.tar"), k=CHUNKS),
+        chunk_representations_objid=expand(
+            rules.morphology_chunk.output.chunk_representations_objid, chunk=CHUNKS
+        ),
+        chunk_tars=expand(rules.scrape.output.tar, chunk=CHUNKS),
     output:
-        csv=results("morphology/catalog.csv"),
-        fits=results("morphology/catalog.fits"),
-        # catalog.csv's rows' representations, row for row; beside it their objids
-        representations=results("morphology/representations.npy"),
-        representations_objid=results("morphology/representations_objid.npy"),
+        catalog=results(layout.CATALOG),
+        catalog_fits=results(layout.CATALOG_FITS),
+        # the catalog's rows' representations, row for row; beside it their objids
+        representations=results(layout.REPRESENTATIONS),
+        representations_objid=results(layout.REPRESENTATIONS_OBJID),
         comparison=results("morphology/comparison.json"),
         vs_votes=report(
             results("morphology/network_vs_votes.png"),
@@ -70,8 +73,6 @@ rule morphology:
     params:
         code=code("morphology"),
         settings=settings("source", "morphology"),
+        files=files,
     shell:
-        "nightskynet morphology --settings {params.settings:q} --chunks {input.chunks}"
-        " --chunk-representations {input.chunk_representations} --chunk-tars {input.chunk_tars}"
-        " --csv {output.csv} --representations {output.representations} --comparison {output.comparison} --vs-votes {output.vs_votes}"
-        " --by-votes {output.by_votes} --disagreements {output.disagreements} > {log} 2>&1"
+        nightskynet("morphology")

@@ -1,6 +1,6 @@
 rule predict:
     input:
-        model=results("model/model.pt"),
+        model=rules.train.output.model,
         data=predict_input,
     output:
         results("predict/predictions.csv"),

@@ -1,9 +1,9 @@
 rule query:
     input:
-        demo_sky=demo_sky_inputs(),
+        demo_sky_inputs(),
     output:
-        catalog=results("catalog/gz1_votes.csv"),
-        catalog_fits=results("catalog/gz1_votes.fits"),
+        catalog=results(layout.QUERY_CATALOG),
+        catalog_fits=results(layout.QUERY_CATALOG_FITS),
     log:
         results("logs/query.log"),
     benchmark:
@@ -18,8 +18,6 @@ rule query:
     params:
         code=code("query"),
         settings=settings(*source_keys(), "query.tables", "query.limit"),
+        files=files,
     shell:
-        "nightskynet query --settings {params.settings:q} --out {output.catalog}"
-        " --page-size {resources.page_size} --timeout-s {resources.sql_timeout_s}"
-        " --max-attempts {resources.max_attempts} --demo-max-rows {resources.demo_max_rows}"
-        " > {log} 2>&1"
+        nightskynet("query")

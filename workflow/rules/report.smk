@@ -1,13 +1,13 @@
 rule report:
     input:
-        catalog=results("catalog/gz1_votes.csv"),
-        labels=results("labels/labels.csv"),
-        labels_summary=results("labels/summary.json"),
-        scrape_manifests=expand(results("images/chunk_{k}.manifest.csv"), k=CHUNKS),
-        chunk_tars=expand(results("images/chunk_{k}.tar"), k=CHUNKS),
-        shards_manifest=results("shards/manifest.json"),
-        history=results("model/history.csv"),
-        model=results("model/model.pt"),
+        catalog=rules.query.output.catalog,
+        labels=rules.labels.output.labels,
+        labels_summary=rules.labels.output.summary,
+        scrape_manifests=expand(rules.scrape.output.manifest, chunk=CHUNKS),
+        chunk_tars=expand(rules.scrape.output.tar, chunk=CHUNKS),
+        shards_manifest=rules.shards.output.shards_manifest,
+        history=rules.train.output.history,
+        model=rules.train.output.model,
         metrics=rules.evaluate.output.metrics,
         predictions_test=rules.evaluate.output.predictions_test,
         predictions_uncertain=rules.evaluate.output.predictions_uncertain,
@@ -25,7 +25,7 @@ rule report:
         similarity_map=rules.similarity.output.map,
         similarity_merger_like=rules.similarity.output.merger_like,
     output:
-        html=results("report/report.html"),
+        html=results(layout.REPORT),
         examples=report(
             results("report/examples.png"),
             caption="../report/examples.rst",
@@ -67,17 +67,6 @@ rule report:
             "similarity",
             "report",
         ),
+        files=files,
     shell:
-        "nightskynet report --settings {params.settings:q} --catalog {input.catalog} --labels {input.labels}"
-        " --labels-summary {input.labels_summary} --scrape-manifests {input.scrape_manifests} --chunk-tars {input.chunk_tars}"
-        " --shards-manifest {input.shards_manifest} --history {input.history} --model {input.model}"
-        " --metrics {input.metrics} --predictions-test {input.predictions_test}"
-        " --predictions-uncertain {input.predictions_uncertain} --confusion {input.confusion} --roc-pr {input.roc_pr}"
-        " --reliability {input.reliability} --mistakes {input.mistakes}"
-        " --morphology-comparison {input.morphology_comparison} --morphology-vs-votes {input.morphology_vs_votes}"
-        " --morphology-by-votes {input.morphology_by_votes} --morphology-disagreements {input.morphology_disagreements}"
-        " --similarity-summary {input.similarity_summary} --similarity-unusual {input.similarity_unusual}"
-        " --similarity-neighbours {input.similarity_neighbours} --similarity-map {input.similarity_map}"
-        " --similarity-merger-like {input.similarity_merger_like}"
-        " --examples {output.examples}"
-        " --network {output.network} --curves {output.curves} --sky-map {output.sky_map} --out {output.html} > {log} 2>&1"
+        nightskynet("report")

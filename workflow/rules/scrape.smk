@@ -1,16 +1,16 @@
 rule scrape:
     input:
-        catalog=results("catalog/gz1_votes.csv"),
-        demo_sky=demo_sky_inputs(),
+        demo_sky_inputs(),
+        catalog=rules.query.output.catalog,
     output:
-        tar=results("images/chunk_{k}.tar"),
-        manifest=results("images/chunk_{k}.manifest.csv"),
+        tar=results(layout.CHUNK_TAR),
+        manifest=results(layout.CHUNK_MANIFEST),
     log:
-        results("logs/scrape/chunk_{k}.log"),
+        results("logs/scrape/chunk_{chunk}.log"),
     benchmark:
-        results("benchmarks/scrape/chunk_{k}.tsv")
+        results("benchmarks/scrape/chunk_{chunk}.tsv")
     wildcard_constraints:
-        k=r"\d+",
+        chunk=r"\d+",
     conda:
         "../../envs/acquire.yaml"
     resources:
@@ -18,8 +18,6 @@ rule scrape:
     params:
         code=code("scrape"),
         settings=settings(*source_keys(), "scrape.chunks", *geometry_keys()),
+        files=files,
     shell:
-        "nightskynet scrape --settings {params.settings:q} --catalog {input.catalog} --chunk {wildcards.k}"
-        " --tar {output.tar} --manifest {output.manifest}"
-        + client_options()
-        + " > {log} 2>&1"
+        nightskynet("scrape")

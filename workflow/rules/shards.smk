@@ -1,32 +1,31 @@
 rule shards_train:
     input:
-        labels=results("labels/labels.csv"),
-        scrape_manifests=expand(results("images/chunk_{k}.manifest.csv"), k=CHUNKS),
-        chunk_tars=expand(results("images/chunk_{k}.tar"), k=CHUNKS),
+        labels=rules.labels.output.labels,
+        scrape_manifests=expand(rules.scrape.output.manifest, chunk=CHUNKS),
+        chunk_tars=expand(rules.scrape.output.tar, chunk=CHUNKS),
     output:
-        results("shards/train_{k}.npz"),
+        train_shard=results("shards/train_{shard}.npz"),
     log:
-        results("logs/shards/train_{k}.log"),
+        results("logs/shards/train_{shard}.log"),
     benchmark:
-        results("benchmarks/shards/train_{k}.tsv")
+        results("benchmarks/shards/train_{shard}.tsv")
     wildcard_constraints:
-        k=r"\d+",
+        shard=r"\d+",
     conda:
         "../../envs/learn.yaml"
     params:
         code=code("shards"),
         settings=settings("shards", "scrape.size"),
+        files=files,
     shell:
-        "nightskynet shards-train --settings {params.settings:q} --labels {input.labels}"
-        " --scrape-manifests {input.scrape_manifests} --chunk-tars {input.chunk_tars} --shard {wildcards.k}"
-        " --out {output} > {log} 2>&1"
+        nightskynet("shards-train")
 
 
 rule shards_eval:
     input:
-        labels=results("labels/labels.csv"),
-        scrape_manifests=expand(results("images/chunk_{k}.manifest.csv"), k=CHUNKS),
-        chunk_tars=expand(results("images/chunk_{k}.tar"), k=CHUNKS),
+        labels=rules.labels.output.labels,
+        scrape_manifests=expand(rules.scrape.output.manifest, chunk=CHUNKS),
+        chunk_tars=expand(rules.scrape.output.tar, chunk=CHUNKS),
     output:
         val=results("shards/val.npz"),
         test=results("shards/test.npz"),
@@ -40,23 +39,22 @@ rule shards_eval:
     params:
         code=code("shards"),
         settings=settings("shards.crop", "scrape.size"),
+        files=files,
     shell:
-        "nightskynet shards-eval --settings {params.settings:q} --labels {input.labels}"
-        " --scrape-manifests {input.scrape_manifests} --chunk-tars {input.chunk_tars} --val {output.val}"
-        " --test {output.test} --uncertain {output.uncertain} > {log} 2>&1"
+        nightskynet("shards-eval")
 
 
 rule shards:
     input:
-        labels=results("labels/labels.csv"),
-        scrape_manifests=expand(results("images/chunk_{k}.manifest.csv"), k=CHUNKS),
+        labels=rules.labels.output.labels,
+        scrape_manifests=expand(rules.scrape.output.manifest, chunk=CHUNKS),
         # every shard, training and evaluation, for the manifest to count
         shards=[
-            *expand(results("shards/train_{k}.npz"), k=TRAIN_SHARDS),
-            *expand(results("shards/{split}.npz"), split=["val", "test", "uncertain"]),
+            *expand(rules.shards_train.output.train_shard, shard=TRAIN_SHARDS),
+            *rules.shards_eval.output,
         ],
     output:
-        manifest=results("shards/manifest.json"),
+        shards_manifest=results("shards/manifest.json"),
     log:
         results("logs/shards/manifest.log"),
     benchmark:
@@ -66,7 +64,6 @@ rule shards:
     params:
         code=code("shards"),
         settings=settings("shards", *geometry_keys()),
+        files=files,
     shell:
-        "nightskynet shards-manifest --settings {params.settings:q} --labels {input.labels}"
-        " --scrape-manifests {input.scrape_manifests} --shards {input.shards}"
-        " --out {output.manifest} > {log} 2>&1"
+        nightskynet("shards-manifest")

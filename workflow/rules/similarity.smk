@@ -1,16 +1,17 @@
 rule similarity:
     input:
-        catalog=rules.morphology.output.csv,
+        catalog=rules.morphology.output.catalog,
         representations=rules.morphology.output.representations,
-        labels=results("labels/labels.csv"),
-        labels_summary=results("labels/summary.json"),
-        chunk_tars=expand(results("images/chunk_{k}.tar"), k=CHUNKS),
+        representations_objid=rules.morphology.output.representations_objid,
+        labels=rules.labels.output.labels,
+        labels_summary=rules.labels.output.summary,
+        chunk_tars=expand(rules.scrape.output.tar, chunk=CHUNKS),
     output:
         # a faiss index of every classified galaxy's representation, ids the objids
-        index=results("similarity/index.faiss"),
+        index=results(layout.INDEX),
         # unusual and merger_likeness (and their ranks) per catalog row
-        scores=results("similarity/scores.csv"),
-        summary=results("similarity/summary.json"),
+        scores=results(layout.SCORES),
+        summary=results(layout.SIMILARITY_SUMMARY),
         unusual=report(
             results("similarity/unusual.png"),
             caption="../report/unusual.rst",
@@ -41,10 +42,6 @@ rule similarity:
     params:
         code=code("similarity"),
         settings=settings("similarity"),
+        files=files,
     shell:
-        "nightskynet similarity --settings {params.settings:q} --catalog {input.catalog}"
-        " --representations {input.representations} --labels {input.labels}"
-        " --labels-summary {input.labels_summary} --chunk-tars {input.chunk_tars}"
-        " --index {output.index} --scores {output.scores} --summary {output.summary}"
-        " --unusual {output.unusual} --neighbours {output.neighbours} --map {output.map}"
-        " --merger-like {output.merger_like} --threads {threads} > {log} 2>&1"
+        nightskynet("similarity")

@@ -1,11 +1,11 @@
 rule train:
     input:
-        train_shards=expand(results("shards/train_{k}.npz"), k=TRAIN_SHARDS),
-        val=results("shards/val.npz"),
-        shards_manifest=results("shards/manifest.json"),
+        train_shards=expand(rules.shards_train.output.train_shard, shard=TRAIN_SHARDS),
+        val=rules.shards_eval.output.val,
+        shards_manifest=rules.shards.output.shards_manifest,
     output:
-        model=results("model/model.pt"),
-        history=results("model/history.csv"),
+        model=results(layout.MODEL),
+        history=results(layout.HISTORY),
     log:
         results("logs/train.log"),
     benchmark:
@@ -20,8 +20,6 @@ rule train:
     params:
         code=code("train"),
         settings=settings(*train_keys()),
+        files=files,
     shell:
-        "nightskynet train --settings {params.settings:q} --train-shards {input.train_shards} --val {input.val}"
-        " --shards-manifest {input.shards_manifest} --model {output.model} --history {output.history}"
-        " --device {resources.device} --checkpoint-dir {resources.checkpoint_dir:q} --threads {threads}"
-        " > {log} 2>&1"
+        nightskynet("train")

@@ -218,15 +218,10 @@ def _pipeline_columns() -> dict[str, ColumnInfo]:
 PIPELINE_COLUMNS = _pipeline_columns()
 
 
-def fits_twin(csv_path: str | Path) -> Path:
-    """The FITS table written beside a workflow CSV: same name, ``.fits``."""
-    return Path(csv_path).with_suffix(".fits")
-
-
-def write_csv_and_fits(csv_path: str | Path, frame: pd.DataFrame) -> None:
-    """A workflow table as CSV (what pandas writes) and its FITS twin beside it, with units and descriptions."""
+def write_csv_and_fits(csv_path: str | Path, fits_path: str | Path, frame: pd.DataFrame) -> None:
+    """A workflow table as CSV (what pandas writes) and as its FITS twin, with units and descriptions."""
     write_csv_atomic(csv_path, frame)
-    write_table(fits_twin(csv_path), frame, PIPELINE_COLUMNS)
+    write_table(fits_path, frame, PIPELINE_COLUMNS)
 
 
 def write_table(path: str | Path, frame: pd.DataFrame, info: dict[str, ColumnInfo]) -> None:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..analysis.figures import galaxy_caption, plot_gallery, plt, save_figure
 from ..analysis.rankings import precision_recall, roc_curve
+from ..core.commands import File, Run, Settings
 from ..core.files import write_json_atomic
 from ..core.prediction_columns import prediction_columns
 from ..core.tables import write_csv_and_fits
@@ -25,6 +26,8 @@ from ..net.inference import VIEWS, Calibration, Engine, averaged_probabilities, 
 from ..sky.votes import votes_kind, votes_phrase
 
 log = logging.getLogger(__name__)
+
+EVALUATE_FIGURES = ("confusion", "roc_pr", "reliability", "mistakes")  # what the report shows of this stage
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n: int = 4) -> np.ndarray:
@@ -305,7 +308,7 @@ def evaluate_test(predictor: Predictor, test_path: str, labels: pd.DataFrame, ou
     metrics["most_confident_mistakes"] = most_confident_mistakes(images, y, probs, objids, where, out["mistakes"], note)
     human = labels.loc[objids, list(PROB_COLUMNS)].to_numpy(dtype=float)
     table = prediction_table(objids, human, probs, kind, predictor.saved.get("merger_threshold"), true=y)
-    write_csv_and_fits(out["predictions_test"], table)
+    write_csv_and_fits(out["predictions_test"], out["predictions_test_fits"], table)
     return metrics
 
 
@@ -316,7 +319,8 @@ def compare_with_votes(predictor: Predictor, uncertain_path: str, labels: pd.Dat
         images, objids = z["images"], z["objids"]
     probs = predictor.probabilities(predictor.views(images))
     human = labels.loc[objids, list(PROB_COLUMNS)].to_numpy(dtype=float)
-    write_csv_and_fits(out["predictions_uncertain"], prediction_table(objids, human, probs, kind, predictor.saved.get("merger_threshold")))
+    table = prediction_table(objids, human, probs, kind, predictor.saved.get("merger_threshold"))
+    write_csv_and_fits(out["predictions_uncertain"], out["predictions_uncertain_fits"], table)
     stats = vote_statistics(probs, human)
     where = labels.loc[objids, ["ra", "dec"]].to_numpy(dtype=float)
     disagreements = largest_disagreements(human, probs, objids, where)
@@ -325,36 +329,52 @@ def compare_with_votes(predictor: Predictor, uncertain_path: str, labels: pd.Dat
 
 def run(
     *,
-    model_path: str,
-    test_path: str,
-    uncertain_path: str,
-    labels_csv: str,
-    out: dict[str, str],
-    settings: dict,
-    device: str = "auto",
-    batch_size: int = 256,
-    threads: int = 1,
+    model: File,
+    test: File,
+    uncertain: File,
+    labels: File,
+    metrics: File,
+    predictions_test: File,
+    predictions_uncertain: File,
+    predictions_test_fits: File,
+    predictions_uncertain_fits: File,
+    confusion: File,
+    roc_pr: File,
+    reliability: File,
+    mistakes: File,
+    settings: Settings,
+    device: Run[str],
+    batch_size: Run[int],
+    threads: Run[int],
 ) -> dict:
-    """Stage ``evaluate``. ``settings``: ``source`` and ``evaluate`` (what decides the results);
-    ``device``, ``batch_size``, ``threads``: how the job runs."""
-    engine, saved = open_engine(model_path, device, threads)
+    """Stage ``evaluate``: the ``metrics``, the predictions of the test and uncertain galaxies (CSV and FITS) and the
+    figures (``EVALUATE_FIGURES``). ``settings``: ``source`` and ``evaluate`` (what decides the results); ``device``,
+    ``batch_size``, ``threads``: how the job runs."""
+    out = {
+        "predictions_test": predictions_test,
+        "predictions_uncertain": predictions_uncertain,
+        "predictions_test_fits": predictions_test_fits,
+        "predictions_uncertain_fits": predictions_uncertain_fits,
+        **dict(zip(EVALUATE_FIGURES, (confusion, roc_pr, reliability, mistakes), strict=True)),
+    }
+    engine, saved = open_engine(model, device, threads)
     predictor = Predictor(engine, saved, bool(settings["evaluate"]["tta"]), batch_size)
-    labels = pd.read_csv(labels_csv, dtype={"objid": "int64"}).set_index("objid")
+    known = pd.read_csv(labels, dtype={"objid": "int64"}).set_index("objid")
     votes = (votes_kind(settings["source"]), votes_phrase(settings["source"]))
-    metrics = evaluate_test(predictor, test_path, labels, out, votes)
-    metrics["uncertain"] = compare_with_votes(predictor, uncertain_path, labels, out, votes)
-    write_json_atomic(out["metrics"], metrics)
+    scores = evaluate_test(predictor, test, known, out, votes)
+    scores["uncertain"] = compare_with_votes(predictor, uncertain, known, out, votes)
+    write_json_atomic(metrics, scores)
     log.info(
         "test balanced accuracy %s, accuracy %s (single view %s); recall %s; ECE %s (uncalibrated %s); merger threshold %s: "
         "recall %s, precision %s",
-        metrics["balanced_accuracy"],
-        metrics["accuracy"],
-        metrics["accuracy_single_view"],
-        ", ".join(f"{c}={v['recall']}" for c, v in metrics["per_class"].items()),
-        metrics["calibration"]["expected_calibration_error"],
-        metrics["calibration"]["uncalibrated"]["expected_calibration_error"],
-        metrics["merger"]["threshold"],
-        metrics["merger"].get("recall"),
-        metrics["merger"].get("precision"),
+        scores["balanced_accuracy"],
+        scores["accuracy"],
+        scores["accuracy_single_view"],
+        ", ".join(f"{c}={v['recall']}" for c, v in scores["per_class"].items()),
+        scores["calibration"]["expected_calibration_error"],
+        scores["calibration"]["uncalibrated"]["expected_calibration_error"],
+        scores["merger"]["threshold"],
+        scores["merger"].get("recall"),
+        scores["merger"].get("precision"),
     )
-    return metrics
+    return scores

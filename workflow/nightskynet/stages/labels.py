@@ -22,11 +22,11 @@ top class. The test split stays confident galaxies only, scored against their (u
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..core.commands import File, Settings
 from ..core.errors import InputError
 from ..core.files import write_json_atomic
 from ..core.tables import write_csv_and_fits
@@ -103,12 +103,13 @@ def make_labels(
     return out, summary
 
 
-def run(*, catalog_csv: str | Path, out_csv: str | Path, summary_json: str | Path, settings: dict) -> pd.DataFrame:
+def run(*, catalog: File, labels: File, labels_fits: File, summary: File, settings: Settings) -> pd.DataFrame:
+    """Stage ``labels``: the query's ``catalog`` in, the ``labels`` table (CSV and FITS) and its ``summary`` out."""
     cfg = settings["labels"]
-    catalog = pd.read_csv(catalog_csv, dtype={"objid": "int64"})
+    votes = pd.read_csv(catalog, dtype={"objid": "int64"})
     targets = settings["train"]
-    labels, summary = make_labels(
-        catalog,
+    table, counts = make_labels(
+        votes,
         cfg["threshold"],
         cfg["test_fraction"],
         cfg["val_fraction"],
@@ -117,22 +118,22 @@ def run(*, catalog_csv: str | Path, out_csv: str | Path, summary_json: str | Pat
         targets["targets"],
         targets.get("min_votes", 0),
     )
-    if summary["confident"] == 0:
+    if counts["confident"] == 0:
         raise InputError(
-            f"no galaxy in {catalog_csv} reaches labels.threshold = {cfg['threshold']}: nothing to train on; lower the "
+            f"no galaxy in {catalog} reaches labels.threshold = {cfg['threshold']}: nothing to train on; lower the "
             "threshold or query more galaxies"
         )
-    write_csv_and_fits(out_csv, labels)
-    write_json_atomic(summary_json, summary)
+    write_csv_and_fits(labels, labels_fits, table)
+    write_json_atomic(summary, counts)
     log.info(
         "%d catalog rows -> %d confident (>= %.3f), %d uncertain (%d kept), %d all don't-know",
-        summary["catalog_rows"],
-        summary["confident"],
+        counts["catalog_rows"],
+        counts["confident"],
         cfg["threshold"],
-        summary["uncertain_total"],
-        summary["uncertain_kept"],
-        summary["undefined_all_dont_know"],
+        counts["uncertain_total"],
+        counts["uncertain_kept"],
+        counts["undefined_all_dont_know"],
     )
-    for split, counts in summary["by_split"].items():
-        log.info("%-9s %s", split, "  ".join(f"{c}={n}" for c, n in counts.items()))
-    return labels
+    for split, by_class in counts["by_split"].items():
+        log.info("%-9s %s", split, "  ".join(f"{c}={n}" for c, n in by_class.items()))
+    return table

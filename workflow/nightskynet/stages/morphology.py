@@ -41,10 +41,11 @@ from ..analysis import representations as representation_files
 from ..analysis.votes_comparison import Comparison, plot_agreement_by_votes, plot_disagreements, plot_network_vs_votes
 from ..core.architecture import model_geometry
 from ..core.chunks import chunk_of
+from ..core.commands import File, Files, Run, Settings, Wildcard
 from ..core.errors import InputError
 from ..core.files import atomic_path, write_json_atomic, write_npy_atomic
 from ..core.prediction_columns import prediction_columns
-from ..core.tables import PIPELINE_COLUMNS, ColumnInfo, fits_twin, write_fits_streamed
+from ..core.tables import PIPELINE_COLUMNS, ColumnInfo, write_fits_streamed
 from ..core.vocabulary import CLASS_NAMES, HUMAN_COLUMNS, NEVER_TRAINED_ON, PROB_COLUMNS
 from ..images.cutouts import iter_chunk
 from ..images.sources import psf_fwhm_px
@@ -166,33 +167,34 @@ def classify_chunk(
 
 def run_chunk(
     *,
-    model_path: str,
-    catalog_csv: str,
-    labels_csv: str,
-    tar_path: str,
-    manifest_path: str,
-    chunk: int,
-    out_csv: str,
-    out_representations: str,
-    settings: dict,
-    device: str = "auto",
-    batch_size: int = 0,
-    threads: int = 1,
+    model: File,
+    catalog: File,
+    labels: File,
+    tar: File,
+    manifest: File,
+    chunk_csv: File,
+    chunk_representations: File,
+    chunk_representations_objid: File,
+    chunk: Wildcard,
+    settings: Settings,
+    device: Run[str],
+    batch_size: Run[int],
+    threads: Run[int],
 ) -> pd.DataFrame:
-    """Stage ``morphology``, one chunk: its table and its representations. ``settings``: ``scrape.chunks`` and
-    ``morphology.tta``; ``device``,
-    ``batch_size`` (0: ``CPU_BATCH`` on a CPU, 1,024 on a GPU) and ``threads``: how the job runs."""
-    engine, saved = open_engine(model_path, device, threads)
+    """Stage ``morphology``, one chunk: its table (``chunk_csv``) and its representations (and their objids).
+    ``settings``: ``scrape.chunks`` and ``morphology.tta``; ``device``, ``batch_size`` (0: ``CPU_BATCH`` on a CPU,
+    1,024 on a GPU) and ``threads``: how the job runs."""
+    engine, saved = open_engine(model, device, threads)
     views = VIEWS if settings["morphology"]["tta"] else 1
     batch = batch_size or (CPU_BATCH if engine.on_cpu else GPU_BATCH)
-    galaxies = chunk_galaxies(catalog_csv, labels_csv, chunk, settings["scrape"]["chunks"])
+    galaxies = chunk_galaxies(catalog, labels, chunk, settings["scrape"]["chunks"])
     workers = default_workers(threads, len(galaxies), batch)
-    table, features = classify_chunk(galaxies, tar_path, read_manifest(manifest_path), engine, saved, views, batch, workers)
-    representation_files.write(out_representations, table["objid"].to_numpy(), features)
-    with atomic_path(out_csv) as tmp:
+    table, features = classify_chunk(galaxies, tar, read_manifest(manifest), engine, saved, views, batch, workers)
+    representation_files.write(chunk_representations, chunk_representations_objid, table["objid"].to_numpy(), features)
+    with atomic_path(chunk_csv) as tmp:
         table.to_csv(tmp, index=False)
     counts = table["status"].value_counts().to_dict()
-    log.info("chunk %d: %d galaxies (%s) -> %s", chunk, len(table), ", ".join(f"{k}={v}" for k, v in sorted(counts.items())), out_csv)
+    log.info("chunk %d: %d galaxies (%s) -> %s", chunk, len(table), ", ".join(f"{k}={v}" for k, v in sorted(counts.items())), chunk_csv)
     return table
 
 
@@ -227,18 +229,25 @@ def blocks(csv_path: str | Path):
     yield from pd.read_csv(csv_path, dtype=DTYPES, keep_default_na=False, na_values=empty_is_nan, chunksize=BLOCK_ROWS)
 
 
-def merge_representations(chunk_csvs: list[str], chunk_representations: list[str], catalog_csv: str | Path, out_path: str | Path) -> int:
+def merge_representations(
+    chunk_csvs: list[str],
+    chunk_representations: list[str],
+    chunk_objids: list[str],
+    catalog_csv: str | Path,
+    out_path: str | Path,
+    out_objids: str | Path,
+) -> int:
     """The chunks' representations in the merged catalog's row order, written through a memory map; returns the width."""
     order = pd.read_csv(catalog_csv, usecols=["objid"], dtype={"objid": "int64"})["objid"].to_numpy()
-    if len(chunk_csvs) != len(chunk_representations):
+    if not len(chunk_csvs) == len(chunk_representations) == len(chunk_objids):
         raise InputError(f"{len(chunk_csvs)} chunk tables but {len(chunk_representations)} chunk representations")
     width = None
     with atomic_path(out_path) as tmp:
         merged = None
         filled = 0
-        for table, path in zip(chunk_csvs, chunk_representations, strict=True):
+        for table, path, objid_file in zip(chunk_csvs, chunk_representations, chunk_objids, strict=True):
             ids = pd.read_csv(table, usecols=["objid"], dtype={"objid": "int64"})["objid"].to_numpy()
-            _, features = representation_files.read(path, ids, mmap=True)
+            _, features = representation_files.read(path, objid_file, ids, mmap=True)
             if merged is None:
                 width = features.shape[1]
                 merged = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(order), width))
@@ -255,29 +264,43 @@ def merge_representations(chunk_csvs: list[str], chunk_representations: list[str
             raise InputError(f"{filled} representations for a catalog of {len(order)} rows")
         merged.flush()
         del merged
-    write_npy_atomic(representation_files.objid_path(out_path), order)
+    write_npy_atomic(out_objids, order)
     return int(width)
 
 
 def run_merge(
-    *, chunk_csvs: list[str], chunk_representations: list[str], chunk_tars: list[str], out: dict[str, str], settings: dict
+    *,
+    chunk_csvs: Files,
+    chunk_representations: Files,
+    chunk_representations_objid: Files,
+    chunk_tars: Files,
+    catalog: File,
+    catalog_fits: File,
+    representations: File,
+    representations_objid: File,
+    comparison: File,
+    vs_votes: File,
+    by_votes: File,
+    disagreements: File,
+    settings: Settings,
 ) -> dict:
-    """Stage ``morphology``, the merge: ``out`` has csv, representations (.npy, beside it its objids), comparison (JSON),
-    vs_votes, by_votes, disagreements (PNGs). ``settings``: ``source`` and ``morphology``."""
-    n = merge_chunks(chunk_csvs, out["csv"])
-    width = merge_representations(chunk_csvs, chunk_representations, out["csv"], out["representations"])
-    comparison = Comparison()
+    """Stage ``morphology``, the merge: the ``catalog`` (CSV and FITS) and its ``representations`` (and their objids),
+    the ``comparison`` with the volunteers (JSON) and its figures. ``settings``: ``source`` and ``morphology``."""
+    n = merge_chunks(chunk_csvs, catalog)
+    chunks = (chunk_csvs, chunk_representations, chunk_representations_objid)
+    width = merge_representations(*chunks, catalog, representations, representations_objid)
+    against_votes = Comparison()
     counts: dict[str, dict[str, int]] = {}
 
     def counted():
-        for block in blocks(out["csv"]):
-            comparison.add(block)
+        for block in blocks(catalog):
+            against_votes.add(block)
             for (split, status), k in block.groupby(["split", "status"]).size().items():
                 counts.setdefault(split, {}).setdefault(status, 0)
                 counts[split][status] += int(k)
             yield block
 
-    write_fits_streamed(fits_twin(out["csv"]), counted(), n, column_info(bool(settings["morphology"]["tta"])), TEXT_WIDTHS)
+    write_fits_streamed(catalog_fits, counted(), n, column_info(bool(settings["morphology"]["tta"])), TEXT_WIDTHS)
     votes = votes_kind(settings["source"])
     summary = {
         "galaxies": n,
@@ -286,17 +309,17 @@ def run_merge(
         "representation_features": width,
         "by_split_and_status": counts,
         "compared_splits": list(NEVER_TRAINED_ON),
-        **comparison.summary(),
+        **against_votes.summary(),
     }
     note = "simulated votes" if votes == "simulated" else "Galaxy Zoo 1 votes"
-    plot_network_vs_votes(comparison, out["vs_votes"], note)
-    plot_agreement_by_votes(comparison, out["by_votes"], note)
-    plot_disagreements(comparison, chunk_tars, out["disagreements"], note)
-    write_json_atomic(out["comparison"], summary)
+    plot_network_vs_votes(against_votes, vs_votes, note)
+    plot_agreement_by_votes(against_votes, by_votes, note)
+    plot_disagreements(against_votes, chunk_tars, disagreements, note)
+    write_json_atomic(comparison, summary)
     log.info(
         "catalog: %d galaxies -> %s; compared with the votes on %d never trained on: top class agrees for %s",
         n,
-        out["csv"],
+        catalog,
         summary["compared"],
         summary["top_class_agreement"],
     )

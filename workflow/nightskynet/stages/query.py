@@ -12,13 +12,13 @@ import asyncio
 import io
 import logging
 import random
-from pathlib import Path
 from typing import Mapping
 
 import aiohttp
 import numpy as np
 import pandas as pd
 
+from ..core.commands import File, Run, Settings
 from ..core.errors import SkyServerError
 from ..core.tables import write_csv_and_fits
 from ..sky.http_retry import USER_AGENT, PermanentError, RetryPolicy, TransientError, describe_error_body, get_with_retries
@@ -124,25 +124,34 @@ async def fetch_catalog(
     return pd.concat(frames, ignore_index=True)
 
 
-def run(*, out_csv: str | Path, settings: dict, client: dict) -> pd.DataFrame:
-    """Fetch, validate and write the catalog CSV; return it.
+def run(
+    *,
+    catalog: File,
+    catalog_fits: File,
+    settings: Settings,
+    page_size: Run[int],
+    sql_timeout_s: Run[float],
+    max_attempts: Run[int],
+    demo_max_rows: Run[int],
+) -> pd.DataFrame:
+    """Fetch, validate and write the catalog (CSV and FITS); return it.
 
     ``settings``: ``source``, its section (``sdss`` or ``demo``) and ``query`` (tables, limit): what
-    decides the catalog. ``client``: ``page_size``, ``timeout_s``, ``max_attempts`` and, for the
-    demo sky, ``demo_max_rows``: how it is fetched, which never changes the catalog.
+    decides the catalog. ``page_size``, ``sql_timeout_s``, ``max_attempts`` and, for the demo sky,
+    ``demo_max_rows``: how it is fetched, which never changes the catalog.
     """
     q = settings["query"]
-    policy = RetryPolicy(max_attempts=client["max_attempts"], timeout_s=client["timeout_s"])
-    with skyserver_base_url(settings, demo_max_rows=client.get("demo_max_rows")) as base_url:
+    policy = RetryPolicy(max_attempts=max_attempts, timeout_s=sql_timeout_s)
+    with skyserver_base_url(settings, demo_max_rows=demo_max_rows) as base_url:
         log.info("querying %s (%s) tables %s", base_url, release(settings), ", ".join(q["tables"]))
-        raw = asyncio.run(fetch_catalog(base_url, release(settings), list(q["tables"]), client["page_size"], q["limit"], policy))
-    catalog, dropped = validate_rows(raw)
+        raw = asyncio.run(fetch_catalog(base_url, release(settings), list(q["tables"]), page_size, q["limit"], policy))
+    table, dropped = validate_rows(raw)
     # every table that shows the demo sky's votes says they are simulated
-    catalog["votes"] = votes_kind(settings["source"])
+    table["votes"] = votes_kind(settings["source"])
     for reason, count in dropped.items():
         log.warning("dropped %d rows: %s", count, reason)
-    catalog = catalog[list(CATALOG_COLUMNS)].sort_values("objid").reset_index(drop=True)
-    catalog["objid"] = catalog["objid"].astype(np.int64)
-    write_csv_and_fits(out_csv, catalog)
-    log.info("wrote %d galaxies (%d fetched, %d dropped) to %s", len(catalog), len(raw), len(raw) - len(catalog), out_csv)
-    return catalog
+    table = table[list(CATALOG_COLUMNS)].sort_values("objid").reset_index(drop=True)
+    table["objid"] = table["objid"].astype(np.int64)
+    write_csv_and_fits(catalog, catalog_fits, table)
+    log.info("wrote %d galaxies (%d fetched, %d dropped) to %s", len(table), len(raw), len(raw) - len(table), catalog)
+    return table

@@ -21,6 +21,7 @@ import pandas as pd
 
 from .. import __version__
 from ..analysis.figures import plt, png_data_uri, save_figure
+from ..core.commands import File, Files, Settings
 from ..core.files import write_text_atomic
 from ..core.vocabulary import CATALOG_SPLITS, CLASS_COLOURS, CLASS_LABELS, CLASS_NAMES, STATUSES, TRAINED_ON, is_confident
 from ..images.cutouts import decode, read_chunks
@@ -28,6 +29,8 @@ from ..net.model import layer_table, load_model
 from ..sky.votes import votes_phrase
 
 log = logging.getLogger(__name__)
+
+REPORT_FIGURES = ("examples", "network", "curves", "sky_map")  # the figures this stage draws
 
 CREDIT = (
     "Imagery: Sloan Digital Sky Survey (SDSS), funded by the Alfred P. Sloan Foundation, the Participating Institutions, "
@@ -588,23 +591,57 @@ def run_section(settings: dict) -> dict:
     }
 
 
-def run(*, inputs: dict, eval_figures: dict, figures: dict, out_html: str, settings: dict) -> None:
-    """Stage ``report``: ``eval_figures`` are the evaluate stage's PNGs by name (confusion, roc_pr,
-    reliability, mistakes); ``figures`` the PNGs this stage draws (examples,
-    network, curves, sky_map)."""
+def run(
+    *,
+    catalog: File,
+    labels: File,
+    labels_summary: File,
+    scrape_manifests: Files,
+    chunk_tars: Files,
+    shards_manifest: File,
+    history: File,
+    model: File,
+    metrics: File,
+    predictions_test: File,
+    predictions_uncertain: File,
+    confusion: File,
+    roc_pr: File,
+    reliability: File,
+    mistakes: File,
+    morphology_comparison: File,
+    morphology_vs_votes: File,
+    morphology_by_votes: File,
+    morphology_disagreements: File,
+    similarity_summary: File,
+    similarity_unusual: File,
+    similarity_neighbours: File,
+    similarity_map: File,
+    similarity_merger_like: File,
+    html: File,
+    examples: File,
+    network: File,
+    curves: File,
+    sky_map: File,
+    settings: Settings,
+) -> None:
+    """Stage ``report``: the page (``html``) and the figures this stage draws (``examples``, ``network``, ``curves``,
+    ``sky_map``), from every stage's outputs (the other parameters, by the names the rule gives them)."""
+    inputs = {name: value for name, value in locals().items() if name not in ("html", *REPORT_FIGURES, "settings")}
+    figures = {"examples": examples, "network": network, "curves": curves, "sky_map": sky_map}
+    eval_figures = {"confusion": confusion, "roc_pr": roc_pr, "reliability": reliability, "mistakes": mistakes}
     votes = votes_phrase(settings["source"])
-    metrics = json.loads(Path(inputs["metrics"]).read_text())
-    summary = json.loads(Path(inputs["labels_summary"]).read_text())
+    scores = json.loads(Path(metrics).read_text())
+    summary = json.loads(Path(labels_summary).read_text())
     page = {
         "header": header_section(settings),
-        "result": result_section(metrics, votes),
-        "data": data_section(inputs, summary, settings, votes, figures["examples"]),
+        "result": result_section(scores, votes),
+        "data": data_section(inputs, summary, settings, votes, examples),
         "network": network_section(inputs, figures),
-        "evaluation": evaluation_section(metrics, eval_figures, votes),
+        "evaluation": evaluation_section(scores, eval_figures, votes),
         "morphology": morphology_section(inputs, votes),
         "similarity": similarity_section(inputs),
         "sky": sky_section(inputs, figures, votes),
         "run": run_section(settings),
     }
-    write_text_atomic(out_html, render_page(page))
-    log.info("wrote %s", out_html)
+    write_text_atomic(html, render_page(page))
+    log.info("wrote %s", html)

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..core.chunks import chunk_of
+from ..core.commands import Client, File, Run, Settings, Wildcard
 from ..core.files import atomic_path, write_csv_atomic
 from ..sky.cutout_client import Outcome, cutout_cache, download_all
 from ..sky.sky_source import skyserver_base_url
@@ -48,24 +49,25 @@ def write_chunk(outcomes: list[Outcome], tar_path: str | Path, manifest_path: st
 
 def run(
     *,
-    catalog_csv: str | Path,
-    chunk: int,
-    tar_path: str | Path,
-    manifest_path: str | Path,
-    settings: dict,
-    client: dict,
-    cache_dir: str | Path,
+    catalog: File,
+    tar: File,
+    manifest: File,
+    chunk: Wildcard,
+    settings: Settings,
+    client: Client,
+    cache_dir: Run[str],
 ) -> list[Outcome]:
-    """Stage ``scrape`` for one chunk. ``settings``: source, sdss/demo and ``scrape`` (chunks and
-    the geometry); ``client``: the ``client_options.CLIENT_KEYS``; ``cache_dir``: the cutout cache's folder."""
+    """Stage ``scrape`` for one chunk: the ``tar`` of its cutouts and their ``manifest``. ``settings``: source,
+    sdss/demo and ``scrape`` (chunks and the geometry); ``client``: the ``client_options.CLIENT_KEYS``;
+    ``cache_dir``: the cutout cache's folder."""
     s = settings["scrape"]
-    catalog = pd.read_csv(catalog_csv, dtype={"objid": "int64"}, usecols=lambda c: c in ("objid", "ra", "dec", "petroR90_r"))
-    mine = catalog[[chunk_of(o, s["chunks"]) == chunk for o in catalog["objid"]]].sort_values("objid")
+    votes = pd.read_csv(catalog, dtype={"objid": "int64"}, usecols=lambda c: c in ("objid", "ra", "dec", "petroR90_r"))
+    mine = votes[[chunk_of(o, s["chunks"]) == chunk for o in votes["objid"]]].sort_values("objid")
     cache = cutout_cache(settings, cache_dir)
     log.info("chunk %d of %d: %d galaxies; cache %s", chunk, s["chunks"], len(mine), cache.root)
     with skyserver_base_url(settings) as base_url:
         outcomes = asyncio.run(download_all(base_url, mine, cache, s, client, seed=chunk, job=f"chunk{chunk}-of-{s['chunks']}"))
-    write_chunk(outcomes, tar_path, manifest_path)
+    write_chunk(outcomes, tar, manifest)
     counts = pd.Series([o.status for o in outcomes], dtype=object).value_counts().to_dict()
     log.info("chunk %d: %s", chunk, ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "no galaxies")
     for o in outcomes:

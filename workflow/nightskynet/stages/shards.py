@@ -32,9 +32,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from ..core.commands import File, Files, Settings, Wildcard
 from ..core.errors import SettingsError
 from ..core.files import sha256_file, write_json_atomic, write_npz_atomic
-from ..core.vocabulary import CLASS_INDEX, CLASS_NAMES, EVAL_SPLITS, PROB_COLUMNS
+from ..core.vocabulary import CLASS_INDEX, CLASS_NAMES, EVAL_SPLITS, PROB_COLUMNS, SPLITS
 from ..images.augment import augment, draw_augmentations
 from ..images.cutouts import decode, read_chunks
 
@@ -152,36 +153,42 @@ def write_shard(
     return n
 
 
-def run_train_shard(*, labels_csv: str, manifests: list[str], chunk_tars: list[str], shard: int, out_path: str, settings: dict) -> int:
+def run_train_shard(
+    *, labels: File, scrape_manifests: Files, chunk_tars: Files, train_shard: File, shard: Wildcard, settings: Settings
+) -> int:
+    """Stage ``shards``, one training shard: its share of the augmented training images (``train_shard``)."""
     cfg, source_size = settings["shards"], settings["scrape"]["size"]
     check_geometry(cfg, source_size)
-    labels = available_labels(labels_csv, manifests)
-    plan, _ = plan_training_set(labels, cfg)
+    available = available_labels(labels, scrape_manifests)
+    plan, _ = plan_training_set(available, cfg)
     mine = plan[plan["shard"] == shard].reset_index(drop=True)
     jpegs = read_chunks(chunk_tars, set(mine["objid"].tolist()))
-    n = write_shard(out_path, mine, jpegs, cfg["crop"], source_size)
-    log.info("wrote %s: %d augmented images of %d galaxies", out_path, n, mine["objid"].nunique())
+    n = write_shard(train_shard, mine, jpegs, cfg["crop"], source_size)
+    log.info("wrote %s: %d augmented images of %d galaxies", train_shard, n, mine["objid"].nunique())
     return n
 
 
-def run_eval_shards(*, labels_csv: str, manifests: list[str], chunk_tars: list[str], out_paths: dict[str, str], settings: dict) -> None:
+def run_eval_shards(
+    *, labels: File, scrape_manifests: Files, chunk_tars: Files, val: File, test: File, uncertain: File, settings: Settings
+) -> None:
+    """Stage ``shards``, the evaluation sets: the centre crops of the ``val``, ``test`` and ``uncertain`` galaxies."""
     cfg, source_size = settings["shards"], settings["scrape"]["size"]
-    labels = available_labels(labels_csv, manifests)
-    wanted = labels[labels["split"].isin(EVAL_SPLITS)]
+    available = available_labels(labels, scrape_manifests)
+    wanted = available[available["split"].isin(EVAL_SPLITS)]
     jpegs = read_chunks(chunk_tars, set(wanted["objid"].tolist()))
-    for split in EVAL_SPLITS:
-        rows = labels[labels["split"] == split].reset_index(drop=True)
-        write_shard(out_paths[split], rows, jpegs, cfg["crop"], source_size, label_known=split != "uncertain")
-        log.info("wrote %s: %d galaxies, centre crop", out_paths[split], len(rows))
+    for split, path in zip(EVAL_SPLITS, (val, test, uncertain), strict=True):
+        rows = available[available["split"] == split].reset_index(drop=True)
+        write_shard(path, rows, jpegs, cfg["crop"], source_size, label_known=split != "uncertain")
+        log.info("wrote %s: %d galaxies, centre crop", path, len(rows))
 
 
-def run_manifest(*, labels_csv: str, manifests: list[str], shard_paths: list[str], out_path: str, settings: dict) -> dict:
-    """Counts, copies per class, settings and sha256 of every shard (train and eval)."""
+def run_manifest(*, labels: File, scrape_manifests: Files, shards: Files, shards_manifest: File, settings: Settings) -> dict:
+    """Stage ``shards``, the ``shards_manifest``: counts, copies per class, settings and sha256 of every shard (train and eval)."""
     cfg = settings["shards"]
-    labels = available_labels(labels_csv, manifests)
-    plan, copies = plan_training_set(labels, cfg)
+    available = available_labels(labels, scrape_manifests)
+    plan, copies = plan_training_set(available, cfg)
     files = {}
-    for path in shard_paths:
+    for path in shards:
         with np.load(path) as z:
             lab = z["labels"]
         files[Path(path).name] = {
@@ -193,7 +200,7 @@ def run_manifest(*, labels_csv: str, manifests: list[str], shard_paths: list[str
         "settings": {k: cfg[k] for k in sorted(cfg)},
         "cutout": {k: settings["scrape"][k] for k in ("size", "scale_mode", "scale", "adaptive_k") if k in settings["scrape"]},
         "crop_at": "full resolution",
-        "galaxies": {s: int((labels["split"] == s).sum()) for s in ("train", *EVAL_SPLITS)},
+        "galaxies": {s: int((available["split"] == s).sum()) for s in SPLITS},
         "copies_per_class": copies,
         "images": {
             "train": int(len(plan)),
@@ -201,6 +208,6 @@ def run_manifest(*, labels_csv: str, manifests: list[str], shard_paths: list[str
         },
         "files": files,
     }
-    write_json_atomic(out_path, manifest)
+    write_json_atomic(shards_manifest, manifest)
     log.info("manifest: %s", json.dumps(manifest["images"]))
     return manifest

@@ -4,7 +4,7 @@ The rule (``run``) reads the morphology catalog and its representations (``analy
 writes, under ``similarity/``:
 
 * ``index.faiss``: a faiss HNSW index of every classified galaxy's representation, its ids the objids
-  (``analysis.similarity``), that ``nightskynet similar`` searches;
+  (``analysis.neighbours``);
 * ``scores.csv``: one row per catalog row (objid order): ``unusual`` (1 - the similarity of the galaxy's
   k-th nearest other galaxy) and ``merger_likeness`` (its likeness to the training mergers, by example),
   each with its rank (1: the most unusual, the most merger-like); empty where not classified;
@@ -14,67 +14,46 @@ writes, under ``similarity/``:
   neighbours, a 2-D map of the representations (PCA) by class and by vote fraction, and the galaxies most
   like the training mergers that were not trained on as mergers.
 
-``similar`` (the command ``nightskynet similar``) answers one query: the k galaxies of the catalog most
-like a given one, by objid, by position or by an image file (represented on the fly by the model), as a
-table and, if asked, an HTML page of their images.
+``nightskynet similar`` (``similar.py``, beside the command line) and ``nightskynet explore`` search them.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import time
 from pathlib import Path
 
-import jinja2
 import numpy as np
 import pandas as pd
 
-from ..analysis import representations as representation_files
 from ..analysis.figures import galaxy_caption, plot_gallery, plt, save_figure
-from ..analysis.rankings import precision_recall
-from ..analysis.similarity import (
+from ..analysis.neighbours import (
     IndexSettings,
     build_index,
     merger_likeness,
     neighbour_purity,
     pca_2d,
-    read_index,
     search,
     unusual_scores,
     write_index,
 )
+from ..analysis.rankings import precision_recall
+from ..analysis.representations import catalog_with_representations
+from ..core.commands import File, Files, Run, Settings
 from ..core.errors import InputError
-from ..core.files import write_csv_atomic, write_json_atomic, write_text_atomic
+from ..core.files import write_csv_atomic, write_json_atomic
 from ..core.vocabulary import (
     CLASS_COLOURS,
     CLASS_LABELS,
     CLASS_NAMES,
-    HUMAN_COLUMNS,
     NEVER_TRAINED_ON,
-    PROB_COLUMNS,
     TRAINED_ON,
     is_confident,
 )
 from ..images.cutouts import decode, read_chunks, tars_holding
 
 log = logging.getLogger(__name__)
-
-CATALOG_COLUMNS = ("objid", "ra", "dec", "nvote", "split", "status", "predicted", *PROB_COLUMNS, *HUMAN_COLUMNS)
-
-
-def read_catalog(catalog_csv: str | Path, representations_path: str | Path, mmap: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
-    """(the catalog's columns this stage reads, its representations row for row), checked to be the same galaxies."""
-    catalog = pd.read_csv(
-        catalog_csv,
-        usecols=lambda c: c in CATALOG_COLUMNS,
-        dtype={"objid": "int64", "split": str, "status": str, "predicted": str},
-        keep_default_na=False,
-        na_values={c: [""] for c in (*PROB_COLUMNS, *HUMAN_COLUMNS)},
-    )
-    _, features = representation_files.read(representations_path, catalog["objid"].to_numpy(), mmap=mmap)
-    return catalog, features
 
 
 def classified_rows(catalog: pd.DataFrame, features: np.ndarray) -> np.ndarray:
@@ -268,250 +247,89 @@ def test_split_scores(catalog: pd.DataFrame, x: np.ndarray, indexed: np.ndarray,
 
 def run(
     *,
-    catalog_csv: str,
-    representations_path: str,
-    labels_csv: str,
-    labels_summary: str,
-    chunk_tars: list[str],
-    out: dict[str, str],
-    settings: dict,
-    threads: int = 1,
+    catalog: File,
+    representations: File,
+    representations_objid: File,
+    labels: File,
+    labels_summary: File,
+    chunk_tars: Files,
+    index: File,
+    scores: File,
+    summary: File,
+    unusual: File,
+    neighbours: File,
+    map: File,
+    merger_like: File,
+    settings: Settings,
+    threads: Run[int],
 ) -> dict:
-    """Stage ``similarity``: ``out`` has index, scores, summary, unusual, neighbours, map, merger_like. ``settings``:
-    the ``similarity`` section; ``threads``: how the job runs (faiss's threads)."""
+    """Stage ``similarity``: the faiss ``index`` of the catalog's representations, the ``scores`` (unusual and
+    merger_likeness of every galaxy), a ``summary`` and four figures. ``settings``: the ``similarity`` section;
+    ``threads``: how the job runs (faiss's threads)."""
     import faiss
 
     faiss.omp_set_num_threads(max(1, int(threads)))
     section = settings["similarity"]
-    catalog, features = read_catalog(catalog_csv, representations_path, mmap=True)
-    indexed = classified_rows(catalog, features)
+    table, features = catalog_with_representations(catalog, representations, representations_objid, mmap=True)
+    indexed = classified_rows(table, features)
     if len(indexed) < 2:
-        raise InputError(f"{catalog_csv}: {len(indexed)} classified galaxies; the similarity index needs two or more")
-    objids = catalog["objid"].to_numpy()[indexed]
+        raise InputError(f"{catalog}: {len(indexed)} classified galaxies; the similarity index needs two or more")
+    objids = table["objid"].to_numpy()[indexed]
     x = np.ascontiguousarray(features[indexed], dtype=np.float32)
     t0 = time.monotonic()
-    index = build_index(objids, x, IndexSettings.from_config(section["index"]))
+    built = build_index(objids, x, IndexSettings.from_config(section["index"]))
     t1 = time.monotonic()
     log.info("index of %d galaxies x %d features built in %.1f s", len(objids), x.shape[1], t1 - t0)
     k = int(section["neighbours"])
-    unusual = np.full(len(catalog), np.nan)
-    unusual[indexed] = unusual_scores(index, objids, x, k)
+    oddness = np.full(len(table), np.nan)
+    oddness[indexed] = unusual_scores(built, objids, x, k)
     t2 = time.monotonic()
     threshold = float(json.loads(Path(labels_summary).read_text())["threshold"])
-    reference = training_mergers(labels_csv, threshold)
+    reference = training_mergers(labels, threshold)
     row_of = pd.Series(np.arange(len(objids)), index=objids)
     reference = reference[reference["objid"].isin(row_of.index)]
     ref_rows = row_of[reference["objid"]].to_numpy()
-    likeness = np.full(len(catalog), np.nan)
+    likeness = np.full(len(table), np.nan)
     merger = section["merger_likeness"]
     if len(reference):
         likeness[indexed] = merger_likeness(
             x, objids, objids[ref_rows], x[ref_rows], reference["is_merger"].to_numpy(), merger["method"], int(merger["neighbours"])
         )
     t3 = time.monotonic()
-    scores = pd.DataFrame(
+    scored = pd.DataFrame(
         {
-            "objid": catalog["objid"],
-            "unusual": np.round(unusual, 6),
-            "unusual_rank": pd.array(ranks(unusual), dtype="Int64"),
+            "objid": table["objid"],
+            "unusual": np.round(oddness, 6),
+            "unusual_rank": pd.array(ranks(oddness), dtype="Int64"),
             "merger_likeness": np.round(likeness, 6),
             "merger_likeness_rank": pd.array(ranks(likeness), dtype="Int64"),
         }
     )
-    write_index(index, out["index"])
-    write_csv_atomic(out["scores"], scores)
+    write_index(built, index)
+    write_csv_atomic(scores, scored)
     queries = {}
-    for c, query in query_galaxies(catalog, indexed).items():
-        sims, ids = search(index, x[row_of[query] : row_of[query] + 1], 8, exclude=np.array([query]))
+    for c, query in query_galaxies(table, indexed).items():
+        sims, ids = search(built, x[row_of[query] : row_of[query] + 1], 8, exclude=np.array([query]))
         queries[c] = (query, sims[0], ids[0])
-    all_objids = catalog["objid"].to_numpy()
-    wanted = {int(all_objids[i]) for i in (*most_unusual(unusual), *most_merger_like(catalog, likeness))}
+    all_objids = table["objid"].to_numpy()
+    wanted = {int(all_objids[i]) for i in (*most_unusual(oddness), *most_merger_like(table, likeness))}
     wanted |= {q for q, _, _ in queries.values()} | {int(i) for _, _, ids in queries.values() for i in ids if i >= 0}
     found = images_of(chunk_tars, wanted)  # one pass over the tars for every figure
-    shown = plot_unusual(catalog, unusual, found, out["unusual"])
-    plot_neighbours(catalog, queries, found, out["neighbours"])
-    plot_map(catalog, indexed, pca_2d(x), out["map"])
-    plot_merger_like(catalog, likeness, found, out["merger_like"])
-    summary = {
-        "galaxies": len(catalog),
+    shown = plot_unusual(table, oddness, found, unusual)
+    plot_neighbours(table, queries, found, neighbours)
+    plot_map(table, indexed, pca_2d(x), map)
+    plot_merger_like(table, likeness, found, merger_like)
+    counts = {
+        "galaxies": len(table),
         "indexed": len(objids),
         "features": int(x.shape[1]),
         "index": {"kind": "faiss IndexHNSWFlat (inner product on L2-normalised representations)", **section["index"]},
         "unusual": {"neighbour": k, "most_unusual": shown},
         "merger_likeness": {**merger, "reference_galaxies": len(reference), "reference_mergers": int(reference["is_merger"].sum())},
         "queries": {c: {"objid": q, "neighbours": [int(i) for i in ids if i >= 0]} for c, (q, _, ids) in queries.items()},
-        "test_split": test_split_scores(catalog, x, indexed, likeness, labels_csv),
+        "test_split": test_split_scores(table, x, indexed, likeness, labels),
         "seconds": {"index": round(t1 - t0, 2), "unusual": round(t2 - t1, 2), "merger_likeness": round(t3 - t2, 2)},
     }
-    write_json_atomic(out["summary"], summary)
-    log.info("similarity: %d galaxies indexed -> %s; scores -> %s", len(objids), out["index"], out["scores"])
-    return summary
-
-
-# ---- nightskynet similar ---------------------------------------------------------------------------
-
-
-def query_by_position(catalog: pd.DataFrame, ra: float, dec: float, radius_arcsec: float) -> int:
-    """The catalog row nearest (ra, dec), within ``radius_arcsec``; else an error naming the nearest."""
-    ra0, dec0 = np.radians(ra), np.radians(dec)
-    ras, decs = np.radians(catalog["ra"].to_numpy()), np.radians(catalog["dec"].to_numpy())
-    cos = np.sin(dec0) * np.sin(decs) + np.cos(dec0) * np.cos(decs) * np.cos(ras - ra0)
-    sep = np.degrees(np.arccos(np.clip(cos, -1, 1))) * 3600
-    row = int(np.argmin(sep))
-    if sep[row] > radius_arcsec:
-        raise InputError(
-            f"no galaxy of the catalog within {radius_arcsec:g} arcsec of RA {ra:.5f} Dec {dec:+.5f}; the nearest, "
-            f"{catalog['objid'].iat[row]}, is {sep[row]:.1f} arcsec away (--radius to widen)"
-        )
-    return row
-
-
-def represent_image(model_path: str | Path, image_path: str | Path, tta: bool, threads: int) -> tuple[np.ndarray, np.ndarray]:
-    """(representation (1, F), probabilities (1, 4)) of one image file, read and looked at as ``predict`` does
-    (``looking.look_at``); an image without a galaxy at its centre is refused with the reason, never represented."""
-    from ..core.architecture import model_geometry
-    from ..images.sources import psf_fwhm_px
-    from ..net.inference import VIEWS, Calibration, answer, open_engine
-    from ..net.looking import Cutout, look_at
-
-    engine, saved = open_engine(model_path, "cpu", threads)
-    geometry, crop_size = model_geometry(saved)
-    looked = look_at([Cutout(Path(image_path), psf_fwhm_px(geometry, None))], geometry["size"], crop_size)
-    if not looked.classified[0]:
-        raise InputError(f"{image_path}: {looked.status[0]}: {looked.notes[0]}; no galaxy to compare")
-    answers = answer(engine, looked.crops, Calibration.of(saved), VIEWS if tta else 1)
-    return answers.features.astype(np.float32), answers.probabilities
-
-
-def similar(
-    *,
-    catalog_csv: str,
-    representations_path: str,
-    index_path: str,
-    scores_csv: str | None,
-    k: int,
-    objid: int | None = None,
-    position: tuple[float, float] | None = None,
-    image: str | None = None,
-    model_path: str | None = None,
-    radius_arcsec: float = 3.0,
-    tta: bool = True,
-    out_csv: str | None = None,
-    out_html: str | None = None,
-    chunk_tars: list[str] | None = None,
-    threads: int = 1,
-) -> pd.DataFrame:
-    """The k galaxies of the catalog most like the query (exactly one of ``objid``, ``position``, ``image``), most
-    similar first: objid, ra, dec, similarity, the network's p_*, the vote fractions, and ``unusual`` and
-    ``merger_likeness`` when ``scores_csv`` is given. The query galaxy itself is not among them."""
-    import faiss
-
-    faiss.omp_set_num_threads(max(1, int(threads)))
-    if sum(q is not None for q in (objid, position, image)) != 1:
-        raise InputError("give exactly one query: --objid, --ra with --dec, or --image")
-    if k < 1:
-        raise InputError(f"-k {k}: ask for one neighbour or more")
-    catalog, features = read_catalog(catalog_csv, representations_path, mmap=True)
-    index = read_index(index_path)
-    if index.ntotal and features.shape[1] != index.d:
-        raise InputError(f"{index_path}: an index of {index.d} features, the catalog's representations have {features.shape[1]}")
-    exclude = None
-    if image is not None:
-        if model_path is None:
-            raise InputError("--image needs --model: the image is represented by the model that represented the catalog")
-        query, _ = represent_image(model_path, image, tta, threads)
-        if query.shape[1] != index.d:
-            raise InputError(f"--model {model_path}: {query.shape[1]} features, the index {index.d}: not the model of this catalog")
-        about = f"the image {image}"
-    else:
-        row = (
-            int(np.flatnonzero(catalog["objid"].to_numpy() == objid)[0])
-            if objid is not None and (catalog["objid"] == objid).any()
-            else None
-        )
-        if objid is not None and row is None:
-            raise InputError(f"objid {objid} is not in {catalog_csv}")
-        if position is not None:
-            row = query_by_position(catalog, position[0], position[1], radius_arcsec)
-        status = catalog["status"].iat[row]
-        if status != "classified" or not np.isfinite(features[row]).all():
-            raise InputError(f"objid {catalog['objid'].iat[row]}: status {status}, so it has no representation to compare")
-        query = np.asarray(features[row : row + 1], dtype=np.float32)
-        exclude = np.array([catalog["objid"].iat[row]])
-        about = f"objid {catalog['objid'].iat[row]} (RA {catalog['ra'].iat[row]:.5f} Dec {catalog['dec'].iat[row]:+.5f})"
-    sims, ids = search(index, query, k, exclude=exclude)
-    found = ids[0] >= 0
-    table = pd.DataFrame({"objid": ids[0][found], "similarity": np.round(sims[0][found], 6)})
-    by_id = catalog.set_index("objid")
-    missing = ~table["objid"].isin(by_id.index)
-    if missing.any():
-        raise InputError(
-            f"{index_path}: names objid {table['objid'][missing].iat[0]}, which {catalog_csv} does not hold: not this catalog's index"
-        )
-    cols = ["ra", "dec", "predicted", *PROB_COLUMNS, *HUMAN_COLUMNS]
-    table = table.join(by_id[cols], on="objid")
-    if scores_csv is not None:
-        scores = pd.read_csv(scores_csv, dtype={"objid": "int64"}).set_index("objid")
-        table = table.join(scores[["unusual", "merger_likeness"]], on="objid")
-    table.insert(0, "rank", np.arange(1, len(table) + 1))
-    table = table[
-        ["rank", "objid", "ra", "dec", "similarity", *[c for c in table.columns if c not in ("rank", "objid", "ra", "dec", "similarity")]]
-    ]
-    if out_csv:
-        write_csv_atomic(out_csv, table)
-    if out_html:
-        query_objid = None if exclude is None else int(exclude[0])
-        write_text_atomic(out_html, similar_page(table, about, chunk_tars or [], image, query_objid))
-    return table
-
-
-@functools.cache
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("nightskynet", "stages/templates/similarity"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
-def _jpeg_uri(data: bytes) -> str:
-    import base64
-
-    return "data:image/jpeg;base64," + base64.b64encode(data).decode()
-
-
-def similar_page(table: pd.DataFrame, about: str, chunk_tars: list[str], image: str | None, query_objid: int | None) -> str:
-    """A self-contained HTML page: the query and its neighbours' cutouts (from the chunk tars) with their numbers."""
-    wanted = set(table["objid"].tolist()) | ({query_objid} if query_objid is not None else set())
-    jpegs = read_chunks(tars_holding(chunk_tars, wanted), wanted) if chunk_tars else {}
-    query_uri = _jpeg_uri(jpegs[query_objid]) if query_objid in jpegs else None
-    if image is not None:
-        import io
-
-        from PIL import Image
-
-        buffer = io.BytesIO()
-        Image.open(image).convert("RGB").save(buffer, format="JPEG", quality=92)
-        query_uri = _jpeg_uri(buffer.getvalue())
-    galaxies = []
-    for r in table.itertuples(index=False):
-        votes = getattr(r, "human_p_merger", float("nan"))
-        galaxies.append(
-            {
-                "rank": r.rank,
-                "objid": r.objid,
-                "position": f"RA {r.ra:.5f} Dec {r.dec:+.5f}",
-                "similarity": f"{r.similarity:.3f}",
-                "predicted": CLASS_LABELS.get(r.predicted, r.predicted),
-                "p": ", ".join(f"{getattr(r, f'p_{c}'):.2f}" for c in CLASS_NAMES),
-                "merger_votes": "n/a" if not np.isfinite(votes) else f"{votes:.2f}",
-                "uri": _jpeg_uri(jpegs[r.objid]) if r.objid in jpegs else None,
-            }
-        )
-    return (
-        _environment()
-        .get_template("similar.html.j2")
-        .render(about=about, query_uri=query_uri, galaxies=galaxies, classes=", ".join(CLASS_LABELS[c] for c in CLASS_NAMES))
-    )
+    write_json_atomic(summary, counts)
+    log.info("similarity: %d galaxies indexed -> %s; scores -> %s", len(objids), index, scores)
+    return counts

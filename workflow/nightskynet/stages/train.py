@@ -42,6 +42,7 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from ..core.commands import File, Files, Run, Settings
 from ..core.errors import InputError
 from ..core.files import atomic_path, sha256_file, write_csv_atomic
 from ..core.recipes import Recipe
@@ -446,46 +447,45 @@ def fit(
 
 def run(
     *,
-    train_paths: list[str],
-    val_path: str,
-    shards_manifest: str,
-    model_path: str,
-    history_path: str,
-    settings: dict,
-    device: str = "auto",
-    checkpoint_dir: str | Path = "results/cache/train",
-    threads: int = 1,
+    train_shards: Files,
+    val: File,
+    shards_manifest: File,
+    model: File,
+    history: File,
+    settings: Settings,
+    device: Run[str],
+    checkpoint_dir: Run[str],
+    threads: Run[int],
     mode: TrainingMode | None = None,
 ) -> pd.DataFrame:
-    """Stage ``train``. ``settings``: the ``train`` settings that decide the weights; ``device``,
-    ``checkpoint_dir`` and ``threads``: how the job runs. The model file records the cutout
-    geometry and crop of the shards it was trained on (from their manifest), so ``predict`` frames
-    new images the same way, and the calibration fitted on the val split. ``mode``: the device's own
-    training mode unless given (the yardstick's fp32 comparison)."""
+    """Stage ``train``: the ``model`` and its training ``history``. ``settings``: the ``train`` settings that decide
+    the weights; ``device``, ``checkpoint_dir`` and ``threads``: how the job runs. The model file records the cutout
+    geometry and crop of the shards it was trained on (from their manifest), so ``predict`` frames new images the
+    same way, and the calibration fitted on the val split. ``mode``: the device's own training mode unless given
+    (the yardstick's fp32 comparison)."""
     cfg = settings["train"]
     manifest = json.loads(Path(shards_manifest).read_text())
     input_size = int(manifest["settings"]["crop"])
-    trainer, history, best = fit(train_paths, val_path, cfg, input_size, checkpoint_dir, device, threads, mode=mode)
-    model = trainer.final_model
+    trainer, fitted, best = fit(train_shards, val, cfg, input_size, checkpoint_dir, device, threads, mode=mode)
+    network = trainer.final_model
     recipe = Recipe.from_config(cfg)
-    trained_prior, real_prior = class_priors(load_shards(train_paths), recipe)
-    val = load_shards([val_path])
-    result = calibrate(
-        model, val["images"], val["labels"], trained_prior, real_prior, cfg["merger_recall"], pick_device(device), fit=cfg["calibrate"]
-    )
+    trained_prior, real_prior = class_priors(load_shards(train_shards), recipe)
+    val_set = load_shards([val])
+    images, labels = val_set["images"], val_set["labels"]
+    result = calibrate(network, images, labels, trained_prior, real_prior, cfg["merger_recall"], pick_device(device), fit=cfg["calibrate"])
     extra = {
         "classes": list(CLASS_NAMES),
         "recipe": recipe.settings,
         "best_epoch": best["epoch"],
-        "epochs_run": len(history),
+        "epochs_run": len(fitted),
         "trained_in": f"{trainer.device.type}, {trainer.mode.name}",
         "cutout": manifest["cutout"],
         "calibration": result,
         "merger_threshold": result["merger_threshold"],
     }
-    save_model(model_path, model, extra)
-    write_csv_atomic(history_path, history)
+    save_model(model, network, extra)
+    write_csv_atomic(history, fitted)
     # the checkpoint exists to resume a crashed run; once the model is out, a rerun trains afresh
     trainer.checkpoint.unlink(missing_ok=True)
-    log.info("saved %s (recipe %s, epoch %d of %d kept)", model_path, recipe.name, best["epoch"], len(history))
-    return history
+    log.info("saved %s (recipe %s, epoch %d of %d kept)", model, recipe.name, best["epoch"], len(fitted))
+    return fitted
