@@ -70,28 +70,17 @@ def represent_all(model_path: Path, tar: str, threads: int, views: int = VIEWS) 
 
 
 def logistic_scores(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, l2: float) -> np.ndarray:
-    """A small model on the representations: L2-regularised logistic regression (classes weighted to balance) on the
-    L2-normalised representations, fitted with L-BFGS; its merger probability for ``test_x``."""
-    from scipy.optimize import minimize
+    """A small model on the representations: scikit-learn's L2-regularised logistic regression (classes weighted to
+    balance) on the L2-normalised representations; its merger probability for ``test_x``. ``l2`` is the penalty on
+    the mean loss over the training galaxies (scikit-learn's C = 1 / (l2 x galaxies))."""
+    from sklearn.linear_model import LogisticRegression
 
     def prepared(x):
-        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        return np.hstack([x, np.ones((len(x), 1))])
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
-    a, y = prepared(train_x), train_y.astype(float)
-    w_pos = 0.5 / max(1, y.sum())
-    w_neg = 0.5 / max(1, len(y) - y.sum())
-    weight = np.where(y > 0, w_pos, w_neg)
-
-    def loss(theta):
-        z = a @ theta
-        p = 1 / (1 + np.exp(-z))
-        value = np.sum(weight * (np.logaddexp(0, z) - y * z)) + 0.5 * l2 * theta[:-1] @ theta[:-1]
-        grad = a.T @ (weight * (p - y)) + l2 * np.append(theta[:-1], 0)
-        return value, grad
-
-    theta = minimize(loss, np.zeros(a.shape[1]), jac=True, method="L-BFGS-B").x
-    return 1 / (1 + np.exp(-(prepared(test_x) @ theta)))
+    model = LogisticRegression(C=1.0 / (l2 * len(train_x)), class_weight="balanced", max_iter=5000)
+    model.fit(prepared(train_x), train_y.astype(int))
+    return model.predict_proba(prepared(test_x))[:, 1]
 
 
 def fold_measures(folder: Path, k: int, tar: str, truth: pd.Series, threads: int) -> dict:

@@ -56,7 +56,7 @@ def test_every_rule_has_log_benchmark_and_a_pinned_conda_env():
                 assert pinned.get(pkg.lower()) == version, f"{env_path}: {requirement} differs from pyproject.toml"
 
 
-PIP_NAMES = {"PIL": "pillow", "yaml": "pyyaml", "faiss": "faiss-cpu"}
+PIP_NAMES = {"PIL": "pillow", "yaml": "pyyaml", "faiss": "faiss-cpu", "sklearn": "scikit-learn"}
 
 
 def rule_stages():

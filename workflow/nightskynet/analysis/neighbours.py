@@ -193,12 +193,14 @@ def neighbour_purity(
 
 
 def pca_2d(features: np.ndarray, sample: int = 50_000, seed: int = 0) -> np.ndarray:
-    """The representations projected on their first two principal axes (fitted on at most ``sample`` rows), (n, 2)."""
+    """The representations projected on their first two principal axes (scikit-learn's PCA, fitted on at most
+    ``sample`` rows), (n, 2), each axis pointing the way that makes its first coefficient positive, so that the same
+    data always gives the same picture."""
+    from sklearn.decomposition import PCA
+
     x = normalised(features).astype(np.float64)
     rng = np.random.default_rng(seed)
     fit = x[rng.choice(len(x), sample, replace=False)] if len(x) > sample else x
-    mean = fit.mean(axis=0)
-    _, _, vt = np.linalg.svd(fit - mean, full_matrices=False)
-    axes = vt[:2]
-    axes *= np.sign(axes[:, :1] + 1e-12)  # a fixed orientation: the same data gives the same picture
-    return (x - mean) @ axes.T
+    pca = PCA(n_components=2, svd_solver="full").fit(fit)
+    flip = np.sign(pca.components_[:, :1] + 1e-12).T
+    return pca.transform(x) * flip

@@ -1,36 +1,30 @@
 """Scores that rank galaxies for one class, read as curves: ROC and precision-recall over every threshold, with their
-areas. Tied scores move together (one threshold each), so the same scores give the same areas in whatever order the
-galaxies come. The evaluate stage scores its classes with them; the similarity stage its mergers by example."""
+areas, by scikit-learn (``roc_curve``, ``precision_recall_curve``, ``average_precision_score``). Tied scores move
+together (one threshold each), so the same scores give the same areas in whatever order the galaxies come. The
+evaluate stage scores its classes with them; the similarity stage and the benchmarks its mergers by example."""
 
 from __future__ import annotations
 
 import numpy as np
-
-
-def _counts_at_thresholds(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """True and false positives at each distinct score threshold, highest first (ties move together)."""
-    order = np.argsort(-scores, kind="stable")
-    s, pos = scores[order], positive[order].astype(float)
-    last_of_each = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1] if len(s) else np.zeros(0, dtype=int)
-    tp = np.cumsum(pos)[last_of_each]
-    return tp, (last_of_each + 1) - tp
+from sklearn import metrics
 
 
 def roc_curve(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """False/true positive rates over all thresholds and the area under the curve (one-vs-rest)."""
-    tp, fp = _counts_at_thresholds(scores, positive)
-    tp, fp = np.r_[0.0, tp], np.r_[0.0, fp]
-    if tp[-1] == 0 or fp[-1] == 0:
-        return fp, tp, float("nan")
-    tpr, fpr = tp / tp[-1], fp / fp[-1]
-    return fpr, tpr, float(np.trapezoid(tpr, fpr))
+    """False/true positive rates over all thresholds and the area under the curve (one-vs-rest); NaN without both
+    positives and negatives."""
+    positive = np.asarray(positive, bool)
+    if positive.all() or not positive.any():
+        return np.zeros(1), np.zeros(1), float("nan")
+    fpr, tpr, _ = metrics.roc_curve(positive, scores, drop_intermediate=False)
+    return fpr, tpr, float(metrics.auc(fpr, tpr))
 
 
 def precision_recall(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Precision and recall over all thresholds and the average precision (one-vs-rest)."""
-    tp, fp = _counts_at_thresholds(scores, positive)
-    if not len(tp) or tp[-1] == 0:
+    """Precision and recall over all thresholds, highest threshold first, and the average precision (one-vs-rest);
+    NaN without a positive."""
+    positive = np.asarray(positive, bool)
+    if not positive.any():
         return np.array([1.0]), np.array([0.0]), float("nan")
-    precision, recall = tp / (tp + fp), tp / tp[-1]
-    ap = float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
-    return precision, recall, ap
+    precision, recall, _ = metrics.precision_recall_curve(positive, scores, drop_intermediate=False)
+    # scikit-learn lists them lowest threshold first, ending at (recall 0, precision 1): the curve from the top down
+    return precision[-2::-1], recall[-2::-1], float(metrics.average_precision_score(positive, scores))

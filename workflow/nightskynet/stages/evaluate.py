@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..analysis.classification import classification_metrics
 from ..analysis.figures import galaxy_caption, plot_gallery, plt, save_figure
 from ..analysis.rankings import precision_recall, roc_curve
 from ..core.commands import File, Run, Settings
@@ -28,37 +29,6 @@ from ..sky.votes import votes_kind, votes_phrase
 log = logging.getLogger(__name__)
 
 EVALUATE_FIGURES = ("confusion", "roc_pr", "reliability", "mistakes")  # what the report shows of this stage
-
-
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n: int = 4) -> np.ndarray:
-    cm = np.zeros((n, n), dtype=np.int64)
-    np.add.at(cm, (y_true, y_pred), 1)
-    return cm
-
-
-def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
-    cm = confusion_matrix(y_true, y_pred)
-    per_class = {}
-    recalls = []
-    for i, name in enumerate(CLASS_NAMES):
-        tp, support, predicted = cm[i, i], cm[i].sum(), cm[:, i].sum()
-        precision = tp / predicted if predicted else 0.0
-        recall = tp / support if support else float("nan")
-        f1 = 2 * precision * recall / (precision + recall) if support and (precision + recall) else 0.0
-        per_class[name] = {
-            "precision": round(float(precision), 4),
-            "recall": round(float(recall), 4) if support else None,
-            "f1": round(float(f1), 4),
-            "support": int(support),
-        }
-        if support:
-            recalls.append(recall)
-    return {
-        "accuracy": round(float((y_true == y_pred).mean()), 4) if len(y_true) else None,
-        "balanced_accuracy": round(float(np.mean(recalls)), 4) if recalls else None,
-        "per_class": per_class,
-        "confusion_matrix": cm.tolist(),
-    }
 
 
 def calibration(probs: np.ndarray, y_true: np.ndarray, bins: int = 10) -> dict:

@@ -42,6 +42,7 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from ..analysis.classification import balanced_accuracy
 from ..core.commands import File, Files, Run, Settings
 from ..core.errors import InputError
 from ..core.files import atomic_path, sha256_file, write_csv_atomic
@@ -160,11 +161,6 @@ def sampling_weights(labels: np.ndarray, merger_share: float) -> np.ndarray:
     counts = np.bincount(labels, minlength=len(CLASS_NAMES))
     w = np.array([share.get(int(c), 0.0) / counts[c] for c in labels])
     return w / w.sum()
-
-
-def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    recalls = [float((y_pred[y_true == c] == c).mean()) for c in range(len(CLASS_NAMES)) if (y_true == c).any()]
-    return float(np.mean(recalls)) if recalls else float("nan")
 
 
 class Trainer:
