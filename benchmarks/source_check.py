@@ -3,7 +3,7 @@
     python benchmarks/source_check.py                      # 1,500 demo galaxies, 1,500 hard ones, 1,800 non-galaxies
     python benchmarks/source_check.py --per-case 50 --every 10 --montage wrong.png
 
-Sets (``nightskynet.images.sky_cases``, seeded): the demo sky's 1,500 galaxies as default cutouts; from every
+Sets (``tests/sky_cases.py``, seeded): the demo sky's 1,500 galaxies as default cutouts; from every
 ``--every``-th of them, the same galaxy zoomed 3x to fill the frame, in a bright star's halo, and on a
 sky gradient; ``--per-case`` of each thing that is not a galaxy (stars, double stars, trails, spikes,
 bleeds, blank sky, gradient sky, noise, constant images). Each image goes through ``sources.inspect``
@@ -32,10 +32,13 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
-from nightskynet.images import sky_cases, sources
+from nightskynet.images import sources
 from nightskynet.images.augment import crop
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+import sky_cases  # noqa: E402  (the synthetic sky of the tests: stars, trails, hard galaxies)
+
 PSF = sources.SEEING_ARCSEC / sky_cases.SCALE
 
 

@@ -154,9 +154,9 @@ def test_every_module_of_the_package_is_reachable_and_the_digest_sees_what_pytho
     # the commands a person runs beside the stages' (similar, explore): modules at the package's top, below cli
     commands = [m for m in all_modules() if "." not in m and m not in ("cli", "__main__", "__init__")]
     covered |= {m for c in commands for m in modules_run_by(c)}
-    # what the Snakefile itself imports, and the synthetic sky the benchmarks and tests draw their hard cases from
+    # what the Snakefile itself imports
     workflow_text = "\n".join(p.read_text() for p in [REPO / "Snakefile", *(REPO / "workflow/rules").glob("*.smk")])
-    used_elsewhere = {m for m in all_modules() if f"nightskynet.{m}" in workflow_text} | {"images.sky_cases", "__main__"}
+    used_elsewhere = {m for m in all_modules() if f"nightskynet.{m}" in workflow_text} | {"__main__"}
     unreached = set(all_modules()) - covered - used_elsewhere
     assert not unreached, f"modules no stage, command or workflow file imports: {sorted(unreached)}"
     for stage in stages:

@@ -3,10 +3,10 @@ worker's error reaches the caller."""
 
 import numpy as np
 import pytest
+import sky_cases
 from conftest import SKY_DIR
 from PIL import Image
 
-from nightskynet.images import sky_cases
 from nightskynet.images.sources import SEEING_ARCSEC
 from nightskynet.net.inference import Calibration, open_engine
 from nightskynet.net.looking import Cutout, classify_cutouts, default_workers

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import sky_cases
 from PIL import Image
 
 from nightskynet.analysis import representations
 from nightskynet.analysis.votes_comparison import NVOTE_EDGES, SHOWN, Comparison
 from nightskynet.core.errors import InputError
-from nightskynet.images import sky_cases
 from nightskynet.net.inference import prefetch
 from nightskynet.stages import morphology
 

@@ -7,11 +7,10 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import sky_cases
 import yaml
 from conftest import SKY_DIR, snakemake
 from PIL import Image
-
-from nightskynet.images import sky_cases
 
 pytestmark = pytest.mark.slow
 ENV = dict(os.environ)

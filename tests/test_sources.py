@@ -5,10 +5,11 @@ measurement is benchmarks/source_check.py (docs/benchmarks.md)."""
 import numpy as np
 import pandas as pd
 import pytest
+import sky_cases
 from conftest import SKY_DIR
 from PIL import Image
 
-from nightskynet.images import sky_cases, sources
+from nightskynet.images import sources
 
 PSF = sources.SEEING_ARCSEC / sky_cases.SCALE
 

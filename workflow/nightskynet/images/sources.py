@@ -29,7 +29,7 @@ How it looks:
 
 The rules' figures were set on the 1,500 demo galaxies and on hard cases made from them (zoomed to
 fill the frame, in a bright star's halo, on a sky gradient), against stars, double stars, trails,
-spikes, bleeds, blank and noisy skies (``nightskynet.sky_cases``); ``benchmarks/source_check.py``
+spikes, bleeds, blank and noisy skies (``tests/sky_cases.py``); ``benchmarks/source_check.py``
 measures them (docs/benchmarks.md, "What is at the centre").
 """
 
@@ -70,7 +70,7 @@ STAR_PROFILE = 2.6  # where the azimuthal median falls to 10% of the peak, in PS
 STAR_ELONGATION = 1.3  # a / b
 # the radius of its area above DETECT_SIGMA, in PSF FWHMs, at most a + b x its peak's level above the sky (0-255): a
 # brighter star spreads wider in the stretched image, a galaxy of the same peak wider still (its disc or envelope);
-# the widest of 300 stars drawn at 1.0-2.0" seeing (nightskynet.sky_cases) lie on this line
+# the widest of 300 stars drawn at 1.0-2.0" seeing (tests/sky_cases.py) lie on this line
 STAR_ISOPHOTE = (1.2, 0.0115)
 SATURATED_STAR_PROFILE = 2.0  # saturated: 10% radius within this many (core radius + PSF FWHM)
 ROUND_CORE = 20  # pixels a saturated core needs before its roundness is asked
