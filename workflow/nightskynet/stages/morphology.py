@@ -70,8 +70,8 @@ def column_info(tta: bool) -> dict[str, ColumnInfo]:
         "classified; not classified: no_source, point_source (a star), artefact (a trail, bleed or a bright star's light) at the"
         " centre; missing, rejected, failed (no cutout)",
     )
-    for name in CLASS_NAMES:
-        info[f"p_{name}"] = ColumnInfo(None, f"the network's calibrated probability of class {name} ({views}); empty when not classified")
+    for name, column in zip(CLASS_NAMES, PROB_COLUMNS, strict=True):
+        info[column] = ColumnInfo(None, f"the network's calibrated probability of class {name} ({views}); empty when not classified")
     return info
 
 

@@ -46,7 +46,7 @@ from ..core.errors import InputError
 from ..core.files import write_npy_atomic
 from ..core.prediction_columns import prediction_columns
 from ..core.tables import FORMAT_NAMES, ColumnInfo, table_format, write_table
-from ..core.vocabulary import CLASS_NAMES, STATUSES
+from ..core.vocabulary import CLASS_NAMES, PROB_COLUMNS, STATUSES
 from ..images.cutouts import IMAGE_SUFFIXES, image_files
 from ..images.sources import psf_fwhm_px
 from ..net.inference import VIEWS
@@ -281,8 +281,8 @@ def column_info(from_catalog: bool, tta: bool, threshold: float | None) -> dict[
         "ra": ColumnInfo("deg", "right ascension (ICRS) of the cutout's centre"),
         "dec": ColumnInfo("deg", "declination (ICRS) of the cutout's centre"),
     }
-    for name in CLASS_NAMES:
-        info[f"p_{name}"] = ColumnInfo(None, f"calibrated probability of class {name} ({views}); empty when not classified")
+    for name, column in zip(CLASS_NAMES, PROB_COLUMNS, strict=True):
+        info[column] = ColumnInfo(None, f"calibrated probability of class {name} ({views}); empty when not classified")
     return info
 
 

@@ -47,7 +47,9 @@ from ..core.vocabulary import (
     CLASS_COLOURS,
     CLASS_LABELS,
     CLASS_NAMES,
+    HUMAN_COLUMNS,
     NEVER_TRAINED_ON,
+    PROB_COLUMNS,
     TRAINED_ON,
     is_confident,
 )
@@ -122,10 +124,10 @@ def query_galaxies(catalog: pd.DataFrame, indexed: np.ndarray) -> dict[str, int]
     held = catalog.iloc[indexed]
     held = held[held["split"].isin(NEVER_TRAINED_ON)] if held["split"].isin(NEVER_TRAINED_ON).any() else held
     out = {}
-    for c in CLASS_NAMES:
+    for c, column in zip(CLASS_NAMES, PROB_COLUMNS, strict=True):
         mine = held[held["predicted"] == c]
         if len(mine):
-            out[c] = int(mine.loc[mine[f"p_{c}"].idxmax(), "objid"])
+            out[c] = int(mine.loc[mine[column].idxmax(), "objid"])
     return out
 
 
@@ -178,7 +180,7 @@ def plot_map(catalog: pd.DataFrame, indexed: np.ndarray, xy: np.ndarray, path: s
     axes[0].legend(fontsize=8, markerscale=1.2, loc="best")
     axes[0].set_title("coloured by the network's class", fontsize=10)
     for ax, c in ((axes[1], "elliptical"), (axes[2], "merger")):
-        votes = sub[f"human_p_{c}"].to_numpy()
+        votes = sub[HUMAN_COLUMNS[CLASS_NAMES.index(c)]].to_numpy()
         known = np.isfinite(votes)
         ax.scatter(xy[~known, 0], xy[~known, 1], s=size, c="#dddddd", lw=0)
         rising = np.flatnonzero(known)[np.argsort(votes[known], kind="stable")]  # the highest fractions drawn on top
