@@ -1,34 +1,21 @@
-"""For every key of config.yaml, the stages a change reruns, against the table in docs/design.md.
+"""For every key of config.yaml, the rules a change reruns, against the table in docs/design.md.
 
-Each key is changed alone, on a finished tiny run, and the real Snakemake says what it would run
-(``snakemake -n``). A key missing from the table, or a table row that Snakemake contradicts, fails.
+Each key is changed alone and Snakemake parses the workflow (tests/rule_params.py: one process for every key): a
+rule reruns when its params, its input files or its output files change, and so does every rule after it. The
+table says which rule reads which key; a key missing from it, or a row Snakemake contradicts, fails. A few keys are
+also changed on a finished tiny run and ``snakemake -n`` asked what it would run: the cascade as Snakemake runs it.
 """
 
+import json
 import re
-import shutil
-from concurrent.futures import ThreadPoolExecutor
+import subprocess
+import sys
 
 import pytest
 import yaml
 from conftest import REPO, SKY_DIR, TINY, project_config, snakemake
 
 from nightskynet.core.config import merge as merge_config
-
-pytestmark = pytest.mark.slow
-RULES = (
-    "query",
-    "labels",
-    "scrape",
-    "shards_train",
-    "shards_eval",
-    "shards",
-    "train",
-    "evaluate",
-    "morphology_chunk",
-    "morphology",
-    "similarity",
-    "report",
-)
 
 # a valid other value where the generic change (below) would not be one
 OTHER_VALUE = {
@@ -51,6 +38,7 @@ OTHER_VALUE = {
     "train.study.model.dense": [256, 256, 256, 128],
     "similarity.merger_likeness.method": "examples",
 }
+ON_DEMAND = {"predict"}  # rules outside rule all: a run never reruns them
 
 
 def leaf_keys(config: dict, prefix: str = "") -> dict[str, object]:
@@ -94,56 +82,76 @@ def nested(key: str, value) -> dict:
     return out
 
 
-def documented_reruns() -> dict[str, set[str]]:
-    """The table of docs/design.md: key -> rules a change reruns (source: demo)."""
+def documented_readers() -> dict[str, set[str]]:
+    """The table of docs/design.md: key -> the rules that read it ("every rule" for a key read by all)."""
     text = (REPO / "docs" / "design.md").read_text()
     section = text.split("## What a change reruns", 1)[1].split("\n## ", 1)[0]
-    table = {}
-    for row in re.finditer(r"^\| `([\w.]+)` \| ([^|]+) \|", section, re.M):
-        cell = row.group(2).strip()
-        table[row.group(1)] = set() if cell.startswith("nothing") else {r.strip(" `") for r in cell.split(",")}
-    return table
+    readers: dict[str, set[str]] = {}
+    for row in re.finditer(r"^\| (`\w+`|every rule) \| ([^|]*) \|", section, re.M):
+        rule = row.group(1).strip("`")
+        for key in re.findall(r"`([\w.]+)`", row.group(2)):
+            readers.setdefault(key, set()).add(rule)
+    return readers
 
 
-def planned(work, config_file: str) -> set[str]:
-    out = snakemake(work, "-n", "--configfile", config_file).stdout
-    if "Nothing to be done" in out:
-        return set()
-    stats = out.split("Job stats:", 1)[1]
-    return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", stats, re.M)} - {"total", "all"}
+def downstream(rules: set[str], feeds: dict[str, list[str]]) -> set[str]:
+    """The rules and every rule after them."""
+    out, todo = set(rules), list(rules)
+    while todo:
+        for after in feeds[todo.pop()]:
+            if after not in out:
+                out.add(after)
+                todo.append(after)
+    return out
 
 
-def test_every_config_key_reruns_what_the_design_table_says(tiny_run, tmp_path):
-    base = project_config(TINY)
-    keys = leaf_keys(base)
-    table = documented_reruns()
-    assert not set(keys) - set(table), f"docs/design.md has no row for {sorted(set(keys) - set(table))}"
-    assert not set(table) - set(keys), f"docs/design.md lists keys config.yaml does not have: {sorted(set(table) - set(keys))}"
-    for rules in table.values():
-        assert rules <= set(RULES), rules
+@pytest.fixture(scope="module")
+def parsed(tmp_path_factory):
+    """(every key's value, the workflow as parsed with each key changed alone (first: unchanged), which rule feeds which)."""
+    tmp = tmp_path_factory.mktemp("reruns")
+    keys = leaf_keys(project_config(TINY))
+    changes = [{}] + [nested(k, other_value(k, v, tmp)) for k, v in keys.items()]
+    (tmp / "tiny.yaml").write_text(yaml.safe_dump(merge_config(yaml.safe_load((REPO / "config.yaml").read_text()), TINY)))
+    (tmp / "changes.json").write_text(json.dumps(changes))
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "rule_params.py"), str(REPO), str(tmp / "tiny.yaml"), str(tmp / "changes.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return keys, dict(zip(["", *keys], out["workflows"], strict=True)), out["feeds"]
 
-    def check(item):
-        i, (key, value) = item
-        changed = merge_config(TINY, nested(key, other_value(key, value, tmp_path)))
-        name = f"change_{i}.yaml"
-        (tiny_run / name).write_text(yaml.safe_dump(changed))
-        return key, planned(tiny_run, name)
 
-    # the keys documented to rerun nothing, changed all at once: a job reruns when any of its params
-    # changed, so an empty plan clears every one of them in one dry run; otherwise each is tried alone
-    quiet = sorted(k for k in keys if not table[k])
-    changed = dict(TINY)
-    for key in quiet:
-        changed = merge_config(changed, nested(key, other_value(key, keys[key], tmp_path)))
-    (tiny_run / "change_quiet.yaml").write_text(yaml.safe_dump(changed))
-    seen = {k: set() for k in quiet} if not planned(tiny_run, "change_quiet.yaml") else {}
-    with ThreadPoolExecutor(2) as pool:
-        seen.update(pool.map(check, enumerate(sorted((k, v) for k, v in keys.items() if k not in seen))))
-    wrong = {k: {"documented": sorted(table[k]), "snakemake": sorted(v)} for k, v in seen.items() if v != table[k]}
+def test_every_config_key_reruns_what_the_design_table_says(parsed):
+    keys, workflows, feeds = parsed
+    table = documented_readers()
+    every = set(workflows[""])
+    assert not set(table) - set(keys), f"docs/design.md names keys config.yaml does not have: {sorted(set(table) - set(keys))}"
+    wrong = {}
+    for key in keys:
+        changed = {rule for rule in every if workflows[key][rule] != workflows[""][rule]}
+        readers = table.get(key, set())
+        documented = every if "every rule" in readers else readers
+        if (
+            downstream(changed, feeds) - ON_DEMAND != downstream(documented, feeds) - ON_DEMAND
+            or changed & ON_DEMAND != documented & ON_DEMAND
+        ):
+            wrong[key] = {"documented": sorted(documented), "snakemake": sorted(changed)}
     assert not wrong, wrong
-    assert planned(tiny_run, "tiny.yaml") == set()
-    shutil.rmtree(tmp_path / "another_sky", ignore_errors=True)
 
 
-def test_the_tiny_run_is_not_stale(tiny_run):
-    assert planned(tiny_run, "tiny.yaml") == set()
+@pytest.mark.slow
+@pytest.mark.parametrize("key", ["labels.threshold", "shards.total", "morphology.tta", "report.examples_per_class", "scrape.concurrency"])
+def test_a_change_on_a_finished_run_reruns_its_readers_and_what_follows(tiny_run, parsed, tmp_path, key):
+    keys, workflows, feeds = parsed
+    changed = {rule for rule in workflows[""] if workflows[key][rule] != workflows[""][rule]}
+    expected = downstream(changed, feeds) - ON_DEMAND
+    name = f"change_{key}.yaml"
+    (tiny_run / name).write_text(yaml.safe_dump(merge_config(TINY, nested(key, other_value(key, keys[key], tmp_path)))))
+    out = snakemake(tiny_run, "-n", "--configfile", name).stdout
+    planned = (
+        set() if "Nothing to be done" in out else {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", out.split("Job stats:", 1)[1], re.M)}
+    )
+    assert planned - {"total", "all"} == expected, (key, sorted(planned), sorted(expected))
