@@ -1,7 +1,7 @@
 """The network's inference engines side by side, on the same batches, against the machine's physical bound.
 
 Engines, each on the same uint8 crops (the demo sky's, 60 x 60), the 8 D4 views of a batch of
-galaxies at a time, as the catalog stage asks for them:
+galaxies at a time, as the morphology stage asks for them:
 
 * PyTorch eager, fp32, NCHW (PyTorch's default layout);
 * PyTorch eager, fp32, channels-last (the CPU path before ONNX Runtime: the baseline);

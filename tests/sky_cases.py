@@ -1,4 +1,4 @@
-"""Inputs real skies hold, drawn for the tests and benchmarks of ``nightskynet.sources``.
+"""Inputs real skies hold, drawn for the tests and benchmarks of ``nightskynet.images.sources``.
 
 Things that must not get a galaxy class: stars (faint to saturated, with diffraction spikes when
 bright), double stars, satellite trails (one colour, or one line per band as SDSS's gri composites

@@ -114,7 +114,7 @@ def test_a_recipe_is_typed_from_the_config_and_records_its_settings_unchanged():
     study = Recipe.from_config({**train, "recipe": "study"})
     assert study.is_study and study.early_stopping and isinstance(study.architecture, StudyArchitecture)
     assert (study.patience, study.shift, study.ema) == (train["study"]["patience"], 0, 0.0)
-    # what the model file records and a checkpoint's key hashes: the recipe's section and the shared keys, as before
+    # what the model file records and a checkpoint's key hashes: the recipe's section and the shared keys
     assert study.settings == {"recipe": "study", "targets": train["targets"], "seed": train["seed"], **train["study"]}
     with pytest.raises(SettingsError, match="train.recipe = 'vgg'"):
         Recipe.from_config({**train, "recipe": "vgg"})

@@ -39,6 +39,7 @@ PLANS = {
     r"^snakemake predict --config 'predict=\{input: my_cutouts/\}'$": "real",
     r"^snakemake --report( report\.html)?$": "real",
     r"^nightskynet predict results/demo/model/model\.pt my_cutouts/ -o predictions\.csv$": "real",
+    r"^nightskynet predict results/demo/model/model\.pt my_cutouts/\*\.jpeg my_cutout\.jpg -o predictions\.csv$": "real",
     r"^nightskynet predict results/demo/model/model\.pt my_catalog\.fits -o predictions\.fits$": "real",
     r"^nightskynet( predict)? --help$": "real",
     r"^(nightskynet|snakemake)$": "mention",
@@ -51,16 +52,21 @@ PLANS = {
 }
 
 
+GUIDES = ("README.md", "docs/running.md")  # the pages a user types commands from
+
+
 def documented_commands() -> list[str]:
-    """The `snakemake`/`nightskynet` lines of the README's sh blocks (comments cut), then the inline ones of README and config.yaml."""
-    readme = (REPO / "README.md").read_text()
+    """The `snakemake`/`nightskynet` lines of the guides' sh blocks (comments cut), then the inline ones of the guides and
+    config.yaml."""
+    texts = [(REPO / name).read_text() for name in GUIDES]
     commands = []
-    for block in re.findall(r"```sh\n(.*?)```", readme, re.S):
-        for line in block.splitlines():
-            line = re.sub(r"\s+#.*$", "", line).strip()
-            if line.startswith(("snakemake", "nightskynet")):
-                commands.append(line)
-    for text in (readme, (REPO / "config.yaml").read_text()):
+    for text in texts:
+        for block in re.findall(r"```sh\n(.*?)```", text, re.S):
+            for line in block.splitlines():
+                line = re.sub(r"\s+#.*$", "", line).strip()
+                if line.startswith(("snakemake", "nightskynet")):
+                    commands.append(line)
+    for text in (*texts, (REPO / "config.yaml").read_text()):
         commands += [" ".join(c.split()) for c in re.findall(r"`((?:snakemake|nightskynet)(?: [^`]*)?)`", text)]
     return list(dict.fromkeys(commands))
 
@@ -174,3 +180,20 @@ def test_a_failed_run_of_another_source_leaves_the_demo_run_whole(workspace):
     assert after == before
     check = run(workspace, "snakemake -n")
     assert "Nothing to be done" in check.stdout + check.stderr
+
+
+def test_every_file_the_readme_names_is_there_after_a_run(tiny_run):
+    """Each path the README names (a file of the run, a folder, a page of docs/) exists in the checkout or, under
+    results/<run>/, in a finished run; a glob names at least one file."""
+    readme = (REPO / "README.md").read_text()
+    named = set(re.findall(r"`([\w./*<>-]+/[\w./*<>-]*|[\w-]+\.(?:csv|fits|npy|faiss|json|html|pt|png|md|yaml))`", readme))
+    named |= set(re.findall(r"\]\(([\w./-]+)\)", readme))  # links and the screenshot
+    run = tiny_run / "results" / "demo"
+    missing = []
+    for name in sorted(named):
+        relative = name.replace("results/<run>/", "").replace("results/demo/", "")
+        where = [REPO / name, run / relative, *run.glob(f"*/{relative}")]
+        if not any(p.exists() for p in where) and not list(run.glob(relative)):
+            missing.append(name)
+    assert len(named) > 15, sorted(named)
+    assert not missing, f"the README names {missing}, which neither the checkout nor a finished run has"

@@ -3,7 +3,7 @@
 Real sockets: a loopback port that was bound and closed again (connection refused), a name under
 ``.invalid`` (no such host), a listener that accepts connections but never answers, and a real
 server that answers 500 to everything. Only the first two are "unreachable"; the others are
-reached, and each row is recorded as it ends, as before.
+reached, and each row is recorded as it ends.
 """
 
 import asyncio

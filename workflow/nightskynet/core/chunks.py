@@ -1,4 +1,4 @@
-"""Which chunk a galaxy belongs to: the scrape stage's jobs and the catalog stage's jobs deal galaxies alike."""
+"""Which chunk a galaxy belongs to: the scrape stage's jobs and the morphology stage's jobs deal galaxies alike."""
 
 from __future__ import annotations
 

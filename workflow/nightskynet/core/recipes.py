@@ -4,7 +4,7 @@ Two recipes (config ``train.recipe``), each with its own section: ``study`` (the
 schedule: Adam, early stopping on the val loss after ``patience`` epochs, the stored augmented images
 as they are) and ``resnet`` (AdamW under a one-cycle schedule, fresh D4 views and shifts each epoch,
 classes drawn so mergers make ``merger_share`` of each epoch). ``Recipe.settings`` is the plain dict
-the model file records and a training's checkpoint key hashes, unchanged from before the type.
+the model file records and a training's checkpoint key hashes.
 """
 
 from __future__ import annotations

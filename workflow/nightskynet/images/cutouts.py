@@ -2,7 +2,7 @@
 
 Shared by the shards, catalog and report stages (the scraped cutouts, read from the chunk tars) and
 ``predict`` (a user's images), so that all turn a JPEG into the network's pixels the same way. What
-a cutout's centre holds (a galaxy, or not) is ``nightskynet.sources``'s to say.
+a cutout's centre holds (a galaxy, or not) is ``images.sources``'s to say.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The trained network on images: one arithmetic for every consumer, and the engine that runs it.
 
-Every consumer of a model (evaluate, the catalog stage, predict; calibrate, inside training)
+Every consumer of a model (evaluate, the morphology stage, predict; calibrate, inside training)
 gets a galaxy's probabilities the same way: the network's logits for the 8 D4 views of its crop
 (rotations by 90 degrees and flips; one view without test-time averaging), calibrated (logit
 bias, temperature) and put through a softmax each, then averaged (``averaged_probabilities``).

@@ -250,7 +250,7 @@ def build_demo_sky(sky_dir: str | Path, seed: int = 1, scale_to: int = 0) -> Dem
 
 
 def _simulate(sample: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
-    """The bundled galaxies' catalog (votes, positions, tables), drawn one galaxy at a time as it always was."""
+    """The bundled galaxies' catalog (votes, positions, tables), drawn one galaxy at a time (the same draws for the same seed)."""
     nvote, fractions = simulate_votes(sample["gz1_class6_code"].to_numpy(), rng)
     ra, dec = simulate_positions(len(sample), rng)
     table = np.where(rng.random(len(sample)) < 0.8, TABLES[0], TABLES[1])

@@ -2,7 +2,7 @@
 
 Galaxy Zoo 1 votes -> four classes: elliptical (p_el), face-on spiral (p_cw + p_acw), edge-on
 spiral (p_edge), merger (p_mg); don't-know and the combined-spiral column are dropped and the four
-renormalised (``class_probabilities``: the labels and the catalog stages). The demo sky's votes are
+renormalised (``class_probabilities``: the labels and the morphology stages). The demo sky's votes are
 simulated (``demo_sky``); on the real SDSS they are Galaxy Zoo 1's. Tables carry the word in a
 ``votes`` column, figures and pages the phrase.
 """

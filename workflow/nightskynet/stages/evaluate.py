@@ -141,7 +141,7 @@ def plot_confusion(cm: np.ndarray, path: str | Path, title: str) -> None:
 
 def vote_statistics(probs: np.ndarray, human: np.ndarray) -> dict:
     """Per class, Pearson's r and the mean absolute difference between network probability and vote fraction
-    (the figures of the comparison are the catalog stage's, on every galaxy never trained on)."""
+    (the figures of the comparison are the morphology stage's, on every galaxy never trained on)."""
     stats = {}
     for i, name in enumerate(CLASS_NAMES):
         h, p = human[:, i], probs[:, i]

@@ -10,7 +10,7 @@ mean over the 8 D4 views with ``morphology.tta``), and a ``status``:
 
 * ``classified``: the cutout was classified;
 * ``no_source``, ``point_source``, ``artefact``: its centre holds no source, a star, or a trail, bleed or
-  a bright star's light (``nightskynet.sources``), so no class is given, as ``predict`` does;
+  a bright star's light (``images.sources``), so no class is given, as ``predict`` does;
 * ``missing``, ``rejected``, ``failed``: no cutout (the scrape manifest's status, reason in its log).
 
 A row without a classification has empty probabilities, an empty ``predicted`` and
@@ -205,7 +205,7 @@ def _rows(path: str | Path):
     with open(path) as f:
         header = f.readline()
         if header.rstrip("\n").split(",") != list(COLUMNS):
-            raise InputError(f"{path}: not a catalog chunk of this version (header {header.strip()!r}); run the catalog stage again")
+            raise InputError(f"{path}: not a catalog chunk of this version (header {header.strip()!r}); run the morphology stage again")
         yield from f
 
 

@@ -1,7 +1,7 @@
 """Stage ``scrape``: 120 x 120 JPEG cutouts from SkyServer's ImgCutout, one chunk job at a time.
 
 Every galaxy the query returned is fetched, confident or not: the labels decide what is trained
-on, the catalog stage classifies them all. Galaxies are spread over a fixed number of chunks by a stable hash of their objid, so the DAG
+on, the morphology stage classifies them all. Galaxies are spread over a fixed number of chunks by a stable hash of their objid, so the DAG
 has O(chunks) jobs however large the catalog. Each job downloads the galaxies of its chunk with
 the cutout client (``cutout_client``: polite, validated, cached by request). The chunk's outputs
 are a tar of ``<objid>.jpg`` members and a manifest CSV:
