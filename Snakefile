@@ -9,7 +9,12 @@
 # Each rule runs one command of the nightskynet package, which the environment provides (`make`
 # installs it into .venv/; each conda env of envs/ installs it after creation). A bare `snakemake` in the
 # checkout finds this file, and profiles/default/ beside it.
+import sys
+
 from snakemake.utils import min_version
+
+# this checkout's package, whose code the rules digest (the one `make` installs), before any other on the path
+sys.path.insert(0, f"{workflow.basedir}/workflow")
 
 from nightskynet.core.config import ConfigError, validate_config
 

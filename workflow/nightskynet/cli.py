@@ -161,6 +161,35 @@ def cmd_similar(args) -> None:
         print(table.to_string(index=False, float_format="{:.4f}".format, formatters=degrees))
 
 
+def cmd_explore(args) -> None:
+    from .explore.app import serve
+
+    serve(the_run(args.results, args.config).folder, args.host, args.port)
+
+
+def add_explore_parser(sub) -> None:
+    s = sub.add_parser(
+        "explore",
+        help="a local web app over a finished run: any galaxy, its neighbours, lists, the sky, more like these",
+        description=(
+            "Serve a web app over one finished run (its catalog, representations, similarity index and cutouts), printing "
+            "its address. It writes nothing into the run but its marks file (explore/marks.ecsv)."
+        ),
+    )
+    s.add_argument("--results", default=None, help="the run's folder (default: results/<run> of config.yaml)")
+    s.add_argument("--config", action="append", default=[], help="a YAML file merged over config.yaml (repeatable)")
+    s.add_argument("--port", type=_port, default=8765, help="the port to listen on (default 8765; 0 picks a free one)")
+    s.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1: this machine only)")
+    s.set_defaults(func=cmd_explore)
+
+
+def _port(text: str) -> int:
+    value = _whole_number(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port (0 to 65535)")
+    return value
+
+
 def cmd_predict(args) -> None:
     from .core.config import load_config
     from .stages import predict
@@ -302,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_stage_parser(sub, command)
     add_predict_parser(sub)
     add_similar_parser(sub)
+    add_explore_parser(sub)
     return p
 
 
