@@ -8,7 +8,9 @@ filtered by class, probability, split and status), a sky map (a click lists the 
 CSV, FITS or VOTable. The app reads what the run wrote and writes only its marks file (``explore.marks``).
 
 Requests name galaxies by objid and lists by name: no parameter is ever opened as a path. A malformed parameter
-is answered 400 with what was wrong, an unknown objid 404, never a traceback.
+is answered 400 with what was wrong, an unknown objid 404, never a traceback. The JSON API writes every objid as a
+string: a 64-bit objid as a JSON number loses its last digits in a browser (JavaScript's numbers hold 53 bits), and
+would name another galaxy.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ PER_PAGE = (10, 200)  # a list page's least and most rows
 DEFAULT_PER_PAGE = 50
 SUGGESTED, INFORMATIVE = 12, 4  # shown on the ranking page
 CONE_LIMIT = 200
+MAX_RADIUS = 36_000.0  # arcsec (10 degrees): a cone search, not a query of the whole sky
 
 
 class Explorer:
@@ -123,7 +126,7 @@ def _position(query) -> tuple[float, float, float]:
         raise QueryError(f"position {query['ra']!r} {query['dec']!r}: {err}") from None
     if not (0 <= ra <= 360 and -90 <= dec <= 90):
         raise QueryError(f"ra {ra:g}, dec {dec:g}: not on the sky (ra 0-360, dec -90 to 90 degrees)")
-    radius = _float(query, "radius", 10.0, 0.01, 3600.0)
+    radius = _float(query, "radius", 10.0, 0.01, MAX_RADIUS)
     return ra, dec, radius
 
 
@@ -246,7 +249,7 @@ def routes(explorer: Explorer) -> web.RouteTableDef:
     def search_values(request) -> dict:
         q = request.query
         if q.get("objid"):
-            return {"kind": "objid", "objid": data.objid[objid_in(q["objid"], data)].item()}
+            return {"kind": "objid", "objid": str(data.objid[objid_in(q["objid"], data)])}
         ra, dec, radius = _position(q)
         return {"kind": "position", "ra": ra, "dec": dec, "radius": radius, "rows": data.cone(ra, dec, radius, CONE_LIMIT)}
 
@@ -312,7 +315,7 @@ def routes(explorer: Explorer) -> web.RouteTableDef:
             "no": ranking.no,
             "suggested": shown(best),
             "informative": shown(informative),
-            "marked": [{"objid": o, "mark": m} for o, m in sorted(marks.items())],
+            "marked": [{"objid": str(o), "mark": m} for o, m in sorted(marks.items())],
         }
 
     @r.get("/ranking")
@@ -325,23 +328,24 @@ def routes(explorer: Explorer) -> web.RouteTableDef:
 
     @r.get("/api/marks")
     async def api_marks(request):
-        return web.json_response({"marks": [{"objid": o, "mark": m} for o, m in sorted(explorer.marks.snapshot().items())]})
+        return web.json_response({"marks": [{"objid": str(o), "mark": m} for o, m in sorted(explorer.marks.snapshot().items())]})
 
     @r.post("/api/marks")
     async def api_mark(request):
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise QueryError('send JSON: {"objid": N, "mark": "yes" | "no" | "clear"}') from None
+            raise QueryError('send JSON: {"objid": "N", "mark": "yes" | "no" | "clear"}') from None
         if not isinstance(body, dict) or "objid" not in body or "mark" not in body:
-            raise QueryError('send JSON: {"objid": N, "mark": "yes" | "no" | "clear"}')
+            raise QueryError('send JSON: {"objid": "N", "mark": "yes" | "no" | "clear"}')
         row = objid_in(str(body["objid"]), data)
         mark = body["mark"]
         if mark not in (*MARKS, "clear"):
             raise QueryError(f"mark {mark!r}: yes, no or clear")
         objid = int(data.objid[row])
         await asyncio.get_running_loop().run_in_executor(None, explorer.marks.set, objid, None if mark == "clear" else mark)
-        return web.json_response({"objid": objid, "mark": None if mark == "clear" else mark, "marks": len(explorer.marks.snapshot())})
+        answer = {"objid": str(objid), "mark": None if mark == "clear" else mark, "marks": len(explorer.marks.snapshot())}
+        return web.json_response(answer)
 
     @r.get(r"/export/ranking.{fmt}")
     async def export(request):

@@ -125,7 +125,7 @@ class RunData:
         p = {c: _number(self.p[row, k]) for k, c in enumerate(CLASS_NAMES)}
         human = {c: _number(self.human[row, k]) for k, c in enumerate(CLASS_NAMES)}
         return {
-            "objid": int(self.objid[row]),
+            "objid": str(self.objid[row]),
             "ra": float(self.ra[row]),
             "dec": float(self.dec[row]),
             "nvote": int(self.nvote[row]) if np.isfinite(self.nvote[row]) else None,
@@ -159,7 +159,7 @@ class RunData:
     def summary(self, row: int) -> dict:
         """What a list or a grid shows of a galaxy."""
         return {
-            "objid": int(self.objid[row]),
+            "objid": str(self.objid[row]),
             "ra": round(float(self.ra[row]), 6),
             "dec": round(float(self.dec[row]), 6),
             "predicted": str(self.predicted[row]),

@@ -26,7 +26,7 @@ class SkyMap:
         self.dec_range = (max(-90.0, dec.min() - pad_dec), min(90.0, dec.max() + pad_dec))
         span_ra, span_dec = np.ptp(self.ra_range), np.ptp(self.dec_range)
         nx = bins or int(np.clip(4 * np.sqrt(data.n), 60, 360))  # bins across: fewer for a sparse catalog, so a galaxy shows
-        ny = max(20, int(round(bins * span_dec / max(span_ra, 1e-6))))
+        ny = max(20, int(round(nx * span_dec / max(span_ra, 1e-6))))
         edges = (np.linspace(*self.dec_range, ny + 1), np.linspace(*self.ra_range, nx + 1))
         total, _, _ = np.histogram2d(dec, ra, bins=edges)
         rgb = np.zeros((ny, nx, 3))
@@ -76,7 +76,7 @@ class SkyMap:
             "ra_right": self.ra_range[0],
             "dec_top": self.dec_range[1],
             "dec_bottom": self.dec_range[0],
-            "radius": round(float(max(0.05, 3600 * span_ra / nx * 2)), 1),  # arcsec: two bins
+            "radius": round(float(min(36_000.0, max(0.05, 3600 * span_ra / nx * 2))), 1),  # arcsec: two bins, at most 10 degrees
         }
 
 

@@ -21,7 +21,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   const marks = document.querySelectorAll(".marks");
   if (marks.length) {
     const answer = await fetch("/api/marks");
-    const known = Object.fromEntries((await answer.json()).marks.map((m) => [String(m.objid), m.mark]));
+    const known = Object.fromEntries((await answer.json()).marks.map((m) => [m.objid, m.mark]));  // objids as strings: 64 bits
     marks.forEach((g) => { g.dataset.mark = known[g.dataset.objid] || ""; });
   }
   document.body.dataset.ready = "yes";
