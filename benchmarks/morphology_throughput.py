@@ -1,8 +1,8 @@
 """Catalog and predict throughput against the engine's own rate, and predict's start-up, in one run.
 
 * bound: the engine alone (``inference.open_engine``: ONNX Runtime on a CPU) with test-time averaging
-  (8 D4 views), on crops already decoded, batch by batch as the catalog stage feeds it: galaxies a second;
-* catalog stage: ``morphology.run_chunk`` over every chunk of a finished run (read the tar, check each
+  (8 D4 views), on crops already decoded, batch by batch as the morphology stage feeds it: galaxies a second;
+* morphology stage: ``morphology.run_chunk`` over every chunk of a finished run (read the tar, check each
   image against its manifest, decode, look at its centre, crop, the engine, write the chunk's table):
   galaxies a second and its share of the bound (goal: >= 80% on a CPU; >= 5,000 galaxies/s on a GPU);
 * the same stage with the PyTorch engine on the CPU (channels-last, as before ONNX Runtime): the
@@ -161,7 +161,9 @@ def chunk_job_memory(results: Path, n: int, threads: int) -> tuple[float, float]
         settings = json.dumps({"scrape": {"chunks": 1}, "morphology": {"tta": True}})
         command = [sys.executable, "-c", job, "morphology-chunk", "--settings", settings, "--model", str(results / "model/model.pt")]
         command += ["--catalog", files["catalog.csv"], "--labels", files["labels.csv"], "--tar", files["chunk.tar"]]
-        command += ["--manifest", files["manifest.csv"], "--chunk", "0", "--out", str(Path(tmp) / "out.csv"), "--threads", str(threads)]
+        command += ["--manifest", files["manifest.csv"], "--chunk", "0", "--chunk-csv", str(Path(tmp) / "out.csv")]
+        command += ["--chunk-representations", str(Path(tmp) / "r.npy"), "--chunk-representations-objid", str(Path(tmp) / "r_objid.npy")]
+        command += ["--device", "auto", "--batch-size", "0", "--threads", str(threads)]
         t0 = time.perf_counter()
         done = subprocess.run(command, check=True, capture_output=True, text=True)
         seconds = time.perf_counter() - t0
@@ -183,7 +185,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=REPO / "results" / "demo", help="a finished run's folder (results/<run>/)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3, help="turns of (bound, catalog stage)")
+    parser.add_argument("--rounds", type=int, default=3, help="turns of (bound, morphology stage)")
     parser.add_argument("--predict-images", type=int, default=300, help="423 px demo images for the predict figure")
     parser.add_argument(
         "--chunk-galaxies", type=int, default=0, help="also the peak RSS of a morphology-chunk job on N and N / 10 galaxies"
@@ -254,7 +256,7 @@ def main() -> None:
     rows = [
         ("model alone, TTA (the bound)", f"{bound:,.0f}", f"median of {', '.join(f'{b:,.0f}' for b in bounds)}", "100%"),
         (
-            "catalog stage (run_chunk, every chunk)",
+            "morphology stage (run_chunk, every chunk)",
             f"{statistics.median(stages):,.0f}",
             f"{n_stage:,} galaxies, median of {', '.join(f'{st:,.0f}' for st in stages)}",
             f"{statistics.median(stages) / bound:.0%} (each round: {each})",
@@ -262,7 +264,7 @@ def main() -> None:
         *(
             [
                 (
-                    "catalog stage, PyTorch channels-last on the CPU (before)",
+                    "morphology stage, PyTorch channels-last on the CPU (before)",
                     f"{statistics.median(before):,.0f}",
                     f"median of {', '.join(f'{b:,.0f}' for b in before)}",
                     f"{statistics.median(before) / bound:.0%}",
@@ -286,7 +288,9 @@ def main() -> None:
         print("| " + " | ".join(cells) + " |")
     print(f"\npredict on 5 images, the whole command: {start_up:.2f} s (median of 3); `import torch` alone: {import_torch:.2f} s")
     if before:
-        print(f"catalog stage, ONNX Runtime against the PyTorch path before: {statistics.median(stages) / statistics.median(before):.2f}x")
+        print(
+            f"morphology stage, ONNX Runtime against the PyTorch path before: {statistics.median(stages) / statistics.median(before):.2f}x"
+        )
     if args.chunk_galaxies:
         print("\n| morphology-chunk job, TTA | wall s | galaxies/s | peak RSS MB |\n|---|---|---|---|")
         for n in (args.chunk_galaxies // 10, args.chunk_galaxies):

@@ -25,7 +25,8 @@ from nightskynet.core.config import merge
 pytestmark = pytest.mark.slow
 
 # how each documented command runs here: "real" as written; "dry" as written plus -n (it would talk to the real
-# SDSS, a SLURM cluster, or retrain for minutes); "mention" is a command named in prose, not one to type as is
+# SDSS, a SLURM cluster, or retrain for minutes); "serve" as written, until it prints its address, a page is asked
+# of it and it is stopped; "mention" is a command named in prose, not one to type as is
 PLANS = {
     r"^snakemake --config source=sdss": "dry",
     r"^snakemake --config run=strict-cut 'labels=\{threshold: 0\.98\}'$": "dry",
@@ -49,6 +50,8 @@ PLANS = {
     r"^nightskynet similar --ra 166\.7098 --dec 21\.6105 -k 8 -o like\.csv$": "real",
     r"^nightskynet similar --image my_cutout\.jpg --html like\.html$": "real",
     r"^nightskynet similar( --objid N)?$": "mention",
+    r"^nightskynet explore$": "serve",
+    r"^nightskynet explore --results results/demo --port 8765$": "serve",
 }
 
 
@@ -124,6 +127,9 @@ def test_the_copied_run_is_up_to_date(workspace):
 @pytest.mark.parametrize("command", [c for c in documented_commands() if plan_of(c) != "mention"])
 def test_documented_command_runs_as_written(workspace, command):
     assert plan_of(command), f"{command!r} has no plan in PLANS"
+    if plan_of(command) == "serve":
+        serve_as_written(workspace, command)
+        return
     line = command + " -n" if plan_of(command) == "dry" else command
     proc = run(workspace, line)
     out = proc.stdout + proc.stderr
@@ -143,6 +149,28 @@ def test_documented_command_runs_as_written(workspace, command):
             assert "data:image/jpeg;base64," in (workspace / words[words.index("--html") + 1]).read_text()
         else:
             assert len(proc.stdout.strip().splitlines()) == 1 + 20, proc.stdout  # a header and 20 galaxies
+
+
+def serve_as_written(workspace: Path, command: str) -> None:
+    """A server command as written (on a free port instead of the one it names): it prints its address, answers a
+    page there, and stops on Ctrl-C."""
+    import urllib.request
+
+    words = shlex.split(command)
+    if "--port" in words:
+        words[words.index("--port") + 1] = "0"
+    else:
+        words += ["--port", "0"]
+    proc = subprocess.Popen(words, cwd=workspace, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "http://" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
+        address = "http://" + line.split("http://", 1)[1].split("/", 1)[0]
+        with urllib.request.urlopen(address + "/", timeout=30) as answer:
+            assert answer.status == 200 and b"Night Sky Net explorer" in answer.read()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
 
 
 def test_a_kill_minus_9_then_unlock_then_the_same_command_finishes(workspace):

@@ -41,7 +41,7 @@ class SkyMap:
             level = np.log1p(total) / max(np.log1p(total.max()), 1e-9)
         image = np.where(total[..., None] > 0, 1 - (1 - mix) * (0.35 + 0.65 * level[..., None]), 1.0)
         fig = plt.figure(figsize=(WIDTH, HEIGHT), dpi=DPI)
-        ax = fig.add_axes((0.07, 0.1, 0.9, 0.8))
+        ax = fig.add_axes((0.06, 0.1, 0.8, 0.8))
         ax.imshow(
             image[:, ::-1],
             origin="lower",
@@ -57,7 +57,7 @@ class SkyMap:
         for c in CLASS_NAMES:
             ax.scatter([], [], s=40, c=CLASS_COLOURS[c], label=CLASS_LABELS[c])
         ax.scatter([], [], s=40, c="#999999", label="no class")
-        ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=DPI)
         plt.close(fig)
