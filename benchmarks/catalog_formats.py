@@ -7,7 +7,7 @@ each format is predicted by the same command against that cache and timed whole,
 catalog reading (``predict.read_catalog``: every cell parsed and checked) is timed alone.
 
     .venv/bin/python benchmarks/catalog_formats.py                  # after make demo (needs results/demo/model/model.pt)
-    .venv/bin/python benchmarks/catalog_formats.py --rows 2000 --tta
+    .venv/bin/python benchmarks/catalog_formats.py --rows 2000 --views 4
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ REPO = Path(__file__).resolve().parent.parent
 SKY = REPO / "resources" / "demo_sky"
 
 
-def predict(model: str, catalog: Path, out: Path, cache: Path, tta: bool, threads: int) -> float:
+def predict(model: str, catalog: Path, out: Path, cache: Path, views: int, threads: int) -> float:
     """Seconds the real command takes, start-up included."""
     command = [sys.executable, "-m", "nightskynet", "predict", model, str(catalog), "-o", str(out), "--cache-dir", str(cache)]
-    command += ["--threads", str(threads)] + ([] if tta else ["--no-tta"])
+    command += ["--threads", str(threads), "--views", str(views)]
     t0 = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     return time.perf_counter() - t0
@@ -42,7 +42,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=str(REPO / "results/demo/model/model.pt"))
     p.add_argument("--rows", type=int, default=10_000)
-    p.add_argument("--tta", action="store_true", help="average the 8 D4 views (default: one view, so the table's share shows)")
+    p.add_argument("--views", type=int, choices=(1, 2, 4, 8), default=1, help="D4 views per galaxy (default 1, so the table's share shows)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     if not Path(args.model).is_file():
@@ -60,7 +60,7 @@ def main() -> None:
         sky.to_csv(tmp / "warm.csv", index=False)
         warm = predict(args.model, tmp / "warm.csv", tmp / "warm_out.csv", cache, False, args.threads)
         print(f"cache filled with {len(sky)} cutouts from the demo SkyServer in {warm:.1f} s")
-        print(f"\n{args.rows:,} rows, TTA {'on' if args.tta else 'off'}, {args.threads} threads\n")
+        print(f"\n{args.rows:,} rows, {args.views} D4 views, {args.threads} threads\n")
         print("| catalog | read and check the table (s) | per row (us) | whole predict command (s) | per galaxy (ms) |")
         print("|---|---|---|---|---|")
         for name in ("catalog.csv", "catalog.fits"):
@@ -68,7 +68,7 @@ def main() -> None:
             catalog = read_catalog(tmp / name, needs_radius=False)
             read_s = time.perf_counter() - t0
             assert len(catalog) == args.rows
-            whole = predict(args.model, tmp / name, tmp / f"out_{name}", cache, args.tta, args.threads)
+            whole = predict(args.model, tmp / name, tmp / f"out_{name}", cache, args.views, args.threads)
             label = "CSV (baseline)" if name.endswith(".csv") else "FITS"
             print(f"| {label} | {read_s:.2f} | {1e6 * read_s / args.rows:.0f} | {whole:.1f} | {1e3 * whole / args.rows:.2f} |")
         same = Table.read(tmp / "out_catalog.csv", format="csv")["p_merger"] == Table.read(tmp / "out_catalog.fits")["p_merger"]

@@ -52,11 +52,11 @@ STAGES = (  # (stage, what snakemake is asked for, the rules whose jobs it runs,
 )
 
 
-def scale_config(n: int, chunks: int, work: Path, tta: bool = True) -> dict:
+def scale_config(n: int, chunks: int, work: Path, views: int) -> dict:
     """The run's settings over config.yaml: the scaled sky, the study's shard count and one study epoch."""
     return {
-        "evaluate": {"tta": tta},
-        "morphology": {"tta": tta},
+        "evaluate": {"views": views},
+        "morphology": {"views": views},
         "demo": {"sky_dir": str(SKY), "scale_to": n},
         "scrape": {"chunks": chunks, "cache_dir": str(work / "cache" / "cutouts")},
         "shards": {"total": 105_000, "train_shards": 8},
@@ -64,14 +64,14 @@ def scale_config(n: int, chunks: int, work: Path, tta: bool = True) -> dict:
     }
 
 
-def prepare(work: Path, n: int, chunks: int, tta: bool) -> Path:
+def prepare(work: Path, n: int, chunks: int, views: int) -> Path:
     repo = work / "repo"
     if not repo.exists():
         repo.mkdir(parents=True)
         shutil.copy2(REPO / "config.yaml", repo / "config.yaml")
         shutil.copytree(REPO / "envs", repo / "envs")
         shutil.copytree(REPO / "workflow", repo / "workflow", ignore=shutil.ignore_patterns("__pycache__"))
-    (repo / "scale.yaml").write_text(yaml.safe_dump(scale_config(n, chunks, work, tta)))
+    (repo / "scale.yaml").write_text(yaml.safe_dump(scale_config(n, chunks, work, views)))
     return repo
 
 
@@ -208,14 +208,14 @@ def main() -> int:
     p.add_argument("--chunks", type=int, default=16, help="scrape.chunks")
     p.add_argument("--work", default=None, help="default: results/benchmarks/full_scale/N<n>")
     p.add_argument("--kill-scrape-after", type=float, default=0, help="kill -9 the scrape this many seconds in, then restart it")
-    p.add_argument("--no-tta", action="store_true", help="one view per galaxy in evaluate and catalog (tta: false), 8x less inference")
+    p.add_argument("--views", type=int, choices=(1, 2, 4, 8), default=4, help="D4 views per galaxy in evaluate and morphology")
     p.add_argument("--stop-after", choices=[s[0] for s in STAGES], default="report", help="the last stage to run")
     args = p.parse_args()
     work = Path(args.work or REPO / "results" / "benchmarks" / "full_scale" / f"N{args.n}").resolve()
     work.mkdir(parents=True, exist_ok=True)
-    repo = prepare(work, args.n, args.chunks, not args.no_tta)
+    repo = prepare(work, args.n, args.chunks, args.views)
     log = work / "snakemake.log"
-    result: dict = {"n": args.n, "chunks": args.chunks, "tta": not args.no_tta, "stages": {}}
+    result: dict = {"n": args.n, "chunks": args.chunks, "views": args.views, "stages": {}}
     result["dry_run_s"], result["dag_jobs"] = dry_run(repo)
     print(f"snakemake -n: {result['dry_run_s']:.1f} s, {result['dag_jobs']} jobs in the DAG", flush=True)
     result["baseline_2000"] = baseline_2000(args.n, work)

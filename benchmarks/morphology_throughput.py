@@ -1,7 +1,8 @@
 """Catalog and predict throughput against the engine's own rate, and predict's start-up, in one run.
 
-* bound: the engine alone (``inference.open_engine``: ONNX Runtime on a CPU) with test-time averaging
-  (8 D4 views), on crops already decoded, batch by batch as the morphology stage feeds it: galaxies a second;
+* bound: the engine alone (``inference.open_engine``: ONNX Runtime on a CPU) with ``--views`` D4 views a galaxy
+  (config morphology.views by default), on crops already decoded, batch by batch as the morphology stage feeds
+  it: galaxies a second;
 * morphology stage: ``morphology.run_chunk`` over every chunk of a finished run (read the tar, check each
   image against its manifest, decode, look at its centre, crop, the engine, write the chunk's table):
   galaxies a second and its share of the bound (goal: >= 80% on a CPU; >= 5,000 galaxies/s on a GPU);
@@ -17,7 +18,7 @@
   ``python -c "import torch"`` beside it, the floor of any command that starts PyTorch (predict does not);
 * memory (``--chunk-galaxies N``): one ``nightskynet morphology-chunk`` job on a chunk of N galaxies
   (the run's cutouts again under made-up objids) and on one of N / 10: peak RSS of each, to show it
-  does not grow with the chunk, and the job's wall time at the size of one of 32 chunks of 893,000 (28,000, TTA on).
+  does not grow with the chunk, and the job's wall time at the size of one of 32 chunks of 893,000 (28,000, with --views).
 
     .venv/bin/python benchmarks/morphology_throughput.py              # after `make demo`: results/demo/ of the demo run
     python benchmarks/morphology_throughput.py --device cuda          # on a GPU machine
@@ -39,20 +40,20 @@ import numpy as np
 from nightskynet.core import layout
 from nightskynet.core.architecture import model_geometry
 from nightskynet.images.cutouts import decode_crops, image_files, iter_chunk
-from nightskynet.net.inference import CPU_BATCH, GPU_BATCH, VIEWS, Calibration, answer, open_engine, outputs_in_batches
+from nightskynet.net.inference import CPU_BATCH, GPU_BATCH, Calibration, answer, open_engine, outputs_in_batches
 from nightskynet.stages import morphology, predict
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def engine_bound(engine, calibration: Calibration, crops: np.ndarray, batch: int, seconds: float = 8.0) -> float:
-    """Galaxies a second of the engine alone, TTA on: crops already decoded."""
+def engine_bound(engine, calibration: Calibration, crops: np.ndarray, batch: int, views: int, seconds: float = 8.0) -> float:
+    """Galaxies a second of the engine alone, with ``views`` views: crops already decoded."""
     batches = [crops[s : s + batch] for s in range(0, len(crops), batch)]
-    answer(engine, batches[0], calibration)  # warm-up
+    answer(engine, batches[0], calibration, views)  # warm-up
     done, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         for x in batches:
-            answer(engine, x, calibration)
+            answer(engine, x, calibration, views)
             done += len(x)
     return done / (time.perf_counter() - t0)
 
@@ -85,8 +86,8 @@ def source_check_rate(jpegs: list[bytes], geometry: dict) -> float:
     return len(images) / (time.perf_counter() - t0)
 
 
-def run_stage(results: Path, chunks: list[int], device: str, threads: int, batch: int) -> tuple[int, float]:
-    settings = {"scrape": {"chunks": len(chunks)}, "morphology": {"tta": True}}
+def run_stage(results: Path, chunks: list[int], device: str, threads: int, batch: int, views: int) -> tuple[int, float]:
+    settings = {"scrape": {"chunks": len(chunks)}, "morphology": {"views": views}}
     n, t0 = 0, time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for k in chunks:
@@ -109,11 +110,11 @@ def run_stage(results: Path, chunks: list[int], device: str, threads: int, batch
     return n, time.perf_counter() - t0
 
 
-def serial_baseline(engine, results: Path, chunks: list[int], size: int, crop: int) -> tuple[int, float]:
+def serial_baseline(engine, results: Path, chunks: list[int], size: int, crop: int, views: int) -> tuple[int, float]:
     t0 = time.perf_counter()
     jpegs = [jpeg for k in chunks for _, jpeg in iter_chunk(results / f"images/chunk_{k}.tar")]
     crops = decode_crops(jpegs, size, crop)
-    outputs_in_batches(engine, crops, VIEWS, 256)
+    outputs_in_batches(engine, crops, views, 256)
     return len(crops), time.perf_counter() - t0
 
 
@@ -147,8 +148,8 @@ def synthetic_chunk(results: Path, n: int, folder: Path) -> dict[str, str]:
     return {name: str(folder / name) for name in ("catalog.csv", "labels.csv", "chunk.tar", "manifest.csv")}
 
 
-def chunk_job_memory(results: Path, n: int, threads: int) -> tuple[float, float]:
-    """(wall s, peak RSS MB) of one morphology-chunk command on a synthetic chunk of n galaxies, with TTA as the stage runs."""
+def chunk_job_memory(results: Path, n: int, threads: int, views: int) -> tuple[float, float]:
+    """(wall s, peak RSS MB) of one morphology-chunk command on a synthetic chunk of n galaxies, with ``views`` views as the stage runs."""
     import json
 
     # the job reports its own peak RSS: VmHWM of its address space, which starts at exec (ru_maxrss would not do:
@@ -158,7 +159,7 @@ def chunk_job_memory(results: Path, n: int, threads: int) -> tuple[float, float]
     job += "sys.exit(rc)"
     with tempfile.TemporaryDirectory() as tmp:
         files = synthetic_chunk(results, n, Path(tmp))
-        settings = json.dumps({"scrape": {"chunks": 1}, "morphology": {"tta": True}})
+        settings = json.dumps({"scrape": {"chunks": 1}, "morphology": {"views": views}})
         command = [sys.executable, "-c", job, "morphology-chunk", "--settings", settings, "--model", str(results / "model/model.pt")]
         command += ["--catalog", files["catalog.csv"], "--labels", files["labels.csv"], "--tar", files["chunk.tar"]]
         command += ["--manifest", files["manifest.csv"], "--chunk", "0", "--chunk-csv", str(Path(tmp) / "out.csv")]
@@ -185,12 +186,19 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=REPO / "results" / "demo", help="a finished run's folder (results/<run>/)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--views", type=int, choices=(1, 2, 4, 8), default=None, help="D4 views a galaxy (default: config morphology.views)"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="turns of (bound, morphology stage)")
     parser.add_argument("--predict-images", type=int, default=300, help="423 px demo images for the predict figure")
     parser.add_argument(
         "--chunk-galaxies", type=int, default=0, help="also the peak RSS of a morphology-chunk job on N and N / 10 galaxies"
     )
     args = parser.parse_args()
+    if args.views is None:
+        from nightskynet.core.config import load_config
+
+        args.views = load_config()["morphology"]["views"]
     model_path = args.results / "model/model.pt"
     engine, saved = open_engine(model_path, args.device, args.threads)
     calibration = Calibration.of(saved)
@@ -200,26 +208,26 @@ def main() -> None:
     jpegs = [jpeg for _, jpeg in iter_chunk(args.results / f"images/chunk_{chunks[0]}.tar")]
     crops = decode_crops(jpegs, geometry["size"], crop)
     where = "ONNX Runtime on the CPU" if engine.on_cpu else "PyTorch on the GPU"
-    print(f"engine: {where} ({args.threads} threads), batch {batch} galaxies x 8 views; {len(chunks)} chunks in {args.results}")
+    print(f"engine: {where} ({args.threads} threads), batch {batch} galaxies x {args.views} views; {len(chunks)} chunks in {args.results}")
 
     # the bound and the stage in turns, --rounds times: a shared machine's speed drifts by tens of
     # percent from one minute to the next, so each is compared with the bound measured beside it
     bounds, stages, before = [], [], []
     for _ in range(args.rounds):
-        bounds.append(engine_bound(engine, calibration, crops, batch))
-        n_stage, t_stage = run_stage(args.results, chunks, args.device, args.threads, batch)
+        bounds.append(engine_bound(engine, calibration, crops, batch, args.views))
+        n_stage, t_stage = run_stage(args.results, chunks, args.device, args.threads, batch, args.views)
         stages.append(n_stage / t_stage)
         if engine.on_cpu:
             morphology.open_engine = torch_cpu_engine
             try:
-                n_old, t_old = run_stage(args.results, chunks, "cpu", args.threads, batch)
+                n_old, t_old = run_stage(args.results, chunks, "cpu", args.threads, batch, args.views)
             finally:
                 morphology.open_engine = open_engine
             before.append(n_old / t_old)
     bound = statistics.median(bounds)
     check = source_check_rate(jpegs, geometry)
     stage_bound = 1.0 / (1.0 / bound + 1.0 / check)
-    n_base, t_base = serial_baseline(engine, args.results, chunks, geometry["size"], crop)
+    n_base, t_base = serial_baseline(engine, args.results, chunks, geometry["size"], crop, args.views)
 
     images = image_files(REPO / "resources/demo_sky/images")[: args.predict_images]
     with tempfile.TemporaryDirectory() as tmp:
@@ -235,7 +243,7 @@ def main() -> None:
             settings={},
             client={},
             cache_dir=Path(tmp),
-            tta=True,
+            views=args.views,
             threads=args.threads,
             batch_size=CPU_BATCH,
             device=args.device,
@@ -254,7 +262,7 @@ def main() -> None:
 
     each = ", ".join(f"{st / b:.0%}" for st, b in zip(stages, bounds, strict=True))
     rows = [
-        ("model alone, TTA (the bound)", f"{bound:,.0f}", f"median of {', '.join(f'{b:,.0f}' for b in bounds)}", "100%"),
+        ("model alone (the bound)", f"{bound:,.0f}", f"median of {', '.join(f'{b:,.0f}' for b in bounds)}", "100%"),
         (
             "morphology stage (run_chunk, every chunk)",
             f"{statistics.median(stages):,.0f}",
@@ -292,9 +300,9 @@ def main() -> None:
             f"morphology stage, ONNX Runtime against the PyTorch path before: {statistics.median(stages) / statistics.median(before):.2f}x"
         )
     if args.chunk_galaxies:
-        print("\n| morphology-chunk job, TTA | wall s | galaxies/s | peak RSS MB |\n|---|---|---|---|")
+        print("\n| morphology-chunk job | wall s | galaxies/s | peak RSS MB |\n|---|---|---|---|")
         for n in (args.chunk_galaxies // 10, args.chunk_galaxies):
-            seconds, peak = chunk_job_memory(args.results, n, args.threads)
+            seconds, peak = chunk_job_memory(args.results, n, args.threads, args.views)
             print(f"| {n:,} galaxies | {seconds:.1f} | {n / seconds:,.0f} | {peak:,.0f} |")
 
 

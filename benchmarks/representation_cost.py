@@ -44,8 +44,8 @@ def main() -> int:
     args = p.parse_args()
     run_dir = Path(args.results)
     n_chunks = len(list((run_dir / "images").glob("chunk_*.tar")))
-    settings = json.dumps({"morphology": {"tta": True}, "scrape": {"chunks": n_chunks}})
-    merge_settings = json.dumps({"morphology": {"tta": True}, "source": "demo"})
+    settings = json.dumps({"morphology": {"views": 8}, "scrape": {"chunks": n_chunks}})
+    merge_settings = json.dumps({"morphology": {"views": 8}, "source": "demo"})
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         old = tmp / "before"

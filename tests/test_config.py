@@ -10,11 +10,11 @@ from nightskynet.core.config import ConfigError, load_config, runtime_keys, vali
 def test_nested_strings_get_the_type_the_schema_asks_for():
     config = project_config()
     config["train"]["resnet"]["epochs"] = "3"  # how Snakemake passes --config 'train={resnet: {epochs: 3}}'
-    config["predict"]["tta"] = "false"
+    config["predict"]["views"] = "2"
     config["scrape"]["scale"] = "0.25"
     config["train"]["study"]["model"]["channels"] = ["16", "32", "64", "128"]
     validate_config(config)
-    assert config["train"]["resnet"]["epochs"] == 3 and config["predict"]["tta"] is False and config["scrape"]["scale"] == 0.25
+    assert config["train"]["resnet"]["epochs"] == 3 and config["predict"]["views"] == 2 and config["scrape"]["scale"] == 0.25
     assert config["train"]["study"]["model"]["channels"] == [16, 32, 64, 128]
     assert config["source"] == "demo" and config["sdss"]["release"] == "dr17"  # strings stay strings
 
@@ -24,7 +24,7 @@ def test_nested_strings_get_the_type_the_schema_asks_for():
     [
         ("train", "seed", "1.5", "config key train.seed = 1.5: 1.5 is not of type 'integer'"),
         ("train", "min_votes", "-3", "config key train.min_votes = -3: -3 is less than the minimum of 0"),
-        ("predict", "tta", "maybe", "config key predict.tta = \"maybe\": 'maybe' is not of type 'boolean'"),
+        ("predict", "views", "3", "config key predict.views = 3: 3 is not one of [1, 2, 4, 8]"),
         ("scrape", "concurrency", "0", "config key scrape.concurrency = 0: 0 is less than the minimum of 1"),
     ],
 )
@@ -68,7 +68,7 @@ def test_every_way_of_setting_a_key_on_the_snakemake_command_line(tmp_path):
     ok = [
         ["--config", "train={resnet: {epochs: 3}}"],
         ["--config", "train={recipe: study, study: {model: {channels: [16, 32, 64, 128]}}}"],
-        ["--config", "predict={input: pics/, tta: false}"],
+        ["--config", "predict={input: pics/, views: 2}"],
         ["--config", "source=demo"],
         ["--config", "scrape={scale: 0.3, size: 128}"],
     ]

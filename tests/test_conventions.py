@@ -153,6 +153,7 @@ def test_every_module_of_the_package_is_reachable_and_the_digest_sees_what_pytho
     covered = set().union(*(modules_run_by(f"stages.{s}") for s in stages))
     # the commands a person runs beside the stages' (similar, explore): modules at the package's top, below cli
     commands = [m for m in all_modules() if "." not in m and m not in ("cli", "__main__", "__init__")]
+    commands += [m for m in all_modules() if m.split(".")[0] in COMMAND_FOLDERS]  # explore: a command in a folder
     covered |= {m for c in commands for m in modules_run_by(c)}
     # what the Snakefile itself imports
     workflow_text = "\n".join(p.read_text() for p in [REPO / "Snakefile", *(REPO / "workflow/rules").glob("*.smk")])
@@ -181,7 +182,9 @@ LAYERS = {
     "net": {"core", "images"},
     "analysis": {"core", "images"},
     "stages": {"core", "sky", "images", "net", "analysis"},
+    "explore": {"core", "sky", "images", "net", "analysis"},  # a command, like similar, beside the stages
 }
+COMMAND_FOLDERS = ("explore",)  # commands a person runs that need a folder of their own
 
 
 def test_the_layers_import_downwards_only():
@@ -305,5 +308,5 @@ def test_every_rules_command_line_gives_its_command_exactly_the_options_it_takes
         given = {w for w in words[2:] if w.startswith("--")}
         assert given <= takes, f"{name}: the rule passes {sorted(given - takes)}, which the command does not take"
         assert required <= given, f"{name}: the rule does not pass {sorted(required - given)}"
-    stage_commands = {n for n in commands if n not in ("demo-sky", "predict", "similar")}  # a person runs these
+    stage_commands = {n for n in commands if n not in ("demo-sky", "predict", "similar", "explore")}  # a person runs these
     assert seen == stage_commands, f"commands no rule runs: {sorted(stage_commands - seen)}"

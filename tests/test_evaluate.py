@@ -47,7 +47,7 @@ def test_calibration_of_a_perfectly_calibrated_and_an_overconfident_model():
     assert cal["bins"] == [{"confidence": 0.95, "accuracy": 0.5, "count": 20}]
 
 
-def test_without_test_time_averaging_evaluate_runs_one_view_and_scores_it_as_the_single_view():
+def test_with_one_view_evaluate_runs_one_view_and_scores_it_as_the_single_view():
     import torch
 
     from nightskynet.net.model import GalaxyClassifier
@@ -58,8 +58,8 @@ def test_without_test_time_averaging_evaluate_runs_one_view_and_scores_it_as_the
     model = GalaxyClassifier("resnet", {"width": 4, "dropout": 0.0}, 32).eval()
     engine = TorchEngine(model, torch.device("cpu"))
     images = np.random.default_rng(0).integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)
-    with_tta = Predictor(engine, {}, True, 4)
-    without = Predictor(engine, {}, False, 4)
+    with_tta = Predictor(engine, {}, 8, 4)
+    without = Predictor(engine, {}, 1, 4)
     all_views, one_view = with_tta.views(images), without.views(images)
     assert all_views.shape == (6, 8, 4) and one_view.shape == (6, 1, 4)  # 8x less inference without TTA
     assert np.allclose(one_view[:, 0], all_views[:, 0], atol=1e-5)

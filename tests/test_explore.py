@@ -26,6 +26,7 @@ from nightskynet.explore.marks import read_marks
 pytestmark = pytest.mark.slow
 RUN_FILES = (
     layout.CATALOG,
+    layout.COMPARISON,
     layout.REPRESENTATIONS,
     layout.REPRESENTATIONS_OBJID,
     layout.INDEX,
@@ -296,7 +297,7 @@ def test_a_kill_minus_9_in_the_middle_of_writing_marks_leaves_the_file_whole(run
 
 
 def test_a_run_without_its_similarity_outputs_is_refused_in_one_line(tiny_run, tmp_path):
-    partial = copy_run(tiny_run, tmp_path / "partial", files=(layout.CATALOG, layout.REPRESENTATIONS, layout.REPRESENTATIONS_OBJID))
+    partial = copy_run(tiny_run, tmp_path / "partial", files=RUN_FILES[:4])  # the morphology stage's files, not similarity's
     proc = subprocess.run(
         [sys.executable, "-m", "nightskynet", "explore", "--results", str(partial), "--port", "0"],
         capture_output=True,

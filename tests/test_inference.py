@@ -162,7 +162,7 @@ def test_predict_runs_without_importing_pytorch(tiny_run, tmp_path):
         "import sys; from nightskynet.stages import predict; "
         f"predict.run(model_path={str(tiny_run / 'results/demo/model/model.pt')!r}, input_path={str(folder)!r}, "
         f"out_csv={str(tmp_path / 'out.csv')!r}, settings={{}}, client={{}}, cache_dir={str(tmp_path)!r}, device='auto', threads=2, "
-        "tta=True, batch_size=64); "
+        "views=4, batch_size=64); "
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'torch')))"
     )
     out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True).stdout

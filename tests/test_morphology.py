@@ -195,7 +195,7 @@ def write_chunk_tar(tar_path, images: dict[int, bytes]) -> None:
 
 
 def run_chunk(files, out):
-    settings = {"scrape": {"chunks": 2}, "morphology": {"tta": True}}
+    settings = {"scrape": {"chunks": 2}, "morphology": {"views": 4}}
     features = Path(out).with_suffix(".representations.npy")
     return morphology.run_chunk(
         **{k: files[k] for k in ("model", "catalog", "labels", "tar", "manifest")},

@@ -175,7 +175,7 @@ def test_a_catalog_predicts_from_any_working_directory(model, galaxies, tmp_path
     galaxies.iloc[:2].to_csv(tmp_path / "catalog.csv", index=False)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    predict(model, "../catalog.csv", "-o", "out.csv", "--cache-dir", "cache", "--no-tta", cwd=elsewhere)
+    predict(model, "../catalog.csv", "-o", "out.csv", "--cache-dir", "cache", "--views", "1", cwd=elsewhere)
     out = pd.read_csv(elsewhere / "out.csv")
     assert out["source"].tolist() == galaxies["objid"].iloc[:2].tolist() and set(out["predicted"]) <= CLASSES
     assert (elsewhere / "cache").is_dir()
@@ -238,7 +238,7 @@ def test_snakemake_predict_reruns_when_an_image_of_its_folder_changes(tiny_run, 
     images = sorted((SKY_DIR / "images").iterdir())
     for k in range(3):
         Image.open(images[k]).save(folder / f"g{k}.jpg")
-    config = ["--configfile", "tiny.yaml", "--config", f"predict={{input: {folder}, tta: false}}"]
+    config = ["--configfile", "tiny.yaml", "--config", f"predict={{input: {folder}, views: 1}}"]
     snakemake(tiny_run, "predict", *config)
     before = pd.read_csv(tiny_run / "results/demo/predict/predictions.csv")
     assert "Nothing to be done" in snakemake(tiny_run, "-n", "predict", *config).stdout

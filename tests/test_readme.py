@@ -90,14 +90,14 @@ def run(workdir: Path, command: str, timeout: int = 600) -> subprocess.Completed
 @pytest.fixture(scope="module")
 def workspace(tiny_run, tmp_path_factory):
     """A new checkout whose config.yaml is the tiny config, holding a copy of the finished tiny run, and the inputs the
-    README's commands name (my-run.yaml as the README shows it, my.yaml, my_cutouts/, my_catalog.fits)."""
+    README's commands name (my-run.yaml as docs/running.md shows it, my.yaml, my_cutouts/, my_catalog.fits)."""
     work = copy_repo(tmp_path_factory.mktemp("readme") / "repo")
     config = merge(yaml.safe_load((REPO / "config.yaml").read_text()), TINY)
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     shutil.copytree(tiny_run / "results", work / "results", symlinks=True)
     shutil.copytree(tiny_run / ".snakemake", work / ".snakemake", symlinks=True, ignore=shutil.ignore_patterns("locks", "incomplete"))
-    readme = (REPO / "README.md").read_text()
-    (work / "my-run.yaml").write_text(re.search(r"```yaml\n# my-run\.yaml\n(.*?)```", readme, re.S).group(1))
+    guide = (REPO / "docs/running.md").read_text()
+    (work / "my-run.yaml").write_text(re.search(r"```yaml\n# my-run\.yaml\n(.*?)```", guide, re.S).group(1))
     (work / "my.yaml").write_text("report: {examples_per_class: 2}\n")
     (work / "my_cutouts").mkdir()
     for name in pd.read_csv(SKY_DIR / "labels.csv")["filename"][:3]:
@@ -210,6 +210,9 @@ def test_a_failed_run_of_another_source_leaves_the_demo_run_whole(workspace):
     assert "Nothing to be done" in check.stdout + check.stderr
 
 
+MADE_BY_EXPLORING = {"explore/marks.ecsv"}  # written by `nightskynet explore` when a galaxy is first marked (test_explore)
+
+
 def test_every_file_the_readme_names_is_there_after_a_run(tiny_run):
     """Each path the README names (a file of the run, a folder, a page of docs/) exists in the checkout or, under
     results/<run>/, in a finished run; a glob names at least one file."""
@@ -221,7 +224,7 @@ def test_every_file_the_readme_names_is_there_after_a_run(tiny_run):
     for name in sorted(named):
         relative = name.replace("results/<run>/", "").replace("results/demo/", "")
         where = [REPO / name, run / relative, *run.glob(f"*/{relative}")]
-        if not any(p.exists() for p in where) and not list(run.glob(relative)):
+        if not any(p.exists() for p in where) and not list(run.glob(relative)) and name not in MADE_BY_EXPLORING:
             missing.append(name)
     assert len(named) > 15, sorted(named)
     assert not missing, f"the README names {missing}, which neither the checkout nor a finished run has"

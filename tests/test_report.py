@@ -76,16 +76,16 @@ def test_a_scaled_demo_sky_says_its_galaxies_are_copies_and_its_scores_mean_noth
     assert "simulated" not in sdss and "copies" not in sdss
 
 
-def test_the_result_says_when_test_time_averaging_is_off():
+def test_the_result_says_how_many_views_were_averaged():
     from nightskynet.stages.report import result_section
 
     cm = np.diag([5, 5, 5, 5]).tolist()
     per_class = {c: {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 5} for c in CLASS_NAMES}
     metrics = {"balanced_accuracy": 1.0, "accuracy": 1.0, "accuracy_single_view": 0.9, "n_test": 20, "per_class": per_class}
     metrics["confusion_matrix"] = cm
-    assert "0.9 from a single view" in render_section("result", result_section({**metrics, "tta": True}, "simulated votes"))
-    off = render_section("result", result_section({**metrics, "tta": False, "accuracy_single_view": 1.0}, "simulated votes"))
-    assert "test-time averaging is off" in off and "from a single view" not in off
+    assert "0.9 from a single view" in render_section("result", result_section({**metrics, "views": 8}, "simulated votes"))
+    off = render_section("result", result_section({**metrics, "views": 1, "accuracy_single_view": 1.0}, "simulated votes"))
+    assert "one view of each galaxy" in off and "from a single view" not in off
 
 
 def test_the_download_row_counts_every_galaxy_and_per_class_only_the_confident_ones():
@@ -142,5 +142,7 @@ def test_the_headline_says_it_is_one_split_not_the_yardstick():
 
     per_class = {c: {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 5} for c in CLASS_NAMES}
     metrics = {"balanced_accuracy": 1.0, "accuracy": 1.0, "accuracy_single_view": 0.9, "n_test": 20, "per_class": per_class}
-    text = render_section("result", result_section({**metrics, "confusion_matrix": np.diag([5, 5, 5, 5]).tolist()}, "simulated votes"))
+    text = render_section(
+        "result", result_section({**metrics, "views": 4, "confusion_matrix": np.diag([5, 5, 5, 5]).tolist()}, "simulated votes")
+    )
     assert "one seeded draw of 20 galaxies" in text and "5-fold cross-validation" in text

@@ -269,9 +269,7 @@ def test_reruns_are_exactly_what_is_stale(tiny_run):
     after_train = {"train", "evaluate", "morphology_chunk", "morphology", "similarity", "report", "all"}
     everything_after_labels = {"shards_train", "shards_eval", "shards", *after_train}
     # a config key no stage reads: nothing
-    (tiny_run / "unread.yaml").write_text(
-        yaml.safe_dump({**TINY, "cluster": {"downloads_on_submit_host": False}, "predict": {"tta": False}})
-    )
+    (tiny_run / "unread.yaml").write_text(yaml.safe_dump({**TINY, "cluster": {"downloads_on_submit_host": False}, "predict": {"views": 1}}))
     assert planned_jobs(tiny_run, "--configfile", "unread.yaml") == set()
     # a param of one stage: that stage and its descendants
     (tiny_run / "labels.yaml").write_text(yaml.safe_dump({**TINY, "labels": {**TINY["labels"], "threshold": 0.9}}))

@@ -151,7 +151,6 @@ def cmd_similar(args) -> None:
         image=args.image,
         model_path=args.model,
         radius_arcsec=args.radius,
-        tta=not args.no_tta,
         out_csv=args.output,
         out_html=args.html,
         threads=args.threads,
@@ -205,8 +204,9 @@ def cmd_predict(args) -> None:
             "cache_dir": config["scrape"]["cache_dir"],
             "device": config["train"]["device"],
             "batch_size": config["evaluate"]["batch_size"],
+            "views": config["predict"]["views"],
         }
-    given = {k: getattr(args, k) for k in (*CLIENT_KEYS, "cache_dir", "device", "batch_size")}
+    given = {k: getattr(args, k) for k in (*CLIENT_KEYS, "cache_dir", "device", "batch_size", "views")}
     missing = [k for k, v in given.items() if v is None and k not in defaults]
     if missing:
         raise NightSkyNetError(f"--settings needs --{missing[0].replace('_', '-')} too")
@@ -218,7 +218,7 @@ def cmd_predict(args) -> None:
         settings=settings,
         client={k: run[k] for k in CLIENT_KEYS},
         cache_dir=run["cache_dir"],
-        tta=not args.no_tta,
+        views=run["views"],
         threads=args.threads,
         batch_size=run["batch_size"],
         device=run["device"],
@@ -262,7 +262,9 @@ def add_predict_parser(sub) -> None:
     s.add_argument("--id-column", default=None, metavar="NAME", help="the catalog's objid column (default: objid, objID, dr7objid...)")
     s.add_argument("--ra-column", default=None, metavar="NAME", help="the catalog's right ascension column (default: ra, RA, RAJ2000...)")
     s.add_argument("--dec-column", default=None, metavar="NAME", help="the catalog's declination column (default: dec, DEC, DEJ2000...)")
-    s.add_argument("--no-tta", action="store_true", help="one view per image instead of the mean over the 8 D4 views")
+    s.add_argument(
+        "--views", type=int, choices=(1, 2, 4, 8), default=None, help="D4 views averaged per image (default: config predict.views)"
+    )
     s.add_argument(
         "--representations",
         default=None,
@@ -308,7 +310,6 @@ def add_similar_parser(sub) -> None:
     s.add_argument("--results", default=None, help="the run's folder (default: results/<run> of config.yaml)")
     s.add_argument("--model", default=None, help="for --image: the model (default: the run's model/model.pt)")
     s.add_argument("--config", action="append", default=[], help="a YAML file merged over config.yaml (repeatable)")
-    s.add_argument("--no-tta", action="store_true", help="for --image: one view instead of the mean over the 8 D4 views")
     s.add_argument("--threads", type=_positive_int, default=2)
     s.set_defaults(func=cmd_similar)
 

@@ -39,12 +39,12 @@ def query_by_position(catalog: pd.DataFrame, ra: float, dec: float, radius_arcse
     return row
 
 
-def represent_image(model_path: str | Path, image_path: str | Path, tta: bool, threads: int) -> tuple[np.ndarray, np.ndarray]:
+def represent_image(model_path: str | Path, image_path: str | Path, views: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
     """(representation (1, F), probabilities (1, 4)) of one image file, read and looked at as ``predict`` does
     (``looking.look_at``); an image without a galaxy at its centre is refused with the reason, never represented."""
     from .core.architecture import model_geometry
     from .images.sources import psf_fwhm_px
-    from .net.inference import VIEWS, Calibration, answer, open_engine
+    from .net.inference import Calibration, answer, open_engine
     from .net.looking import Cutout, look_at
 
     engine, saved = open_engine(model_path, "cpu", threads)
@@ -52,7 +52,7 @@ def represent_image(model_path: str | Path, image_path: str | Path, tta: bool, t
     looked = look_at([Cutout(Path(image_path), psf_fwhm_px(geometry, None))], geometry["size"], crop_size)
     if not looked.classified[0]:
         raise InputError(f"{image_path}: {looked.status[0]}: {looked.notes[0]}; no galaxy to compare")
-    answers = answer(engine, looked.crops, Calibration.of(saved), VIEWS if tta else 1)
+    answers = answer(engine, looked.crops, Calibration.of(saved), views)
     return answers.features.astype(np.float32), answers.probabilities
 
 
@@ -65,7 +65,6 @@ def similar(
     image: str | None = None,
     model_path: str | Path | None = None,
     radius_arcsec: float,
-    tta: bool,
     out_csv: str | None = None,
     out_html: str | None = None,
     threads: int,
@@ -92,7 +91,7 @@ def similar(
     model_path = run.model if model_path is None else model_path
     exclude = None
     if image is not None:
-        query, _ = represent_image(model_path, image, tta, threads)
+        query, _ = represent_image(model_path, image, run.views(), threads)  # averaged as the catalog's were
         if query.shape[1] != index.d:
             raise InputError(f"--model {model_path}: {query.shape[1]} features, the index {index.d}: not the model of this catalog")
         about = f"the image {image}"

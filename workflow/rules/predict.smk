@@ -19,9 +19,9 @@ rule predict:
         code=code("predict"),
         settings=settings(*source_keys()),
         input=config["predict"]["input"],
-        tta="" if config["predict"]["tta"] else "--no-tta",
+        views=config["predict"]["views"],
     shell:
         "nightskynet predict {input.model} {params.input:q} -o {output} --settings {params.settings:q}"
-        " {params.tta} --device {resources.device} --batch-size {resources.batch_size} --threads {threads}"
+        " --views {params.views} --device {resources.device} --batch-size {resources.batch_size} --threads {threads}"
         + client_options()
         + " > {log} 2>&1"

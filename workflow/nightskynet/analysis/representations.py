@@ -1,5 +1,5 @@
 """Each galaxy's representation on disk: the network's penultimate features, averaged over the views its
-probabilities are (and so over the D4 rotations and flips with ``morphology.tta``).
+probabilities are (the first ``morphology.views`` D4 rotations and flips).
 
 A table's representations are two NumPy arrays beside it, so that any tool reads them without this
 package (``numpy.load``; ``mmap_mode="r"`` for a catalog of a million galaxies):

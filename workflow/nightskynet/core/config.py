@@ -91,16 +91,30 @@ def _typed(text: str, types: list[str]):
     return value if any(ok.get(t, False) for t in types) else text
 
 
-def coerce(value, schema: dict):
-    """A copy of ``value`` with strings typed where the schema asks for a number, an integer or a boolean."""
+def resolved(schema: dict, root: dict) -> dict:
+    """``schema``, or where it is a ``$ref`` such as ``#/$defs/views``, what that points to in ``root``."""
+    ref = schema.get("$ref")
+    if ref is None:
+        return schema
+    target = root
+    for part in ref.removeprefix("#/").split("/"):
+        target = target[part]
+    return target
+
+
+def coerce(value, schema: dict, root: dict | None = None):
+    """A copy of ``value`` with strings typed where the schema asks for a number, an integer or a boolean
+    (``root``: the whole schema, which ``$ref`` points into; ``schema`` itself at the top)."""
+    root = schema if root is None else root
+    schema = resolved(schema, root)
     types = schema.get("type")
     types = [types] if isinstance(types, str) else list(types or [])
     if isinstance(value, dict):
         props = schema.get("properties", {})
-        return {k: coerce(v, props.get(k, {})) for k, v in value.items()}
+        return {k: coerce(v, props.get(k, {}), root) for k, v in value.items()}
     if isinstance(value, list):
         items = schema.get("items", {})
-        return [coerce(v, items) for v in value]
+        return [coerce(v, items, root) for v in value]
     if isinstance(value, str):
         if "string" in types:
             return value

@@ -25,6 +25,7 @@ MODEL = "model/model.pt"
 HISTORY = "model/history.csv"
 CATALOG = "morphology/catalog.csv"
 CATALOG_FITS = "morphology/catalog.fits"
+COMPARISON = "morphology/comparison.json"
 REPRESENTATIONS = "morphology/representations.npy"
 REPRESENTATIONS_OBJID = "morphology/representations_objid.npy"
 INDEX = "similarity/index.faiss"
@@ -84,6 +85,22 @@ class RunFiles:
     @property
     def marks(self) -> Path:
         return self.path(MARKS)
+
+    @property
+    def comparison(self) -> Path:
+        return self.path(COMPARISON)
+
+    def views(self) -> int:
+        """The D4 views the run's catalog and representations were averaged over (its morphology summary says)."""
+        import json
+
+        path = self.comparison
+        if not path.is_file():
+            from .errors import InputError
+
+            raise InputError(f"{path}: no such file; run the workflow's morphology rule first (snakemake morphology)")
+        summary = json.loads(path.read_text())
+        return int(summary["views"]) if "views" in summary else (8 if summary.get("tta", True) else 1)
 
     def chunk_tars(self) -> list[Path]:
         """Every chunk tar of the run, in chunk order."""

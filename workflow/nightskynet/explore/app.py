@@ -54,6 +54,7 @@ class Explorer:
     def __init__(self, data: RunData, marks: Marks, cutouts: CutoutStore):
         self.data, self.marks, self.cutouts = data, marks, cutouts
         self.sky = SkyMap(data)
+        self.views = data.run.views()
         self._engine = None
         self._ranking: Ranking | None = None
         self._ranked_marks: dict[int, str] | None = None
@@ -392,7 +393,7 @@ def represent_upload(explorer: Explorer, body: bytes, filename: str) -> dict:
     name = Path(filename).name
     if not looked.classified[0]:
         return {"filename": name, "refused": True, "status": looked.status[0], "reason": looked.notes[0], "neighbours": []}
-    answers = answer(engine, looked.crops, Calibration.of(saved))
+    answers = answer(engine, looked.crops, Calibration.of(saved), explorer.views)  # averaged as the catalog's were
     p = {c: round(float(v), 4) for c, v in zip(CLASS_NAMES, answers.probabilities[0], strict=True)}
     return {
         "filename": name,

@@ -87,6 +87,7 @@ class RunData:
         for path, rule in (
             (run.catalog, "morphology"),
             (run.representations, "morphology"),
+            (run.comparison, "morphology"),
             (run.index, "similarity"),
             (run.scores, "similarity"),
         ):

@@ -1,8 +1,8 @@
 """Stage ``evaluate``: how well the network does on the test split, and how it compares with
 the human vote fractions on the uncertain galaxies.
 
-Predictions are the calibrated probabilities averaged over the 8 D4 views of each image
-(test-time augmentation, ``evaluate.tta``); the single-view and the uncalibrated scores are
+Predictions are the calibrated probabilities averaged over the first ``evaluate.views`` D4 views
+of each image (1, 2, 4: its rotations by 90 degrees, 8: and their flips); the single-view and the uncalibrated scores are
 reported beside them. The schema of ``metrics.json`` is in docs/design.md.
 """
 
@@ -23,7 +23,7 @@ from ..core.files import write_json_atomic
 from ..core.prediction_columns import prediction_columns
 from ..core.tables import write_csv_and_fits
 from ..core.vocabulary import CLASS_LABELS, CLASS_NAMES, HUMAN_COLUMNS, MERGER, PROB_COLUMNS
-from ..net.inference import VIEWS, Calibration, Engine, averaged_probabilities, open_engine, outputs_in_batches
+from ..net.inference import Calibration, Engine, averaged_probabilities, open_engine, outputs_in_batches
 from ..sky.votes import votes_kind, votes_phrase
 
 log = logging.getLogger(__name__)
@@ -186,11 +186,11 @@ def merger_metrics(p_merger: np.ndarray, is_merger: np.ndarray, threshold: float
 
 @dataclass
 class Predictor:
-    """A model's engine and how its probabilities are formed: calibration, test-time averaging, batch size."""
+    """A model's engine and how its probabilities are formed: calibration, the D4 views averaged, batch size."""
 
     engine: Engine
     saved: dict
-    tta: bool
+    views_averaged: int
     batch_size: int
 
     @property
@@ -198,11 +198,11 @@ class Predictor:
         return Calibration.of(self.saved)
 
     def views(self, images: np.ndarray) -> np.ndarray:
-        """Raw logits of the 8 D4 views of each image with test-time averaging; without it, of the image alone (8x less work)."""
-        return outputs_in_batches(self.engine, images, VIEWS if self.tta else 1, self.batch_size)[0]
+        """Raw logits of the first ``views_averaged`` D4 views of each image (the first: the image itself)."""
+        return outputs_in_batches(self.engine, images, self.views_averaged, self.batch_size)[0]
 
     def probabilities(self, views: np.ndarray, calibrated: bool = True, single_view: bool = False) -> np.ndarray:
-        used = views[:, :1] if (single_view or not self.tta) else views
+        used = views[:, :1] if single_view else views
         cal = self.calibration if calibrated else Calibration(np.zeros(len(CLASS_NAMES)), 1.0)
         return averaged_probabilities(used, cal.bias, cal.temperature)
 
@@ -214,7 +214,12 @@ def score_test_split(predictor: Predictor, y: np.ndarray, views: np.ndarray) -> 
         predictor.probabilities(views, calibrated=False),
         predictor.probabilities(views, single_view=True),
     )
-    metrics = {"n_test": int(len(y)), "tta": predictor.tta, "classes": list(CLASS_NAMES), **classification_metrics(y, probs.argmax(1))}
+    metrics = {
+        "n_test": int(len(y)),
+        "views": predictor.views_averaged,
+        "classes": list(CLASS_NAMES),
+        **classification_metrics(y, probs.argmax(1)),
+    }
     single_scores = classification_metrics(y, single.argmax(1))
     metrics["accuracy_single_view"] = single_scores["accuracy"]
     metrics["balanced_accuracy_single_view"] = single_scores["balanced_accuracy"]
@@ -328,7 +333,7 @@ def run(
         **dict(zip(EVALUATE_FIGURES, (confusion, roc_pr, reliability, mistakes), strict=True)),
     }
     engine, saved = open_engine(model, device, threads)
-    predictor = Predictor(engine, saved, bool(settings["evaluate"]["tta"]), batch_size)
+    predictor = Predictor(engine, saved, int(settings["evaluate"]["views"]), batch_size)
     known = pd.read_csv(labels, dtype={"objid": "int64"}).set_index("objid")
     votes = (votes_kind(settings["source"]), votes_phrase(settings["source"]))
     scores = evaluate_test(predictor, test, known, out, votes)

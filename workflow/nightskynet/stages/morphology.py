@@ -6,7 +6,7 @@ worker processes decode and look at batches of JPEGs while the model works on th
 model reruns these jobs, never the scrape. Every galaxy of the chunk gets a row, confident or not,
 with its split (``train``, ``val``, ``test``, ``uncertain``, or ``none``: not used by training or
 evaluation), its renormalised vote fractions (``human_p_*``), the network's probabilities (``p_*``,
-mean over the 8 D4 views with ``morphology.tta``), and a ``status``:
+mean over the first ``morphology.views`` D4 views), and a ``status``:
 
 * ``classified``: the cutout was classified;
 * ``no_source``, ``point_source``, ``artefact``: its centre holds no source, a star, or a trail, bleed or
@@ -49,7 +49,7 @@ from ..core.tables import PIPELINE_COLUMNS, ColumnInfo, write_fits_streamed
 from ..core.vocabulary import CLASS_NAMES, HUMAN_COLUMNS, NEVER_TRAINED_ON, PROB_COLUMNS
 from ..images.cutouts import iter_chunk
 from ..images.sources import psf_fwhm_px
-from ..net.inference import CPU_BATCH, GPU_BATCH, VIEWS, Calibration, Engine, open_engine
+from ..net.inference import CPU_BATCH, GPU_BATCH, Calibration, Engine, open_engine
 from ..net.looking import Cutout, classify_cutouts, default_workers
 from ..sky.votes import class_probabilities, votes_kind
 
@@ -61,8 +61,8 @@ CATALOG_VOTE_COLUMNS = ("objid", "ra", "dec", "nvote", "p_el", "p_cw", "p_acw", 
 BLOCK_ROWS = 100_000  # rows per block when streaming the merged table
 
 
-def column_info(tta: bool) -> dict[str, ColumnInfo]:
-    views = "mean over the 8 D4 views" if tta else "one view"
+def column_info(views_averaged: int) -> dict[str, ColumnInfo]:
+    views = f"mean over {views_averaged} D4 views" if views_averaged > 1 else "one view"
     info = dict(PIPELINE_COLUMNS)
     info["split"] = ColumnInfo(None, "train, val, test, uncertain (held out to compare with the votes) or none (not used)")
     info["status"] = ColumnInfo(
@@ -182,10 +182,10 @@ def run_chunk(
     threads: Run[int],
 ) -> pd.DataFrame:
     """Stage ``morphology``, one chunk: its table (``chunk_csv``) and its representations (and their objids).
-    ``settings``: ``scrape.chunks`` and ``morphology.tta``; ``device``, ``batch_size`` (0: ``CPU_BATCH`` on a CPU,
+    ``settings``: ``scrape.chunks`` and ``morphology.views``; ``device``, ``batch_size`` (0: ``CPU_BATCH`` on a CPU,
     1,024 on a GPU) and ``threads``: how the job runs."""
     engine, saved = open_engine(model, device, threads)
-    views = VIEWS if settings["morphology"]["tta"] else 1
+    views = int(settings["morphology"]["views"])
     batch = batch_size or (CPU_BATCH if engine.on_cpu else GPU_BATCH)
     galaxies = chunk_galaxies(catalog, labels, chunk, settings["scrape"]["chunks"])
     workers = default_workers(threads, len(galaxies), batch)
@@ -300,11 +300,11 @@ def run_merge(
                 counts[split][status] += int(k)
             yield block
 
-    write_fits_streamed(catalog_fits, counted(), n, column_info(bool(settings["morphology"]["tta"])), TEXT_WIDTHS)
+    write_fits_streamed(catalog_fits, counted(), n, column_info(int(settings["morphology"]["views"])), TEXT_WIDTHS)
     votes = votes_kind(settings["source"])
     summary = {
         "galaxies": n,
-        "tta": bool(settings["morphology"]["tta"]),
+        "views": int(settings["morphology"]["views"]),
         "votes": votes,
         "representation_features": width,
         "by_split_and_status": counts,

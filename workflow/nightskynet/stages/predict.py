@@ -21,7 +21,7 @@ description) has one row per input: ``source`` (the file name in the folder, the
 objid as a 64-bit integer), the four calibrated class probabilities, ``predicted`` (the most probable
 class), ``merger_candidate`` (p_merger at or above the model's merger threshold, chosen on the val split
 for a target recall), ``status`` and ``note`` (``STATUSES``); for a catalog also ``ra, dec`` (degrees,
-ICRS). Test-time augmentation (the mean over the 8 D4 views) is on by default. Bad input stops the
+ICRS). Each galaxy's probabilities are the mean over the first ``views`` D4 views (config predict.views). Bad input stops the
 command with one line naming the row, the column and the value.
 
 Speed: the network runs in ONNX Runtime on a CPU (``inference.open_engine``; PyTorch only on a GPU),
@@ -49,7 +49,6 @@ from ..core.tables import FORMAT_NAMES, ColumnInfo, table_format, write_table
 from ..core.vocabulary import CLASS_NAMES, PROB_COLUMNS, STATUSES
 from ..images.cutouts import IMAGE_SUFFIXES, image_files
 from ..images.sources import psf_fwhm_px
-from ..net.inference import VIEWS
 from ..net.looking import Cutout
 from ..sky.input_catalog import read_catalog
 
@@ -262,9 +261,9 @@ def classify(
     return probs, features if features is not None else np.zeros((len(rows), 0), np.float32)
 
 
-def column_info(from_catalog: bool, tta: bool, threshold: float | None) -> dict[str, ColumnInfo]:
+def column_info(from_catalog: bool, views_averaged: int, threshold: float | None) -> dict[str, ColumnInfo]:
     """Units and descriptions of the predictions table's columns (kept in ECSV, FITS and VOTable outputs)."""
-    views = "mean over the 8 D4 views" if tta else "one view"
+    views = f"mean over {views_averaged} D4 views" if views_averaged > 1 else "one view"
     info = {
         "source": ColumnInfo(
             None, "objid of the catalog row" if from_catalog else "the image: its file name in the folder, or its path as given"
@@ -311,7 +310,7 @@ def run(
     settings: dict,
     client: dict,
     cache_dir: str | Path,
-    tta: bool,
+    views: int,
     threads: int,
     batch_size: int,
     device: str,
@@ -346,14 +345,14 @@ def run(
     rows, positions = gather_inputs(inputs, geometry, settings, client, Path(cache_dir), columns or {})
     if not rows:
         raise InputError(f"{inputs}: no JPEG/PNG image in the folder; {out_csv} not written")
-    probs, features = classify(engine, saved, rows, geometry, crop_size, VIEWS if tta else 1, batch_size, threads)
+    probs, features = classify(engine, saved, rows, geometry, crop_size, views, batch_size, threads)
     for row in rows:
         if row.status != "classified":
             log.warning("not classified %s (%s): %s", row.source, row.status, row.note)
         elif row.note:
             log.warning("%s: %s", row.source, row.note)
     out = predictions_table(rows, probs, positions, saved.get("merger_threshold"))
-    write_table(out_csv, out, column_info(positions is not None, tta, saved.get("merger_threshold")))
+    write_table(out_csv, out, column_info(positions is not None, views, saved.get("merger_threshold")))
     if representations is not None:
         classified = (out["status"] == "classified").to_numpy()
         write_npy_atomic(representations, np.ascontiguousarray(features[classified], dtype=np.float32))
@@ -364,7 +363,7 @@ def run(
         raise InputError(
             f"{inputs}: nothing to classify: none of the {len(out)} inputs holds a galaxy ({summary}); {out_csv} says why for each"
         )
-    log.info("predicted %d of %d inputs (TTA %s) -> %s; %s", counts["classified"], len(out), "on" if tta else "off", out_csv, summary)
+    log.info("predicted %d of %d inputs (%d D4 views) -> %s; %s", counts["classified"], len(out), views, out_csv, summary)
     return out
 
 

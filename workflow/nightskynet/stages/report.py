@@ -379,7 +379,7 @@ def morphology_section(inputs: dict, votes: str) -> dict:
     return {
         "votes": votes,
         "galaxies": summary["galaxies"],
-        "views": "the mean over the 8 D4 views" if summary["tta"] else "one view (morphology.tta: false)",
+        "views": f"the mean over {summary['views']} D4 views" if summary["views"] > 1 else "one view (morphology.views: 1)",
         "unclassified": summary["galaxies"] - sum(by[s].get("classified", 0) for s in splits),
         "statuses": render_table(rows, ["split", *statuses, "all"]),
         "compared": summary["compared"],
