@@ -11,7 +11,9 @@ Then the explorer is started on it (a child process, as a person starts it) and 
 * start-up: from the command to its printed address; resident memory then, and its peak (VmHWM) at the end;
 * an HTTP load of --clients clients for --seconds, each in turn asking for a galaxy's page (with its 12
   neighbours), a page of a list (a random list, filter and page), and marking a galaxy and asking for the
-  ranking page (a new model of the marks over the whole catalog): the 95th percentile of each, and failures.
+  ranking page (a new model of the marks over the whole catalog): the 95th percentile of each, and failures;
+* the baseline, how a person reached a galaxy's neighbours before: one ``nightskynet similar --objid`` command
+  (start, read the run, search), median of three.
 
     .venv/bin/python benchmarks/explore_scale.py                      # 893,000 galaxies (the build: ~10 minutes)
     .venv/bin/python benchmarks/explore_scale.py --galaxies 100000 --seconds 20
@@ -92,6 +94,7 @@ def build(base: Path, out: Path, n: int, seed: int = 0) -> None:
                 tar.addfile(info, io.BytesIO(data))
     (out / layout.MODEL).parent.mkdir(exist_ok=True)
     (out / layout.MODEL).write_bytes(source.model.read_bytes())
+    (out / layout.COMPARISON).write_bytes(source.comparison.read_bytes())  # how many views its catalog averaged
     (out / "done").write_text("built\n")
 
 
@@ -142,6 +145,21 @@ async def load(url: str, objids: np.ndarray, clients: int, seconds: float) -> di
     return times
 
 
+def similar_command_seconds(folder: Path, objids: np.ndarray, runs: int = 3) -> float:
+    """Median wall seconds of one ``nightskynet similar --objid`` command on the run (the explorer not running)."""
+    rng = np.random.default_rng(1)
+    seconds = []
+    for objid in rng.choice(objids, runs):
+        t0 = time.monotonic()
+        subprocess.run(
+            [sys.executable, "-m", "nightskynet", "similar", "--results", str(folder), "--objid", str(objid), "-k", "12"],
+            check=True,
+            capture_output=True,
+        )
+        seconds.append(time.monotonic() - t0)
+    return float(np.median(seconds))
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--base", type=Path, default=REPO / "results" / "demo", help="a finished run to repeat")
@@ -177,6 +195,7 @@ def main() -> int:
         rss_end, peak = memory_mb(proc.pid)
     finally:
         proc.kill()
+    baseline = similar_command_seconds(folder, objids)
     print(f"\n{args.galaxies:,} galaxies; {args.clients} clients for {args.seconds:.0f} s\n")
     print("| measure | value |\n|---|---|")
     print(f"| start-up (command to address) | {started:.1f} s |")
@@ -186,6 +205,7 @@ def main() -> int:
         if len(t):
             print(f"| {kind}: median / 95th percentile ({len(t)} requests) | {np.median(t):.0f} / {np.percentile(t, 95):.0f} ms |")
     print(f"| failed requests | {len(times['failed'])} |")
+    print(f"| baseline: one `nightskynet similar --objid ... -k 12` command, median of 3 | {baseline:.1f} s |")
     return 0
 
 

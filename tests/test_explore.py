@@ -67,6 +67,55 @@ async def json_of(client, path, status=200, **kwargs):
     return await response.json()
 
 
+@pytest.mark.parametrize("kind", ["scrape", "pax", "gnu long names", "a directory member"])
+def test_the_cutout_store_finds_each_jpeg_of_any_tar_by_its_headers_or_the_tarfile_module(tmp_path, kind):
+    import hashlib
+    import tarfile
+
+    from nightskynet.explore.cutout_store import CutoutStore, ustar_members
+    from nightskynet.sky.cutout_client import Outcome
+    from nightskynet.stages.scrape import write_chunk
+
+    rng = np.random.default_rng(0)
+    objids = [587722981742084231 + 7 * k for k in range(40)]
+    jpegs = {o: rng.integers(0, 256, int(rng.integers(1, 3000)), dtype=np.uint8).tobytes() for o in objids}
+    tar_path = tmp_path / "chunk_0.tar"
+    if kind == "scrape":
+        outcomes = []
+        for o, data in jpegs.items():
+            (tmp_path / f"{o}.jpg").write_bytes(data)
+            outcomes.append(Outcome(o, "ok", 200, 1, "", hashlib.sha256(data).hexdigest(), tmp_path / f"{o}.jpg"))
+        write_chunk(outcomes, tar_path, tmp_path / "chunk_0.csv")
+    else:
+        fmt = tarfile.GNU_FORMAT if kind == "gnu long names" else tarfile.PAX_FORMAT
+        with tarfile.open(tar_path, "w", format=fmt) as tar:
+            if kind == "a directory member":
+                info = tarfile.TarInfo("cutouts")
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            for o, data in jpegs.items():
+                name = f"{'d' * 120}/{o}.jpg" if kind == "gnu long names" else f"{o}.jpg"
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                info.pax_headers = {"comment": "ü"} if kind == "pax" else {}
+                tar.addfile(info, io.BytesIO(data))
+    headers = ustar_members(tar_path)
+    assert (headers is not None) == (kind == "scrape")  # anything but the scrape's plain USTAR goes to the tarfile module
+    store = CutoutStore([tar_path])
+    assert all(store.jpeg(o) == data for o, data in jpegs.items())
+    assert store.jpeg(objids[0] + 1) is None
+
+
+def test_the_ranking_leaves_out_exactly_the_marked_galaxies_from_its_background():
+    from nightskynet.explore.ranking import unmarked
+
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        ok = np.sort(rng.choice(1000, int(rng.integers(0, 900)), replace=False))
+        marked = rng.integers(0, 1100, int(rng.integers(0, 30)))  # repeats, and rows outside ok or the catalog
+        assert np.array_equal(unmarked(ok, marked), np.setdiff1d(ok, marked))
+
+
 def test_a_galaxy_its_neighbours_and_its_cutout(run):
     async def steps(client):
         first = (await json_of(client, "/api/list/unusual"))["rows"][0]

@@ -16,11 +16,13 @@ would name another galaxy.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import json
 import logging
 import math
 import tempfile
+import threading
 from pathlib import Path
 
 import jinja2
@@ -53,20 +55,29 @@ class Explorer:
 
     def __init__(self, data: RunData, marks: Marks, cutouts: CutoutStore):
         self.data, self.marks, self.cutouts = data, marks, cutouts
-        self.sky = SkyMap(data)
+        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sky-map")
+        self._sky = pool.submit(SkyMap, data)  # drawn while the server starts (1.5 s at 893,000 galaxies)
+        pool.shutdown(wait=False)  # the thread ends with the drawing
         self.views = data.run.views()
         self._engine = None
         self._ranking: Ranking | None = None
         self._ranked_marks: dict[int, str] | None = None
+        self._ranking_lock = threading.Lock()
+
+    @property
+    def sky(self) -> SkyMap:
+        return self._sky.result()
 
     def ranking(self) -> Ranking:
-        """The ranking of the marks as they stand (fitted again only when they changed)."""
-        marks = self.marks.snapshot()
-        if self._ranking is None or marks != self._ranked_marks:
-            rows = {m: self.data.rows_of([o for o, v in marks.items() if v == m]) for m in MARKS}
-            self._ranking = rank(self.data.unit, self.data.classified, rows["yes"], rows["no"])
-            self._ranked_marks = marks
-        return self._ranking
+        """The ranking of the marks as they stand (fitted again only when they changed). One fit at a time: a request
+        that waited finds the marks made meanwhile already ranked by the fit before it."""
+        with self._ranking_lock:
+            marks = self.marks.snapshot()
+            if self._ranking is None or marks != self._ranked_marks:
+                rows = {m: self.data.rows_of([o for o, v in marks.items() if v == m]) for m in MARKS}
+                self._ranking = rank(self.data.unit, self.data.classified, rows["yes"], rows["no"])
+                self._ranked_marks = marks
+            return self._ranking
 
     def marked_rows(self) -> np.ndarray:
         marked = np.zeros(self.data.n, dtype=bool)
@@ -196,6 +207,12 @@ async def errors(request: web.Request, handler):
     return response
 
 
+async def in_thread(fn, *args):
+    """``fn(*args)`` in the default thread pool: the numpy and faiss work of a page runs off the event loop (and
+    releases the GIL), so one slow request never holds up the others."""
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
 def routes(explorer: Explorer) -> web.RouteTableDef:
     r = web.RouteTableDef()
     data = explorer.data
@@ -211,16 +228,17 @@ def routes(explorer: Explorer) -> web.RouteTableDef:
 
     @r.get(r"/galaxy/{objid}")
     async def galaxy(request):
-        return page("galaxy", g=galaxy_values(objid_in(request.match_info["objid"], data)), upload_limit=UPLOAD_LIMIT)
+        g = await in_thread(galaxy_values, objid_in(request.match_info["objid"], data))
+        return page("galaxy", g=g, upload_limit=UPLOAD_LIMIT)
 
     @r.get(r"/api/galaxy/{objid}")
     async def api_galaxy(request):
-        return web.json_response(galaxy_values(objid_in(request.match_info["objid"], data)))
+        return web.json_response(await in_thread(galaxy_values, objid_in(request.match_info["objid"], data)))
 
     @r.get(r"/image/{objid:\d+}.jpg")
     async def image(request):
         objid = int(request.match_info["objid"])
-        jpeg = await asyncio.get_running_loop().run_in_executor(None, explorer.cutouts.jpeg, objid)
+        jpeg = await in_thread(explorer.cutouts.jpeg, objid)
         if jpeg is None:
             raise web.HTTPNotFound(text=f"no cutout of objid {objid} in this run")
         return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
@@ -237,13 +255,13 @@ def routes(explorer: Explorer) -> web.RouteTableDef:
 
     @r.get(r"/list/{name}")
     async def list_page(request):
-        values = list_values(request, request.match_info["name"])
+        values = await in_thread(list_values, request, request.match_info["name"])
         query = {k: v for k, v in request.query.items() if k != "page"}
         return page("list", **values, about=LISTS.get(values["list"], ""), query=query)
 
     @r.get(r"/api/list/{name}")
     async def api_list(request):
-        values = list_values(request, request.match_info["name"])
+        values = await in_thread(list_values, request, request.match_info["name"])
         values["filters"] = values["filters"].__dict__
         return web.json_response(values)
 
@@ -278,7 +296,7 @@ def routes(explorer: Explorer) -> web.RouteTableDef:
             body.extend(chunk)
             if len(body) > UPLOAD_LIMIT:
                 raise QueryError(f"the image is larger than {UPLOAD_LIMIT // (1024 * 1024)} MB: send a cutout, not a survey frame")
-        return await asyncio.get_running_loop().run_in_executor(None, represent_upload, explorer, bytes(body), part.filename or "image")
+        return await in_thread(represent_upload, explorer, bytes(body), part.filename or "image")
 
     @r.post("/search/image")
     async def image_search_page(request):
@@ -301,8 +319,8 @@ def routes(explorer: Explorer) -> web.RouteTableDef:
         ra, dec, radius = _position(request.query)
         return web.json_response({"ra": ra, "dec": dec, "radius": radius, "rows": data.cone(ra, dec, radius, CONE_LIMIT)})
 
-    async def ranking_values() -> dict:
-        ranking = await asyncio.get_running_loop().run_in_executor(None, explorer.ranking)
+    def ranking_values() -> dict:
+        ranking = explorer.ranking()
         marked = explorer.marked_rows()
         best = ranking.best_unmarked(marked, SUGGESTED)
         informative = ranking.most_informative(marked, INFORMATIVE, best)
@@ -321,11 +339,11 @@ def routes(explorer: Explorer) -> web.RouteTableDef:
 
     @r.get("/ranking")
     async def ranking_page(request):
-        return page("ranking", **(await ranking_values()))
+        return page("ranking", **(await in_thread(ranking_values)))
 
     @r.get("/api/ranking")
     async def api_ranking(request):
-        return web.json_response(await ranking_values())
+        return web.json_response(await in_thread(ranking_values))
 
     @r.get("/api/marks")
     async def api_marks(request):
@@ -344,7 +362,7 @@ def routes(explorer: Explorer) -> web.RouteTableDef:
         if mark not in (*MARKS, "clear"):
             raise QueryError(f"mark {mark!r}: yes, no or clear")
         objid = int(data.objid[row])
-        await asyncio.get_running_loop().run_in_executor(None, explorer.marks.set, objid, None if mark == "clear" else mark)
+        await in_thread(explorer.marks.set, objid, None if mark == "clear" else mark)
         answer = {"objid": str(objid), "mark": None if mark == "clear" else mark, "marks": len(explorer.marks.snapshot())}
         return web.json_response(answer)
 
@@ -354,7 +372,7 @@ def routes(explorer: Explorer) -> web.RouteTableDef:
         formats = {"csv": ("text/csv", ".csv"), "fits": ("application/fits", ".fits"), "vot": ("application/x-votable+xml", ".vot")}
         if fmt not in formats:
             raise QueryError(f"ranking.{fmt}: export as ranking.csv, ranking.fits or ranking.vot")
-        body = await asyncio.get_running_loop().run_in_executor(None, export_ranking, explorer, formats[fmt][1])
+        body = await in_thread(export_ranking, explorer, formats[fmt][1])
         name = f"{data.run.folder.name}-ranking{formats[fmt][1]}"
         return web.Response(body=body, content_type=formats[fmt][0], headers={"Content-Disposition": f'attachment; filename="{name}"'})
 

@@ -48,17 +48,27 @@ def _top(values: np.ndarray, k: int) -> np.ndarray:
     return part[np.argsort(-values[part], kind="stable")]
 
 
+def unmarked(ok: np.ndarray, marked: np.ndarray) -> np.ndarray:
+    """The rows of ``ok`` (sorted) that are not in ``marked`` (any order, maybe outside ``ok``), in order: what
+    ``np.setdiff1d`` gives, without sorting the whole catalog again at every mark."""
+    at = np.searchsorted(ok, marked)
+    inside = at < len(ok)
+    at = at[inside][ok[at[inside]] == marked[inside]]
+    return np.delete(ok, np.unique(at))
+
+
 def rank(unit: np.ndarray, classified: np.ndarray, yes_rows: np.ndarray, no_rows: np.ndarray, seed: int = 0) -> Ranking:
-    """Every row's score by a model fitted on the yes and no rows of ``unit`` (L2-normalised representations, (n, F));
-    NaN where not ``classified``. Without a yes mark there is nothing to look for: every score NaN."""
+    """Every row's score by a model fitted on the yes and no rows of ``unit`` (L2-normalised representations, (n, F),
+    in memory); NaN where not ``classified``. Without a yes mark there is nothing to look for: every score NaN."""
     n = len(unit)
-    scores = np.full(n, np.nan, dtype=np.float32)
     if not len(yes_rows):
-        return Ranking(scores, 0, len(no_rows))
+        return Ranking(np.full(n, np.nan, dtype=np.float32), 0, len(no_rows))
+    from scipy.special import expit
     from sklearn.linear_model import LogisticRegression
 
     rng = np.random.default_rng(seed)
-    pool = np.setdiff1d(np.flatnonzero(classified), np.concatenate([yes_rows, no_rows]))
+    ok = np.flatnonzero(classified)
+    pool = unmarked(ok, np.concatenate([yes_rows, no_rows]).astype(np.int64))
     background = rng.choice(pool, size=min(BACKGROUND, len(pool)), replace=False) if len(pool) else pool
     rows = np.concatenate([yes_rows, no_rows, background])
     y = np.concatenate([np.ones(len(yes_rows)), np.zeros(len(no_rows) + len(background))])
@@ -68,9 +78,6 @@ def rank(unit: np.ndarray, classified: np.ndarray, yes_rows: np.ndarray, no_rows
         warnings.simplefilter("ignore")  # a handful of marks can leave the optimiser short of its tolerance; the ranking stands
         model.fit(np.asarray(unit[rows], dtype=np.float32), y, sample_weight=weight)
     w, b = model.coef_[0].astype(np.float32), np.float32(model.intercept_[0])
-    ok = np.flatnonzero(classified)
-    for start in range(0, len(ok), 200_000):  # a memory-mapped catalog is read in blocks
-        part = ok[start : start + 200_000]
-        z = np.asarray(unit[part], dtype=np.float32) @ w + b
-        scores[part] = 1.0 / (1.0 + np.exp(-z))
+    scores = expit(np.asarray(unit, dtype=np.float32) @ w + b).astype(np.float32)  # one pass over the catalog, no copy
+    scores[~classified] = np.nan
     return Ranking(scores, len(yes_rows), len(no_rows))

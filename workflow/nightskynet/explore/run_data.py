@@ -245,12 +245,15 @@ class RunData:
 def unit_rows(features: np.ndarray, block: int = 200_000) -> np.ndarray:
     """The representations scaled to unit length (float32), block by block from a memory map; a row that is NaN (no
     class) becomes zeros."""
-    out = np.zeros(features.shape, dtype=np.float32)
+    out = np.empty(features.shape, dtype=np.float32)
     for start in range(0, len(features), block):
         x = np.asarray(features[start : start + block], dtype=np.float32)
         norms = np.linalg.norm(x, axis=1, keepdims=True)
-        good = np.isfinite(norms[:, 0]) & (norms[:, 0] > 0)
-        out[start : start + block][good] = x[good] / norms[good]
+        bad = ~(np.isfinite(norms[:, 0]) & (norms[:, 0] > 0))
+        norms[bad] = 1.0
+        part = out[start : start + block]
+        np.divide(x, norms, out=part)  # in place: no copy of the block beyond the one read
+        part[bad] = 0.0
     return out
 
 
